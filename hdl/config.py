@@ -1,0 +1,133 @@
+"""The single source of hardware parameters: a frozen, validated `AccelConfig`.
+
+Gateware (`hdl`), golden and analytical models (`sim`) and the host driver (`host`) all read this
+one object; `python -m hdl.gen` writes it as JSON beside the Verilog so a host can drive a
+bitstream it did not build (`AccelConfig.from_json`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+from dataclasses import dataclass
+from typing import Any
+
+
+class Dataflow(enum.StrEnum):
+    """How the systolic array keeps its operands.
+
+    ``WS`` (weight-stationary): a K x N weight tile is preloaded into the PEs, activation rows
+    stream through and int32 partial sums flow down and out. ``OS`` (output-stationary): both
+    operands stream, each PE keeps its accumulator, results drain out at the end of a tile.
+    """
+
+    WS = "ws"
+    OS = "os"
+
+
+#: Inclusive bounds of every integer field: (minimum, maximum, must be a power of two).
+_INT_FIELDS: dict[str, tuple[int, int, bool]] = {
+    "rows": (1, 256, False),
+    "cols": (1, 256, False),
+    "spad_bytes": (256, 1 << 24, True),
+    "acc_rows": (16, 1 << 20, True),
+    "bus_bytes": (1, 128, True),
+    "mem_latency": (0, 10_000, False),
+    "sparse_lanes": (1, 1024, False),
+}
+
+
+@dataclass(frozen=True)
+class AccelConfig:
+    """Parameters of one accelerator instance; every instance is validated on construction.
+
+    Parameters
+    ----------
+    rows, cols:
+        Systolic array size R x C (1..256 each).
+    dataflow:
+        ``"ws"`` or ``"os"`` (see `Dataflow`).
+    spad_bytes:
+        Capacity of each operand scratchpad (activations, weights) in bytes, a power of two; each is
+        split into two banks for double buffering.
+    acc_rows:
+        Entries of the accumulator memory, each one row of ``cols`` int32 values; a power of two.
+    bus_bytes:
+        Width of the main-memory data bus in bytes per cycle, a power of two (1..128).
+    mem_latency:
+        Cycles from a memory read request to its first data beat (0..10000).
+    sparse_lanes:
+        Parallel MAC lanes P of the sparse engine (1..1024).
+    clock_mhz:
+        Clock used to turn cycles into modeled time (0 < f <= 2000 MHz).
+
+    Raises
+    ------
+    TypeError
+        A field has the wrong type (for example a float or bool where an int is required).
+    ValueError
+        A field is out of range; the message names the field and the value.
+    """
+
+    rows: int = 16
+    cols: int = 16
+    dataflow: Dataflow = Dataflow.WS
+    spad_bytes: int = 1 << 16
+    acc_rows: int = 1 << 10
+    bus_bytes: int = 16
+    mem_latency: int = 64
+    sparse_lanes: int = 16
+    clock_mhz: float = 100.0
+
+    def __post_init__(self) -> None:
+        for name, (low, high, power_of_two) in _INT_FIELDS.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"AccelConfig.{name} must be an int, not {value!r}")
+            if not low <= value <= high:
+                raise ValueError(f"AccelConfig.{name} must be in [{low}, {high}], not {value!r}")
+            if power_of_two and value & (value - 1):
+                raise ValueError(f"AccelConfig.{name} must be a power of two, not {value!r}")
+        try:
+            object.__setattr__(self, "dataflow", Dataflow(self.dataflow))
+        except ValueError:
+            choices = ", ".join(repr(d.value) for d in Dataflow)
+            raise ValueError(
+                f"AccelConfig.dataflow must be one of {choices}, not {self.dataflow!r}"
+            ) from None
+        clock = self.clock_mhz
+        if isinstance(clock, bool) or not isinstance(clock, int | float):
+            raise TypeError(f"AccelConfig.clock_mhz must be a number, not {clock!r}")
+        if not 0 < clock <= 2000:
+            raise ValueError(f"AccelConfig.clock_mhz must be in (0, 2000], not {clock!r}")
+        object.__setattr__(self, "clock_mhz", float(clock))
+
+    @property
+    def macs(self) -> int:
+        """Multiply-accumulate units of the systolic array (R * C)."""
+        return self.rows * self.cols
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict of every field (the dataflow as its string value)."""
+        fields = dataclasses.asdict(self)
+        fields["dataflow"] = self.dataflow.value
+        return fields
+
+    def to_json(self) -> str:
+        """JSON text of `to_dict`, one field per line."""
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
+    @classmethod
+    def from_dict(cls, fields: dict[str, Any]) -> AccelConfig:
+        """Inverse of `to_dict`; an unknown key is a `ValueError` naming it."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(fields) - known)
+        if unknown:
+            raise ValueError(f"AccelConfig has no field {unknown[0]!r}")
+        return cls(**fields)
+
+    @classmethod
+    def from_json(cls, text: str) -> AccelConfig:
+        """Inverse of `to_json`."""
+        return cls.from_dict(json.loads(text))

@@ -1,0 +1,293 @@
+"""Quantize torch models with PyTorch's own eager flow and extract integer layer parameters.
+
+`quantize` runs torch.ao's eager post-training flow (fuse Linear/Conv2d + ReLU, observe, calibrate,
+convert) and then pre-rounds every bias to a value torch and an integer pipeline see alike
+(DESIGN.md §3): bq = rne(b / (sx*sw)), written back as fp32(bq * fp32(sx*sw)). It returns a standard
+torch.ao quantized model, so the oracle stays torch itself.
+
+`layer_params` runs a quantized model once with hooks to learn each layer's input scale and zero
+point (torch keeps them on the tensors, not the modules) and returns each supported layer's
+`sim.golden.layers.QuantLayer`, whose golden forward equals the torch layer bit for bit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import itertools
+import warnings
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.ao.nn.intrinsic.quantized as nniq
+import torch.ao.nn.quantized as nnq
+import torch.ao.quantization as tq
+from torch import nn
+
+from sim.golden.layers import ConvGeometry, QuantLayer
+from sim.golden.requant import RequantParams, float_multiplier
+from sim.golden.zeropoint import dequantize_bias, fold_bias, quantize_bias, zero_point_to_int8
+
+#: Engines whose arithmetic the golden model reproduces (onednn rounds differently, DESIGN.md §3).
+ENGINES = ("qnnpack", "x86")
+
+#: Quantized torch modules `layer_params` understands.
+SUPPORTED_MODULES = (nnq.Linear, nnq.Conv2d)
+
+
+@dataclass(frozen=True)
+class InputQParams:
+    """Scale and quint8 zero point of the tensor that enters one quantized module."""
+
+    scale: float
+    zero_point: int
+
+
+def quantize(
+    model: nn.Module,
+    calibration_inputs: torch.Tensor | Iterable[torch.Tensor],
+    engine: str = "qnnpack",
+) -> nn.Module:
+    """Post-training static quantization of a float model through torch.ao's eager flow.
+
+    Parameters
+    ----------
+    model:
+        A float ``nn.Module``; it is copied, never modified. Consecutive ``Linear``/``Conv2d`` +
+        ``ReLU`` children of ``nn.Sequential`` containers are fused. Without a ``QuantStub`` the
+        model is wrapped in ``torch.ao.quantization.QuantWrapper`` (float in, float out).
+    calibration_inputs:
+        One float tensor batch, or an iterable of them, run through the observers.
+    engine:
+        ``"qnnpack"`` or ``"x86"``; also made the global ``torch.backends.quantized.engine``,
+        which the returned model needs to run. For x86, activations use 7 bits
+        ([0, 127], torch's ``reduce_range``), which keeps fbgemm's int16 pair sums from saturating.
+
+    Returns
+    -------
+    The converted torch.ao quantized model, in eval mode, with pre-rounded biases.
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(map(repr, ENGINES))}, not {engine!r}")
+    if engine not in torch.backends.quantized.supported_engines:
+        raise RuntimeError(f"this torch build has no {engine!r} quantized engine")
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, not {type(model)!r}")
+    batches = _calibration_batches(calibration_inputs)
+    torch.backends.quantized.engine = engine
+
+    float_model = copy.deepcopy(model).eval()
+    with _eager_flow_deprecation_silenced():
+        _fuse_sequential_relus(float_model)
+    has_stub = any(isinstance(m, tq.QuantStub) for m in float_model.modules())
+    prepared_input = float_model if has_stub else tq.QuantWrapper(float_model)
+    prepared_input.qconfig = tq.QConfig(
+        activation=tq.HistogramObserver.with_args(
+            dtype=torch.quint8, quant_min=0, quant_max=127 if engine == "x86" else 255
+        ),
+        weight=tq.default_per_channel_weight_observer,
+    )
+    with _eager_flow_deprecation_silenced():
+        prepared = tq.prepare(prepared_input)
+        with torch.no_grad():
+            for batch in batches:
+                prepared(batch)
+        quantized = tq.convert(prepared).eval()
+
+    input_qparams = capture_input_qparams(quantized, batches[0])
+    for name, module in quantized.named_modules():
+        if name in input_qparams:
+            _round_bias(module, input_qparams[name])
+    return quantized
+
+
+def capture_input_qparams(
+    qmodel: nn.Module, example_input: torch.Tensor
+) -> dict[str, InputQParams]:
+    """Run `qmodel` once and record the input qparams of every supported quantized module.
+
+    Raises
+    ------
+    ValueError
+        The model holds no supported quantized layer, or a layer's input is not quint8.
+    """
+    found: dict[str, InputQParams] = {}
+
+    def recorder(name: str):
+        def hook(_module: nn.Module, inputs: tuple) -> None:
+            tensor = inputs[0]
+            if not tensor.is_quantized or tensor.dtype != torch.quint8:
+                raise ValueError(f"layer {name!r} received {tensor.dtype}, expected torch.quint8")
+            found[name] = InputQParams(float(tensor.q_scale()), int(tensor.q_zero_point()))
+
+        return hook
+
+    handles = [
+        module.register_forward_pre_hook(recorder(name))
+        for name, module in qmodel.named_modules()
+        if isinstance(module, SUPPORTED_MODULES)
+    ]
+    if not handles:
+        raise ValueError(
+            "the model holds no quantized Linear or Conv2d layer; quantize it first "
+            "(host.quantize or torch.ao.quantization.convert)"
+        )
+    try:
+        with torch.no_grad():
+            qmodel(example_input)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return found
+
+
+def layer_params(qmodel: nn.Module, example_input: torch.Tensor) -> dict[str, QuantLayer]:
+    """Integer parameters of every quantized Linear/Conv2d of `qmodel`, keyed by module name."""
+    input_qparams = capture_input_qparams(qmodel, example_input)
+    modules = dict(qmodel.named_modules())
+    return {name: extract_layer(modules[name], qp) for name, qp in input_qparams.items()}
+
+
+def extract_layer(module: nn.Module, input_qparams: InputQParams) -> QuantLayer:
+    """`QuantLayer` of one torch.ao quantized Linear, LinearReLU, Conv2d or ConvReLU2d.
+
+    Raises
+    ------
+    TypeError
+        The module is not one of those.
+    ValueError
+        Weights are not symmetric int8 per output channel (or per tensor), or a conv uses
+        groups != 1 or non-zero padding mode.
+    """
+    if not isinstance(module, SUPPORTED_MODULES):
+        raise TypeError(
+            f"expected a quantized Linear or Conv2d module, not {type(module).__name__}"
+        )
+    weight = module.weight()
+    n = weight.shape[0]
+    weight_int8, weight_scales = _weight_int8_and_scales(weight)
+    geometry = None
+    if isinstance(module, nnq.Conv2d):
+        geometry = _conv_geometry(module)
+        weight_int8 = weight_int8.reshape(n, -1)
+    in_zero_point = zero_point_to_int8(input_qparams.zero_point)
+    bias = module.bias()
+    bias_q = (
+        np.zeros(n, np.int64)
+        if bias is None
+        else quantize_bias(bias.detach().numpy(), input_qparams.scale, weight_scales)
+    )
+    relu = isinstance(module, nniq.LinearReLU | nniq.ConvReLU2d)
+    requant = RequantParams(
+        float_multiplier(input_qparams.scale, weight_scales, float(module.scale)),
+        zero_point_to_int8(int(module.zero_point)),
+        relu=relu,
+    )
+    return QuantLayer(
+        weight=np.ascontiguousarray(weight_int8),
+        bias32=fold_bias(bias_q, weight_int8, in_zero_point),
+        requant=requant,
+        in_zero_point=in_zero_point,
+        in_scale=input_qparams.scale,
+        out_scale=float(module.scale),
+        weight_scales=weight_scales,
+        conv=geometry,
+    )
+
+
+def _weight_int8_and_scales(weight: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    if weight.dtype != torch.qint8:
+        raise ValueError(f"weights must be torch.qint8, not {weight.dtype}")
+    n = weight.shape[0]
+    if weight.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric):
+        if weight.q_per_channel_axis() != 0:
+            raise ValueError(
+                f"per-channel weights must be quantized along axis 0, not "
+                f"{weight.q_per_channel_axis()}"
+            )
+        scales = weight.q_per_channel_scales().numpy()
+        zero_points = weight.q_per_channel_zero_points().numpy()
+    else:
+        scales = np.full(n, weight.q_scale())
+        zero_points = np.full(n, weight.q_zero_point())
+    if np.any(zero_points != 0):
+        raise ValueError(
+            f"weights must be symmetric (zero point 0), not zero points {sorted(set(zero_points))}"
+        )
+    return weight.int_repr().numpy().astype(np.int8), scales.astype(np.float32)
+
+
+def _conv_geometry(module: nnq.Conv2d) -> ConvGeometry:
+    if module.groups != 1:
+        raise ValueError(f"only groups=1 convolutions are supported, not groups={module.groups}")
+    if module.padding_mode != "zeros":
+        raise ValueError(f"only padding_mode='zeros' is supported, not {module.padding_mode!r}")
+    if isinstance(module.padding, str):
+        raise ValueError(f"padding must be explicit integers, not {module.padding!r}")
+    return ConvGeometry(
+        in_channels=int(module.in_channels),
+        kernel=tuple(int(v) for v in module.kernel_size),
+        stride=tuple(int(v) for v in module.stride),
+        padding=tuple(int(v) for v in module.padding),
+        dilation=tuple(int(v) for v in module.dilation),
+    )
+
+
+def _round_bias(module: nn.Module, input_qparams: InputQParams) -> None:
+    """Replace the module's float bias by fp32(bq * fp32(sx*sw)) (DESIGN.md §3)."""
+    bias = module.bias()
+    if bias is None:
+        return
+    _, weight_scales = _weight_int8_and_scales(module.weight())
+    bias_q = quantize_bias(bias.detach().numpy(), input_qparams.scale, weight_scales)
+    rounded = dequantize_bias(bias_q, input_qparams.scale, weight_scales)
+    module.set_weight_bias(module.weight(), torch.from_numpy(rounded))
+
+
+def _fuse_sequential_relus(model: nn.Module) -> None:
+    """Fuse Linear/Conv2d followed by ReLU inside every nn.Sequential, in place."""
+    for container in [m for m in model.modules() if isinstance(m, nn.Sequential)]:
+        names = list(container._modules)
+        pairs = [
+            [first, second]
+            for first, second in itertools.pairwise(names)
+            if isinstance(container._modules[first], nn.Linear | nn.Conv2d)
+            and type(container._modules[second]) is nn.ReLU
+        ]
+        if pairs:
+            tq.fuse_modules(container, pairs, inplace=True)
+
+
+@contextlib.contextmanager
+def _eager_flow_deprecation_silenced() -> Iterator[None]:
+    """Silence torch 2.13's notice that torch.ao's eager flow moves to torchao.
+
+    That flow and its int8 kernels are the oracle of the numeric spec (DESIGN.md §3), so we use it
+    deliberately; every other warning still surfaces.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message="torch.ao.quantization is deprecated", category=DeprecationWarning
+        )
+        yield
+
+
+def _calibration_batches(
+    calibration_inputs: torch.Tensor | Iterable[torch.Tensor],
+) -> list[torch.Tensor]:
+    batches = (
+        [calibration_inputs]
+        if isinstance(calibration_inputs, torch.Tensor)
+        else list(calibration_inputs)
+    )
+    if not batches:
+        raise ValueError("calibration_inputs is empty: give at least one batch")
+    for i, batch in enumerate(batches):
+        if not isinstance(batch, torch.Tensor) or not batch.is_floating_point():
+            raise TypeError(
+                f"calibration batch {i} must be a float torch.Tensor, not "
+                f"{getattr(batch, 'dtype', type(batch))}"
+            )
+    return batches

@@ -1,0 +1,30 @@
+"""Input checks shared by the golden models: refuse, never coerce.
+
+A golden model that silently casts a float or int16 array to int8 would return a wrong number
+instead of an error, so every entry point checks dtype and shape first and names the bad value.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def require_array(name: str, value: object, dtype: type, ndim: int) -> np.ndarray:
+    """Return `value` if it is an ndarray of exactly `dtype` and `ndim` dimensions.
+
+    Raises
+    ------
+    TypeError
+        `value` is not an ndarray, or its dtype is not `dtype`.
+    ValueError
+        `value` has the wrong number of dimensions or a zero-sized dimension.
+    """
+    if not isinstance(value, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array of {np.dtype(dtype)}, not {type(value)!r}")
+    if value.dtype != dtype:
+        raise TypeError(f"{name} must have dtype {np.dtype(dtype)}, not {value.dtype}")
+    if value.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimensions, not shape {value.shape}")
+    if 0 in value.shape:
+        raise ValueError(f"{name} must not be empty, not shape {value.shape}")
+    return value

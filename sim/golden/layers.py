@@ -1,0 +1,125 @@
+"""Golden quantized Linear and Conv2d layers: int8 in, int8 out, bit-exact with torch.ao.
+
+A `QuantLayer` holds what the accelerator needs for one layer, all in the int8 domain (see
+`sim.golden.zeropoint`): int8 weights [N, K], the int32 bias with the input zero point folded in,
+and the requantization parameters. The forward functions are the whole pipeline:
+
+    linear:  y = requant(x @ W.T + bias32)
+    conv2d:  y = requant(im2col(x, pad_value=z') @ W.T + bias32), reshaped to NCHW
+
+with `gemm_checked` (refuses an accumulator overflow instead of wrapping) and the integer-only
+`requantize_int` the hardware implements.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from sim.golden.checks import require_array
+from sim.golden.conv import col2im_output, conv_output_size, im2col
+from sim.golden.gemm import gemm_checked
+from sim.golden.requant import RequantParams, requantize_int
+
+
+@dataclass(frozen=True)
+class ConvGeometry:
+    """Kernel and stepping of a Conv2d (groups=1, zero padding)."""
+
+    in_channels: int
+    kernel: tuple[int, int]
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
+    dilation: tuple[int, int] = (1, 1)
+
+    @property
+    def patch_size(self) -> int:
+        """K of the lowered GEMM: C * KH * KW."""
+        return self.in_channels * self.kernel[0] * self.kernel[1]
+
+
+@dataclass(frozen=True)
+class QuantLayer:
+    """Integer parameters of one quantized Linear or Conv2d layer.
+
+    Attributes
+    ----------
+    weight: int8 [N, K] (a conv weight [OC, C, KH, KW] reshaped to [OC, C*KH*KW]).
+    bias32: int32 [N], bq[n] - z' * sum_k weight[n, k].
+    requant: per-channel multipliers, output zero point (int8 domain), fused ReLU.
+    in_zero_point: int8-domain input zero point z' (the conv padding value).
+    in_scale, out_scale: float scales of input and output (for dequantizing results).
+    weight_scales: float32 [N] per-channel weight scales.
+    conv: the geometry for a Conv2d, None for a Linear.
+    """
+
+    weight: np.ndarray
+    bias32: np.ndarray
+    requant: RequantParams
+    in_zero_point: int
+    in_scale: float
+    out_scale: float
+    weight_scales: np.ndarray
+    conv: ConvGeometry | None = None
+
+    def __post_init__(self) -> None:
+        weight = require_array("weight", self.weight, np.int8, 2)
+        require_array("bias32", self.bias32, np.int32, 1)
+        n = weight.shape[0]
+        if self.bias32.shape[0] != n or self.requant.channels != n:
+            raise ValueError(
+                f"weight has {n} output channels but bias32 has {self.bias32.shape[0]} and "
+                f"requant has {self.requant.channels}"
+            )
+        if self.conv is not None and self.conv.patch_size != weight.shape[1]:
+            raise ValueError(
+                f"conv patch size {self.conv.patch_size} differs from weight K {weight.shape[1]}"
+            )
+
+    @property
+    def kind(self) -> str:
+        """``"conv2d"`` or ``"linear"``."""
+        return "linear" if self.conv is None else "conv2d"
+
+    @property
+    def out_features(self) -> int:
+        """N: output features / channels."""
+        return self.weight.shape[0]
+
+    @property
+    def in_features(self) -> int:
+        """K of the GEMM: input features, or C*KH*KW for a conv."""
+        return self.weight.shape[1]
+
+
+def linear_forward(x: np.ndarray, layer: QuantLayer) -> np.ndarray:
+    """Quantized Linear: int8 x [M, K] -> int8 [M, N]."""
+    x = require_array("x", x, np.int8, 2)
+    if x.shape[1] != layer.in_features:
+        raise ValueError(f"x has {x.shape[1]} features, the layer expects {layer.in_features}")
+    acc = gemm_checked(x, np.ascontiguousarray(layer.weight.T), layer.bias32)
+    return requantize_int(acc, layer.requant)
+
+
+def conv2d_forward(x: np.ndarray, layer: QuantLayer) -> np.ndarray:
+    """Quantized Conv2d by im2col: int8 x [B, C, H, W] -> int8 [B, OC, OH, OW]."""
+    x = require_array("x", x, np.int8, 4)
+    geometry = layer.conv
+    if geometry is None:
+        raise ValueError("conv2d_forward needs a conv layer, this one is a linear layer")
+    if x.shape[1] != geometry.in_channels:
+        raise ValueError(f"x has {x.shape[1]} channels, the layer expects {geometry.in_channels}")
+    out_hw = conv_output_size(
+        x.shape[2:], geometry.kernel, geometry.stride, geometry.padding, geometry.dilation
+    )
+    patches = im2col(
+        x,
+        geometry.kernel,
+        geometry.stride,
+        geometry.padding,
+        geometry.dilation,
+        pad_value=layer.in_zero_point,
+    )
+    acc = gemm_checked(patches, np.ascontiguousarray(layer.weight.T), layer.bias32)
+    return col2im_output(requantize_int(acc, layer.requant), x.shape[0], out_hw)

@@ -1,0 +1,29 @@
+"""The backend interface: get_backend and the golden backend's GemmResult."""
+
+import numpy as np
+import pytest
+
+from hdl.config import AccelConfig
+from sim.backends import GemmResult, get_backend
+
+
+def test_golden_backend_gemm():
+    rng = np.random.default_rng(0)
+    a = rng.integers(-128, 128, (9, 20), dtype=np.int8)
+    b = rng.integers(-128, 128, (20, 3), dtype=np.int8)
+    result = get_backend("golden", AccelConfig(rows=4, cols=4)).gemm(a, b)
+    assert isinstance(result, GemmResult)
+    assert result.output.dtype == np.int32
+    np.testing.assert_array_equal(result.output, a.astype(np.int64) @ b.astype(np.int64))
+    assert result.counters["macs"] == 9 * 3 * 20
+    assert result.cycle_model == "scalesim" and result.cycles > 0
+
+
+def test_unknown_backend_lists_available_ones():
+    with pytest.raises(ValueError, match=r"^unknown backend 'fpga'; available: 'golden'$"):
+        get_backend("fpga")
+
+
+def test_backend_refuses_non_config():
+    with pytest.raises(TypeError, match=r"^config must be an AccelConfig, not <class 'dict'>$"):
+        get_backend("golden", {"rows": 4})

@@ -1,0 +1,85 @@
+"""``python -m sim.run``: the table, the JSON report, argument errors."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from sim import run
+
+
+def test_default_run_prints_exact_table(capsys):
+    assert run.main([]) == 0
+    out = capsys.readouterr().out
+    assert "exact (4,096 outputs)" in out
+    assert "16 x 16 WS" in out
+
+
+def test_json_report(tmp_path):
+    path = tmp_path / "report.json"
+    argv = [
+        "--m",
+        "5",
+        "--n",
+        "7",
+        "--k",
+        "300",
+        "--rows",
+        "4",
+        "--cols",
+        "8",
+        "--dataflow",
+        "os",
+        "--json",
+        str(path),
+    ]
+    assert run.main(argv) == 0
+    report = json.loads(path.read_text())
+    assert report["shape"] == {"m": 5, "n": 7, "k": 300}
+    assert report["config"]["dataflow"] == "os"
+    assert report["mismatches"] == 0 and report["outputs"] == 35
+    # OS on 4x8: ceil(5/4) * ceil(7/8) = 2 folds of 8 + 8 + 300 - 2 cycles, minus 1.
+    assert report["cycles"] == 2 * 314 - 1
+    assert report["counters"]["macs"] == 5 * 7 * 300
+
+
+def test_a_wrong_backend_result_is_reported_as_mismatch(monkeypatch, capsys):
+    """The check can fail: corrupt one output and the run exits 1 naming the mismatch."""
+    original = run.torch_oracle
+    monkeypatch.setattr(
+        run,
+        "torch_oracle",
+        lambda a, b: (
+            original(a, b)
+            + np.int32(1)
+            * (np.arange(a.shape[0] * b.shape[1]).reshape(a.shape[0], b.shape[1]) == 3)
+        ),
+    )
+    assert run.main(["--m", "4", "--n", "4", "--k", "4"]) == 1
+    assert "1 MISMATCHES" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--m", "0"], "argument --m: expected a positive integer, not '0'"),
+        (["--k", "x"], "argument --k: expected a positive integer, not 'x'"),
+        (["--rows", "300"], "AccelConfig.rows must be in [1, 256], not 300"),
+        (["--dataflow", "rs"], "argument --dataflow: invalid choice: 'rs'"),
+        (["--backend", "fpga"], "argument --backend: invalid choice: 'fpga'"),
+    ],
+)
+def test_bad_arguments_exit_2_with_a_message(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        run.main(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_module_entry_point_help():
+    done = subprocess.run(
+        [sys.executable, "-m", "sim.run", "--help"], capture_output=True, text=True, check=True
+    )
+    assert "--dataflow" in done.stdout and "weight-stationary" in done.stdout
