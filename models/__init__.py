@@ -1,1 +1,1 @@
-"""Reference workloads (the MLP, a small CNN, a transformer block); filled in by the offload work."""
+"""Reference workloads: the MLP, a small CNN and a transformer block (built by the offload work)."""
