@@ -47,3 +47,42 @@ def utilization(m: int, n: int, k: int, cycles: int, config: AccelConfig) -> flo
     if cycles < 1:
         raise ValueError(f"cycles must be positive, not {cycles!r}")
     return m * n * k / (cycles * config.macs)
+
+
+def array_cycles(m: int, n: int, k: int, config: AccelConfig) -> int:
+    """Exact RTL cycles of an M x K by K x N GEMM on `hdl.systolic.SystolicArray`.
+
+    Counted from the first cycle inputs are offered (operands always valid, output always
+    ready) to the cycle the last output beat transfers, inclusive; the tiling is that of
+    `sim.array_program.gemm_program`. See docs/systolic-array.md for the derivation.
+
+    Weight-stationary, T = ceil(K/R) * ceil(N/C) weight tiles of M activation rows each:
+    weight tile i loads in R cycles from L_i into bank i mod 2, its rows stream from A_i, and its
+    bank is free again at F_i = A_i + M + R + C - 1 (its last row has passed every PE):
+
+        L_0 = 0,  L_i = max(L_{i-1} + R, F_{i-2})
+        A_0 = R,  A_i = max(A_{i-1} + M, L_i + R)
+        cycles = A_{T-1} + M + R + C + 1
+
+    which for M >= 2R + C - 1 (weight loads fully hidden) is T*M + 2R + C + 1.
+
+    Output-stationary, T = ceil(M/R) * ceil(N/C) output tiles of K beats, one every
+    P = max(K, R) cycles:
+
+        cycles = (T - 1) * P + K + 2R + C + 1
+    """
+    _check_shape(m, n, k)
+    rows, cols = config.rows, config.cols
+    if config.dataflow is Dataflow.OS:
+        tiles = math.ceil(m / rows) * math.ceil(n / cols)
+        return (tiles - 1) * max(k, rows) + k + 2 * rows + cols + 1
+    tiles = math.ceil(k / rows) * math.ceil(n / cols)
+    if m >= 2 * rows + cols - 1:
+        return tiles * m + 2 * rows + cols + 1
+    load, start, frees = 0, rows, [0, 0]
+    for i in range(tiles):
+        if i > 0:
+            load = max(load + rows, frees[i % 2])
+            start = max(start + m, load + rows)
+        frees[i % 2] = start + m + rows + cols - 1
+    return start + m + rows + cols + 1

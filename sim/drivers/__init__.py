@@ -1,0 +1,1 @@
+"""Drivers that run an `ArrayProgram` on a simulated systolic array."""
