@@ -1,9 +1,10 @@
 """``python -m sim.run``: run a workload on a simulation backend and print what it cost.
 
-Today's workload is one int8 GEMM on the golden backend: random operands (seeded, with the int8
-extremes -128 and 127 planted in them) are multiplied, the int32 result is checked against an
-independent oracle (torch's int64 matmul, wrapped to int32), and a table reports the shape, array,
-cycles, utilization and the check. ``--json`` writes the same figures for scripts.
+Today's workload is one int8 GEMM on a chosen backend (golden, pysim or verilator): random
+operands (seeded, with the int8 extremes -128 and 127 planted in them) are multiplied, the int32
+result is checked against an independent oracle (torch's int64 matmul, wrapped to int32), and a
+table reports the shape, array, cycles (beside the analytical model's prediction and SCALE-Sim's
+convention), utilization and the check. ``--json`` writes the same figures for scripts.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from rich.table import Table
 
 from hdl.config import AccelConfig, Dataflow
 from sim.backends import BACKENDS, get_backend
-from sim.cycles import scalesim_cycles, utilization
+from sim.cycles import array_cycles, scalesim_cycles, utilization
 from sim.golden.gemm import wrap_int32
 
 
@@ -109,6 +110,7 @@ def run_gemm(args: argparse.Namespace, config: AccelConfig) -> dict:
         "config": config.to_dict(),
         "cycles": result.cycles,
         "cycle_model": result.cycle_model,
+        "model_cycles": array_cycles(args.m, args.n, args.k, config),
         "scalesim_cycles": scalesim_cycles(args.m, args.n, args.k, config),
         "utilization": utilization(args.m, args.n, args.k, result.cycles, config),
         "counters": result.counters,
@@ -140,8 +142,11 @@ def render(report: dict, console: Console) -> None:
         ("int32 outputs vs torch oracle", f"{verdict} ({report['outputs']:,} outputs)"),
         ("wall time", f"{1e3 * report['wall_s']:.1f} ms"),
     ]
-    if report["cycle_model"] != "scalesim":
-        rows.insert(4, ("cycles (SCALE-Sim convention)", f"{report['scalesim_cycles']:,}"))
+    extra = [("cycles (SCALE-Sim convention)", f"{report['scalesim_cycles']:,}")]
+    if report["cycle_model"] == "rtl":
+        agree = "=" if report["model_cycles"] == report["cycles"] else "!="
+        extra.insert(0, ("cycles (analytical model)", f"{report['model_cycles']:,} ({agree} RTL)"))
+    rows[4:4] = extra
     for name, value in rows:
         table.add_row(name, value)
     console.print(table)

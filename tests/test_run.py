@@ -40,8 +40,10 @@ def test_json_report(tmp_path):
     assert report["shape"] == {"m": 5, "n": 7, "k": 300}
     assert report["config"]["dataflow"] == "os"
     assert report["mismatches"] == 0 and report["outputs"] == 35
-    # OS on 4x8: ceil(5/4) * ceil(7/8) = 2 folds of 8 + 8 + 300 - 2 cycles, minus 1.
-    assert report["cycles"] == 2 * 314 - 1
+    # OS on 4x8: 2 tiles of K = 300 beats, one every 300 cycles, then 2R + C + 1 to drain.
+    assert report["cycles"] == 300 + 300 + 8 + 8 + 1
+    # SCALE-Sim: ceil(5/4) * ceil(7/8) = 2 folds of 8 + 8 + 300 - 2 cycles, minus 1.
+    assert report["scalesim_cycles"] == 2 * 314 - 1
     assert report["counters"]["macs"] == 5 * 7 * 300
 
 

@@ -1,17 +1,20 @@
 """Simulation backends behind one interface: ``get_backend(name, config).gemm(a, b)``.
 
-Every backend returns a `GemmResult` (int32 output, cycles, counters). Available now: ``golden``
-(numpy). The Amaranth-simulator (``pysim``) and Verilator (``verilator``) backends of the
-systolic array join this table as they are built.
+Every backend returns a `GemmResult` (int32 output, cycles, counters):
+
+- ``golden``: numpy results, cycles from the exact analytical model of the array;
+- ``pysim``: the RTL array in Amaranth's simulator (slow; small arrays);
+- ``verilator``: the RTL array compiled by Verilator, run by the native C++ harness.
 """
 
 from __future__ import annotations
 
 from hdl.config import AccelConfig
 from sim.backends.golden import GoldenBackend
+from sim.backends.pysim import PysimBackend
 from sim.backends.result import GemmResult
 
-BACKENDS = {"golden": GoldenBackend}
+BACKENDS = {"golden": GoldenBackend, "pysim": PysimBackend}
 
 
 def get_backend(name: str, config: AccelConfig | None = None):
