@@ -11,7 +11,8 @@ from pathlib import Path
 
 from amaranth.back import verilog
 
-from hdl.config import AccelConfig, Dataflow
+from hdl.cli import add_array_arguments, config_from_args
+from hdl.config import AccelConfig
 from hdl.systolic import SystolicArray
 
 #: Name of the Verilog top module of the systolic array.
@@ -40,14 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Emit Verilog of the Tessera systolic array for one configuration.",
         epilog="Example: python -m hdl.gen --rows 8 --cols 8 --dataflow os --out build/os8",
     )
-    parser.add_argument("--rows", type=int, default=16, help="array rows R (default 16)")
-    parser.add_argument("--cols", type=int, default=16, help="array columns C (default 16)")
-    parser.add_argument(
-        "--dataflow",
-        choices=[d.value for d in Dataflow],
-        default="ws",
-        help="ws = weight-stationary, os = output-stationary (default: ws)",
-    )
+    add_array_arguments(parser)
     parser.add_argument(
         "--out", type=Path, required=True, metavar="DIR", help="directory to write into"
     )
@@ -58,10 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        config = AccelConfig(rows=args.rows, cols=args.cols, dataflow=args.dataflow)
-    except (TypeError, ValueError) as error:
-        parser.error(str(error))
+    config = config_from_args(parser, args)
     for path in write_design(config, args.out):
         print(f"wrote {path}")
     return 0

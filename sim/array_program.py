@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hdl.config import AccelConfig, Dataflow
-from sim.golden.checks import require_array
+from sim.golden.checks import require_gemm_operands
 from sim.golden.gemm import wrap_int32
 
 
@@ -127,13 +127,7 @@ class ArrayProgram:
 
 def gemm_program(a: np.ndarray, b: np.ndarray, config: AccelConfig) -> ArrayProgram:
     """The `ArrayProgram` computing int8 a (M x K) @ int8 b (K x N) on the array of `config`."""
-    a = require_array("a", a, np.int8, 2)
-    b = require_array("b", b, np.int8, 2)
-    if a.shape[1] != b.shape[0]:
-        raise ValueError(
-            f"inner dimensions differ: a is {a.shape[0]}x{a.shape[1]}, "
-            f"b is {b.shape[0]}x{b.shape[1]}"
-        )
+    a, b = require_gemm_operands(a, b)
     (m, k), n = a.shape, b.shape[1]
     rows, cols = config.rows, config.cols
     k_pad = math.ceil(k / rows) * rows if config.dataflow is Dataflow.WS else k

@@ -20,7 +20,8 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from hdl.config import AccelConfig, Dataflow
+from hdl.cli import add_array_arguments, config_from_args
+from hdl.config import AccelConfig
 from sim.backends import BACKENDS, get_backend
 from sim.cycles import array_cycles, scalesim_cycles, utilization
 from sim.golden.gemm import wrap_int32
@@ -64,14 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="golden",
         help="simulation backend (default: golden, the numpy numeric spec)",
     )
-    parser.add_argument("--rows", type=positive_int, default=16, help="array rows R (default 16)")
-    parser.add_argument("--cols", type=positive_int, default=16, help="array cols C (default 16)")
-    parser.add_argument(
-        "--dataflow",
-        choices=[d.value for d in Dataflow],
-        default="ws",
-        help="ws = weight-stationary, os = output-stationary (default: ws)",
-    )
+    add_array_arguments(parser)
     parser.add_argument("--seed", type=int, default=0, help="seed of the random operands")
     parser.add_argument(
         "--json", type=Path, metavar="PATH", help="also write the results as JSON to PATH"
@@ -156,10 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit status (1 if any output disagrees)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        config = AccelConfig(rows=args.rows, cols=args.cols, dataflow=args.dataflow)
-    except (TypeError, ValueError) as error:
-        parser.error(str(error))
+    config = config_from_args(parser, args)
     report = run_gemm(args, config)
     render(report, Console())
     if args.json is not None:

@@ -28,3 +28,21 @@ def require_array(name: str, value: object, dtype: type, ndim: int) -> np.ndarra
     if 0 in value.shape:
         raise ValueError(f"{name} must not be empty, not shape {value.shape}")
     return value
+
+
+def require_gemm_operands(a: object, b: object) -> tuple[np.ndarray, np.ndarray]:
+    """Return int8 matrices a (M x K) and b (K x N), refusing anything else.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As `require_array`, or the inner dimensions differ (both shapes named).
+    """
+    a = require_array("a", a, np.int8, 2)
+    b = require_array("b", b, np.int8, 2)
+    if a.shape[1] != b.shape[0]:
+        raise ValueError(
+            f"inner dimensions differ: a is {a.shape[0]}x{a.shape[1]}, "
+            f"b is {b.shape[0]}x{b.shape[1]}"
+        )
+    return a, b

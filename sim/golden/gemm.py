@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.golden.checks import require_array
+from sim.golden.checks import require_array, require_gemm_operands
 
 #: Largest K for which no int8 x int8 dot product can leave the int32 range.
 MAX_K_NO_OVERFLOW = (2**31 - 1) // (128 * 128)
@@ -29,13 +29,7 @@ def wrap_int32(values: np.ndarray) -> np.ndarray:
 
 def exact_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Exact integer product of int8 matrices a (M x K) and b (K x N) as int64 (no wrap)."""
-    a = require_array("a", a, np.int8, 2)
-    b = require_array("b", b, np.int8, 2)
-    if a.shape[1] != b.shape[0]:
-        raise ValueError(
-            f"inner dimensions differ: a is {a.shape[0]}x{a.shape[1]}, "
-            f"b is {b.shape[0]}x{b.shape[1]}"
-        )
+    a, b = require_gemm_operands(a, b)
     if a.shape[1] >= 2**39:
         raise ValueError(f"K = {a.shape[1]} is beyond the exact float64 range of this model")
     return (a.astype(np.float64) @ b.astype(np.float64)).astype(np.int64)
