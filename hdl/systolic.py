@@ -18,7 +18,9 @@ Output-stationary (``"os"``)
     C-column B tile (``b``), ``last`` on k = K-1. ``out``: the R x C int32 tile, one row per beat,
     rows 0..R-1, ``last`` on row R-1. Each PE keeps its accumulator and restarts it at a tile's
     end; finished sums move to a per-column output chain while the next tile computes. A new tile
-    may start R cycles after the previous one started at the earliest (K < R inserts bubbles).
+    may end (its ``last`` beat) R cycles after the previous one ended at the earliest: with K < R
+    ``operands.ready`` stays low for a ``last`` beat that comes too early (ready depends on the
+    payload's ``last`` flag).
     Latency: row r of a tile whose last beat is accepted in cycle t is presented in cycle
     t + R + C + 2 + r.
 
@@ -200,18 +202,17 @@ class SystolicArray(wiring.Component):
         rows, cols = self.config.rows, self.config.cols
         operands = self.operands
 
-        # A tile may start only R cycles after the previous one started (output chain reuse).
-        since_start = Signal(range(rows + 1), init=rows)
-        in_tile = Signal()
-        m.d.comb += operands.ready.eq(advance & (in_tile | (since_start >= rows)))
+        # A tile's last beat may enter only R cycles after the previous tile's last beat: a PE
+        # keeps its result until the next tile's last product, and the output chain needs R
+        # cycles to empty (this also keeps the output tokens of two tiles apart).
+        since_last = Signal(range(rows + 1), init=rows)
+        m.d.comb += operands.ready.eq(advance & (~operands.payload.last | (since_last >= rows)))
         take = operands.valid & operands.ready
         take_last = take & operands.payload.last
-        with m.If(take & ~in_tile):
-            m.d.sync += since_start.eq(1)
-        with m.Elif(since_start < rows):
-            m.d.sync += since_start.eq(since_start + 1)
-        with m.If(take):
-            m.d.sync += in_tile.eq(~operands.payload.last)
+        with m.If(take_last):
+            m.d.sync += since_last.eq(1)
+        with m.Elif(since_last < rows):
+            m.d.sync += since_last.eq(since_last + 1)
 
         a_in = [Signal(signed(8), name=f"a_in{r}") for r in range(rows)]
         b_in = [Signal(signed(8), name=f"b_in{c}") for c in range(cols)]

@@ -36,7 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,7 @@ __all__ = [
     "ToolchainError",
     "build_cocotb",
     "cache_dir",
+    "cached_build",
     "content_hash",
     "ensure_verilator_on_path",
     "run_cocotb",
@@ -392,6 +393,54 @@ def _file_lock(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def cached_build(
+    directory: Path,
+    outputs: Sequence[Path],
+    build: Callable[[], Mapping[str, Any]],
+) -> tuple[bool, dict[str, Any]]:
+    """Run *build* at most once per cache folder, under a lock, and record it in a marker file.
+
+    The same protocol as `build_cocotb`, for other kinds of builds: under an ``fcntl.flock`` on
+    ``directory/.lock``, if the marker ``directory/BUILT.json`` and every path in *outputs*
+    exist, nothing is built. Otherwise a stale marker is removed and *build* is called; it must
+    raise on failure (no marker is written then, so the next call builds again) and return a
+    JSON-serialisable record, which is written atomically as the marker together with
+    ``built_at``.
+
+    Parameters
+    ----------
+    directory : pathlib.Path
+        The build's cache folder (created if needed), e.g. ``cache_dir()/<kind>/<key>``.
+    outputs : sequence of pathlib.Path
+        Files a finished build must have produced.
+    build : callable
+        Does the build; returns the record to keep in the marker.
+
+    Returns
+    -------
+    (bool, dict)
+        ``True`` and the stored record when an earlier build was reused, else ``False`` and the
+        new record.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    marker = directory / _MARKER_NAME
+    with _file_lock(directory / ".lock"):
+        if marker.is_file() and all(Path(path).is_file() for path in outputs):
+            try:
+                record = json.loads(marker.read_text())
+            except ValueError:
+                record = {}
+            return True, record if isinstance(record, dict) else {}
+        marker.unlink(missing_ok=True)
+        record = dict(build())
+        record.setdefault("built_at", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        partial = marker.with_suffix(".tmp")
+        partial.write_text(json.dumps(record, indent=2) + "\n")
+        os.replace(partial, marker)
+        return False, record
 
 
 def _env_flag(name: str, default: bool) -> bool:

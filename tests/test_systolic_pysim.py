@@ -1,5 +1,7 @@
 """The systolic array in Amaranth's simulator: exact results, exact cycles, flow control."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -74,3 +76,16 @@ def test_program_refuses_bad_operands():
         gemm_program(np.zeros((2, 2), np.int32), np.zeros((2, 2), np.int8), config)
     with pytest.raises(ValueError, match=r"^idle probability must be in \[0, 1\), not 1\.0$"):
         FlowControl(idle=1.0)
+
+
+def test_a_hang_is_reported_not_endless():
+    config = AccelConfig(rows=2, cols=2, dataflow="os")
+    a, b = operands(4, 2, 3, 2)
+    program = gemm_program(a, b, config)
+    too_many = dataclasses.replace(program, output_beats=program.output_beats + 1)
+    with pytest.raises(
+        RuntimeError,
+        match=r"^no output for \d+ cycles at cycle \d+: the array "
+        r"hangs after 2 of 3 output beats$",
+    ):
+        run_pysim(too_many)

@@ -13,8 +13,9 @@ from hdl.config import AccelConfig
 from sim.backends.golden import GoldenBackend
 from sim.backends.pysim import PysimBackend
 from sim.backends.result import GemmResult
+from sim.backends.verilator import VerilatorBackend
 
-BACKENDS = {"golden": GoldenBackend, "pysim": PysimBackend}
+BACKENDS = {"golden": GoldenBackend, "pysim": PysimBackend, "verilator": VerilatorBackend}
 
 
 def get_backend(name: str, config: AccelConfig | None = None):

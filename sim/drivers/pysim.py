@@ -67,10 +67,20 @@ def run_pysim(
 
         return process
 
+    # A hang (no output for far longer than any tile can take) is an error, not an endless loop.
+    slowdown = 1.0 / ((1.0 - flow.idle) * (1.0 - flow.stall))
+    config = program.config
+    quiet_limit = int(1000 + 4 * slowdown * (program.m + program.k + 2 * config.rows + config.cols))
+
     async def consumer(ctx):
         rng = np.random.default_rng(flow.seed)
         cycle = 0
         while len(collected) < program.output_beats:
+            if cycle - finish["cycle"] > quiet_limit:
+                raise RuntimeError(
+                    f"no output for {quiet_limit} cycles at cycle {cycle}: the array hangs after "
+                    f"{len(collected)} of {program.output_beats} output beats"
+                )
             ready = not (flow.stall and rng.random() < flow.stall)
             ctx.set(dut.out.ready, ready)
             _, _, valid, payload = await ctx.tick().sample(

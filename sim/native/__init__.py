@@ -1,0 +1,1 @@
+"""C++ sources of the native Verilator harness (``harness.cpp``), built by `sim.drivers.native`."""
