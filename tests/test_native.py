@@ -10,6 +10,7 @@ import json
 
 import numpy as np
 import pytest
+from gemm_operands import operands
 
 from hdl.config import AccelConfig
 from sim.array_program import ArrayProgram, gemm_program
@@ -23,15 +24,6 @@ from sim.toolchain import BuildError, cached_build
 SHAPES = [(1, 1, 1), (5, 7, 3), (9, 2, 7), (13, 17, 11), (3, 20, 9)]  # (M, K, N)
 SMALL = [(2, 2, "ws"), (2, 2, "os"), (4, 8, "ws"), (4, 8, "os")]
 FLOWS = [(0.4, 0.0), (0.0, 0.5), (0.3, 0.3), (0.7, 0.8)]
-
-
-def operands(seed, m, k, n):
-    rng = np.random.default_rng(seed)
-    a = rng.integers(-128, 128, (m, k), dtype=np.int8)
-    b = rng.integers(-128, 128, (k, n), dtype=np.int8)
-    a[0, :], b[:, 0] = -128, -128  # the largest products
-    a[-1, :] = 127
-    return a, b
 
 
 @pytest.fixture(scope="module")

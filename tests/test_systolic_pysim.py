@@ -4,6 +4,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+from gemm_operands import operands
 
 from hdl.config import AccelConfig
 from sim.array_program import gemm_program
@@ -13,15 +14,6 @@ from sim.golden.gemm import gemm
 
 ARRAYS = [(1, 1), (2, 2), (2, 3), (3, 2)]
 SHAPES = [(1, 1, 1), (5, 7, 3), (2, 9, 4), (9, 2, 7), (8, 13, 5)]  # (M, K, N)
-
-
-def operands(seed, m, k, n):
-    rng = np.random.default_rng(seed)
-    a = rng.integers(-128, 128, (m, k), dtype=np.int8)
-    b = rng.integers(-128, 128, (k, n), dtype=np.int8)
-    a[0, :], b[:, 0] = -128, -128  # the largest products
-    a[-1, :] = 127
-    return a, b
 
 
 @pytest.mark.parametrize("dataflow", ["ws", "os"])
