@@ -17,7 +17,7 @@ from rich.table import Table
 
 from hdl.config import AccelConfig
 from sim.array_program import gemm_program
-from sim.drivers.native import NativeArray
+from sim.drivers.native import NativeSim
 from sim.drivers.pysim import run_pysim
 from sim.golden.gemm import gemm
 
@@ -52,7 +52,7 @@ def main() -> None:
         pysim_rate, _ = timed(lambda p: run_pysim(p), gemm_program(a, b, config), a, b)
         with tempfile.TemporaryDirectory() as run_dir:
             cocotb = measure_cocotb_speed(config, [(64, 64, 64)], Path(run_dir))
-        native = NativeArray(config)
+        native = NativeSim(config)
         a, b = operands(256)
         program = gemm_program(a, b, config)
         native.run(program)  # warm-up

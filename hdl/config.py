@@ -34,8 +34,13 @@ _INT_FIELDS: dict[str, tuple[int, int, bool]] = {
     "acc_rows": (16, 1 << 20, True),
     "bus_bytes": (1, 128, True),
     "mem_latency": (0, 10_000, False),
-    "sparse_lanes": (1, 1024, False),
+    "sparse_lanes": (1, 65536, False),
+    "sparse_depth": (2, 1 << 16, True),
 }
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -58,7 +63,12 @@ class AccelConfig:
     mem_latency:
         Cycles from a memory read request to its first data beat (0..10000).
     sparse_lanes:
-        Parallel MAC lanes P of the sparse engine (1..1024).
+        Parallel MAC lanes P of the sparse engine, a multiple of ``cols``: each cycle it multiplies
+        G = P / C nonzeros, each by C activations (`sparse_groups`). Default (``None``):
+        ``rows * cols``, the systolic array's MAC count.
+    sparse_depth:
+        Activation rows (the K extent) one sparse-engine pass holds in each of its two buffer
+        banks, a power of two (2..65536); longer K is split into passes by the host.
     clock_mhz:
         Clock used to turn cycles into modeled time (0 < f <= 2000 MHz).
 
@@ -77,18 +87,26 @@ class AccelConfig:
     acc_rows: int = 1 << 10
     bus_bytes: int = 16
     mem_latency: int = 64
-    sparse_lanes: int = 16
+    sparse_lanes: int | None = None
+    sparse_depth: int = 512
     clock_mhz: float = 100.0
 
     def __post_init__(self) -> None:
+        if self.sparse_lanes is None and _is_int(self.rows) and _is_int(self.cols):
+            object.__setattr__(self, "sparse_lanes", self.rows * self.cols)
         for name, (low, high, power_of_two) in _INT_FIELDS.items():
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
+            if not _is_int(value):
                 raise TypeError(f"AccelConfig.{name} must be an int, not {value!r}")
             if not low <= value <= high:
                 raise ValueError(f"AccelConfig.{name} must be in [{low}, {high}], not {value!r}")
             if power_of_two and value & (value - 1):
                 raise ValueError(f"AccelConfig.{name} must be a power of two, not {value!r}")
+        if self.sparse_lanes % self.cols:
+            raise ValueError(
+                f"AccelConfig.sparse_lanes must be a multiple of cols ({self.cols}), "
+                f"not {self.sparse_lanes!r}"
+            )
         try:
             object.__setattr__(self, "dataflow", Dataflow(self.dataflow))
         except ValueError:
@@ -107,6 +125,11 @@ class AccelConfig:
     def macs(self) -> int:
         """Multiply-accumulate units of the systolic array (R * C)."""
         return self.rows * self.cols
+
+    @property
+    def sparse_groups(self) -> int:
+        """Nonzeros the sparse engine multiplies per cycle: G = sparse_lanes / cols."""
+        return self.sparse_lanes // self.cols
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict of every field (the dataflow as its string value)."""

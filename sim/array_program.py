@@ -1,10 +1,7 @@
 """What to stream into the systolic array for one GEMM, and how to read its answer back.
 
-Every simulation driver (Amaranth simulator, cocotb, the native Verilator harness) runs the same
-`ArrayProgram`: for each input stream a sequence of beats, packed exactly as the Verilog port
-lays out its bits (element 0 in the low bits, struct members in order), as uint32 words; and
-the number of beats to collect from ``out``. `ArrayProgram.assemble` turns the collected output
-words into the int32 M x N result.
+`gemm_program` builds an `ArrayProgram` (a `sim.stream_program.StreamProgram` for the ``array``
+unit); `ArrayProgram.assemble` turns the collected output words into the int32 M x N result.
 
 Tiling (partial tiles padded with zeros, their outputs dropped):
 
@@ -20,65 +17,27 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
 from hdl.config import AccelConfig, Dataflow
 from sim.golden.checks import require_gemm_operands
 from sim.golden.gemm import wrap_int32
-
-
-def pack_beats(fields: list[tuple[np.ndarray, int]]) -> np.ndarray:
-    """Pack per-beat fields into uint32 words, low bits first.
-
-    Parameters
-    ----------
-    fields: (values [beats, count] integers, bit width of each value), in port order.
-
-    Returns
-    -------
-    uint32 [beats, words], words = ceil(total bits / 32).
-    """
-    bit_columns = []
-    for values, width in fields:
-        values = np.asarray(values, np.int64)
-        shifts = np.arange(width, dtype=np.int64)
-        bits = (values[:, :, None] >> shifts) & 1  # two's complement for negatives
-        bit_columns.append(bits.reshape(values.shape[0], -1))
-    bits = np.concatenate(bit_columns, axis=1).astype(np.uint8)
-    words = math.ceil(bits.shape[1] / 32)
-    bits = np.pad(bits, ((0, 0), (0, words * 32 - bits.shape[1])))
-    packed = np.packbits(bits, axis=1, bitorder="little")
-    return packed.view("<u4").astype(np.uint32)
-
-
-def unpack_int32(words: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
-    """Split ``out`` beats (uint32 words: ``count`` int32 values then a ``last`` bit)."""
-    words = np.asarray(words, np.uint32)
-    values = words[:, :count].view(np.int32).copy()
-    last = (words[:, count] & 1).astype(bool) if words.shape[1] > count else np.zeros(0, bool)
-    return values, last
-
-
-def out_words(cols: int) -> int:
-    """uint32 words in one ``out`` beat: C int32 values plus the ``last`` bit."""
-    return cols + 1
+from sim.stream_program import (
+    StreamProgram,
+    check_beat_count,
+    check_last_flags,
+    pack_beats,
+    unpack_int32,
+)
 
 
 @dataclass(frozen=True)
-class ArrayProgram:
-    """Beats for each input stream of the array and the shape of the expected output.
+class ArrayProgram(StreamProgram):
+    """A GEMM as beats for the systolic array; ``m``, ``n``, ``k``: its shape."""
 
-    Attributes
-    ----------
-    inputs: stream name -> uint32 [beats, words] packed payloads, in send order.
-    output_beats: number of ``out`` beats the program produces.
-    config, m, n, k: what it computes.
-    """
-
-    inputs: dict[str, np.ndarray]
-    output_beats: int
-    config: AccelConfig
+    UNIT: ClassVar[str] = "array"
     m: int
     n: int
     k: int
@@ -101,15 +60,9 @@ class ArrayProgram:
         """
         rows, cols = self.config.rows, self.config.cols
         values, last = unpack_int32(output_words, cols)
-        if values.shape[0] != self.output_beats:
-            raise ValueError(
-                f"expected {self.output_beats} output beats, the array produced {values.shape[0]}"
-            )
+        check_beat_count(values.shape[0], self.output_beats)
         per_tile = self.m if self.config.dataflow is Dataflow.WS else rows
-        expected_last = (np.arange(self.output_beats) % per_tile) == per_tile - 1
-        if not np.array_equal(last, expected_last):
-            beat = int(np.argmax(last != expected_last))
-            raise ValueError(f"output beat {beat} has last={bool(last[beat])}, expected otherwise")
+        check_last_flags(last, (np.arange(self.output_beats) % per_tile) == per_tile - 1)
         tiles = values.reshape(self.tiles, per_tile, cols)
         n_tiles = math.ceil(self.n / cols)
         result = np.zeros((self.m, n_tiles * cols), np.int64)

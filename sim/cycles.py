@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 
 from hdl.config import AccelConfig, Dataflow
+from hdl.sparse import LATENCY as SPARSE_LATENCY
 
 
 def _check_shape(m: int, n: int, k: int) -> None:
@@ -86,3 +87,33 @@ def array_cycles(m: int, n: int, k: int, config: AccelConfig) -> int:
             start = max(start + m, load + rows)
         frees[i % 2] = start + m + rows + cols - 1
     return start + m + rows + cols + 1
+
+
+def sparse_cycles(passes: list[tuple[int, int]]) -> int:
+    """Exact RTL cycles of a program on `hdl.sparse.SparseEngine`, inputs always valid and
+    ``out`` always ready, from the first cycle inputs are offered to the last output transfer.
+
+    `passes` lists each pass's (``acts`` beats K_p, ``nonzeros`` beats B_p), as
+    `sim.sparse_program.pass_beats` gives them. Pass p's block loads into bank p mod 2 from cycle
+    S_p to E_p = S_p + K_p - 1, once the previous load is done and the bank's earlier pass has
+    taken its final beat (in cycle D_{p-2}); its beats go in from cycle U_p, after its load and
+    the previous pass:
+
+        S_0 = 0,  S_p = max(E_{p-1}, D_{p-2}) + 1
+        U_p = max(E_p, D_{p-1}) + 1,  D_p = U_p + B_p - 1
+        cycles = D_{last} + 1 + 3        (3 = `hdl.sparse.LATENCY`, beat -> ``out``)
+
+    For one pass that is K + B + 3, and B = sum over rows of max(1, ceil(nnz_row / G)), so
+    between nnz / G and nnz / G + N. Once every B_p >= K_p (compute-bound), the loads hide
+    behind the compute and the total is K_0 + sum_p B_p + 3.
+    """
+    if not passes:
+        raise ValueError("a sparse program has at least one pass")
+    load_end = -1  # E_{p-1}
+    done = [-1, -1]  # D_{p-2}, D_{p-1} by parity of p
+    for p, (load_beats, beats) in enumerate(passes):
+        if load_beats < 1 or beats < 1:
+            raise ValueError(f"pass {p} has {load_beats} acts and {beats} nonzeros beats")
+        load_end = max(load_end, done[p % 2]) + load_beats
+        done[p % 2] = max(load_end, done[1 - p % 2]) + beats
+    return done[(len(passes) - 1) % 2] + 1 + SPARSE_LATENCY

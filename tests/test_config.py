@@ -9,6 +9,8 @@ def test_defaults_are_valid_and_frozen():
     config = AccelConfig()
     assert (config.rows, config.cols, config.dataflow) == (16, 16, Dataflow.WS)
     assert config.macs == 256
+    assert (config.sparse_lanes, config.sparse_groups) == (256, 16)
+    assert AccelConfig(rows=2, cols=3).sparse_lanes == 6
     with pytest.raises(AttributeError):
         config.rows = 8
 
@@ -27,7 +29,13 @@ def test_dataflow_accepts_strings_and_enum():
         ("acc_rows", 8, r"^AccelConfig\.acc_rows must be in \[16, 1048576\], not 8$"),
         ("bus_bytes", 24, r"^AccelConfig\.bus_bytes must be a power of two, not 24$"),
         ("mem_latency", -1, r"^AccelConfig\.mem_latency must be in \[0, 10000\], not -1$"),
-        ("sparse_lanes", 0, r"^AccelConfig\.sparse_lanes must be in \[1, 1024\], not 0$"),
+        ("sparse_lanes", 0, r"^AccelConfig\.sparse_lanes must be in \[1, 65536\], not 0$"),
+        (
+            "sparse_lanes",
+            24,
+            r"^AccelConfig\.sparse_lanes must be a multiple of cols \(16\), not 24$",
+        ),
+        ("sparse_depth", 100, r"^AccelConfig\.sparse_depth must be a power of two, not 100$"),
         ("clock_mhz", 0, r"^AccelConfig\.clock_mhz must be in \(0, 2000\], not 0$"),
         (
             "dataflow",

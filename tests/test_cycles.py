@@ -1,9 +1,9 @@
-"""SCALE-Sim convention cycle counts and utilization."""
+"""SCALE-Sim convention cycle counts, utilization, and the sparse engine's cycle model."""
 
 import pytest
 
 from hdl.config import AccelConfig
-from sim.cycles import scalesim_cycles, utilization
+from sim.cycles import scalesim_cycles, sparse_cycles, utilization
 
 
 def test_single_fold_ws_and_os():
@@ -31,3 +31,19 @@ def test_utilization():
 def test_bad_dimensions():
     with pytest.raises(ValueError, match=r"^GEMM dimension N must be a positive int, not 0$"):
         scalesim_cycles(1, 0, 1, AccelConfig())
+
+
+def test_sparse_cycles_closed_forms():
+    # One pass: K acts beats, B nonzeros beats, 3 cycles of latency.
+    assert sparse_cycles([(10, 7)]) == 10 + 7 + 3
+    # Compute-bound (every B >= K): loads hide behind compute after the first.
+    assert sparse_cycles([(10, 12)] * 4) == 10 + 4 * 12 + 3
+    # Load-bound: each pass waits for its block; the last pass's beats follow the last load.
+    assert sparse_cycles([(10, 2)] * 3) == 3 * 10 + 2 + 3
+
+
+def test_sparse_cycles_refuses_empty_passes():
+    with pytest.raises(ValueError, match=r"^a sparse program has at least one pass$"):
+        sparse_cycles([])
+    with pytest.raises(ValueError, match=r"^pass 1 has 4 acts and 0 nonzeros beats$"):
+        sparse_cycles([(4, 1), (4, 0)])

@@ -8,6 +8,7 @@ import pytest
 
 from hdl.config import AccelConfig
 from hdl.gen import ARRAY_TOP, array_verilog, main
+from hdl.units import UNITS
 from sim.toolchain import verilator_bin_dir
 
 
@@ -41,6 +42,26 @@ def test_verilog_is_lint_clean_without_waivers(tmp_path, rows, cols, dataflow):
     assert lint_messages(path) == []
 
 
+@pytest.mark.parametrize(
+    ("cols", "lanes", "depth"), [(1, 1, 2), (2, 4, 8), (3, 9, 16), (2, 10, 4), (16, 256, 512)]
+)
+def test_sparse_engine_verilog_is_lint_clean_without_waivers(tmp_path, cols, lanes, depth):
+    """G = lanes / cols from 1 to 16, odd ones included (the adder tree carries a product up)."""
+    config = AccelConfig(rows=2, cols=cols, sparse_lanes=lanes, sparse_depth=depth)
+    path = tmp_path / "sparse.v"
+    path.write_text(UNITS["sparse"].verilog(config))
+    assert lint_messages(path) == []
+
+
+def test_unit_option_writes_each_unit(tmp_path, capsys):
+    argv = ["--rows", "2", "--cols", "2", "--unit", "sparse", "--unit", "array"]
+    assert main([*argv, "--sparse-lanes", "6", "--out", str(tmp_path)]) == 0
+    assert "module sparse_engine(" in (tmp_path / "sparse_engine.v").read_text()
+    assert "module systolic_array(" in (tmp_path / "systolic_array.v").read_text()
+    config = AccelConfig.from_json((tmp_path / "accel_config.json").read_text())
+    assert (config.sparse_lanes, config.sparse_groups) == (6, 3)
+
+
 def test_lint_check_can_fail(tmp_path):
     path = tmp_path / "bad.v"
     path.write_text("module bad(input [7:0] a, output [3:0] y); assign y = a; endmodule\n")
@@ -59,6 +80,11 @@ def test_verilog_is_reproducible():
         (["--rows", "0", "--out", "x"], "AccelConfig.rows must be in [1, 256], not 0"),
         (["--dataflow", "rs", "--out", "x"], "argument --dataflow: invalid choice: 'rs'"),
         (["--rows", "4"], "the following arguments are required: --out"),
+        (["--unit", "fpu", "--out", "x"], "argument --unit: invalid choice: 'fpu'"),
+        (
+            ["--cols", "4", "--sparse-lanes", "6", "--out", "x"],
+            "AccelConfig.sparse_lanes must be a multiple of cols (4), not 6",
+        ),
     ],
 )
 def test_bad_arguments(argv, message, capsys):

@@ -16,7 +16,7 @@ from hdl.config import AccelConfig
 from sim.array_program import ArrayProgram, gemm_program
 from sim.cycles import array_cycles
 from sim.drivers import native
-from sim.drivers.native import NativeArray, SimulationTimeoutError, build_native, run_native
+from sim.drivers.native import NativeSim, SimulationTimeoutError, build_native, run_native
 from sim.drivers.pysim import FlowControl, run_pysim
 from sim.golden.gemm import gemm
 from sim.toolchain import BuildError, cached_build
@@ -28,14 +28,14 @@ FLOWS = [(0.4, 0.0), (0.0, 0.5), (0.3, 0.3), (0.7, 0.8)]
 
 @pytest.fixture(scope="module")
 def native_array():
-    """NativeArray for (rows, cols, dataflow[, options]), built once per module."""
+    """NativeSim for (rows, cols, dataflow[, options]), built once per module."""
     arrays = {}
 
     def get(rows, cols, dataflow, **options):
         key = (rows, cols, dataflow, tuple(sorted(options.items())))
         if key not in arrays:
             config = AccelConfig(rows=rows, cols=cols, dataflow=dataflow)
-            arrays[key] = NativeArray(config, **options)
+            arrays[key] = NativeSim(config, **options)
         return arrays[key]
 
     yield get
@@ -145,7 +145,11 @@ def test_refuses_programs_for_another_array(native_array):
     array = native_array(2, 2, "ws")
     a, b = operands(1, 4, 4, 4)
     other = gemm_program(a, b, AccelConfig(rows=4, cols=8, dataflow="ws"))
-    with pytest.raises(ValueError, match=r"program is for a 4x8 ws array, .* a 2x2 ws one"):
+    with pytest.raises(
+        ValueError,
+        match=r"^program is for another configuration than this NativeSim's: rows 4 != 2, "
+        r"cols 8 != 2, sparse_lanes 32 != 4$",
+    ):
         array.run(other)
     program = gemm_program(a, b, array.config)
     bad = ArrayProgram(
@@ -201,7 +205,8 @@ def test_builds_are_cached_and_run_native_matches(native_array):
     assert again.cached
     assert again.library == array.build.library
     record = json.loads((again.directory / "BUILT.json").read_text())
-    assert record["config"] == {"rows": 2, "cols": 2, "dataflow": "os"}
+    assert record["unit"] == "array"
+    assert AccelConfig.from_dict(record["config"]) == array.config
     a, b = operands(2, 6, 5, 4)
     program = gemm_program(a, b, array.config)
     output, cycles = run_native(program)
@@ -211,7 +216,7 @@ def test_builds_are_cached_and_run_native_matches(native_array):
 
 def test_build_failure_raises_with_log_and_leaves_no_marker(tmp_path, monkeypatch):
     monkeypatch.setenv("TESSERA_CACHE", str(tmp_path))
-    monkeypatch.setattr(native, "native_verilog", lambda config, netlist: "module broken(;\n")
+    monkeypatch.setattr(native, "native_verilog", lambda config, netlist, unit: "module broken(;\n")
     with pytest.raises(BuildError, match=r"native build step `verilator` failed") as caught:
         build_native(AccelConfig(rows=2, cols=2))
     assert "full log:" in str(caught.value)

@@ -43,6 +43,7 @@ FAULTS = ("model", "cycles", "beats")
 
 ARRAYS = [(2, 2), (4, 4), (8, 8), (16, 16), (4, 8)]
 
+
 def _marks(rows: int, cols: int, dataflow: str, *, flow_control: bool = False) -> list:
     marks = []
     if rows >= 16 or (rows >= 8 and dataflow == "ws"):

@@ -54,7 +54,7 @@ def test_assemble_detects_lost_and_misplaced_beats():
     a, b = operands(3, 3, 4, 3)
     program = gemm_program(a, b, config)
     output, _ = run_pysim(program)
-    with pytest.raises(ValueError, match=r"^expected 8 output beats, the array produced 7$"):
+    with pytest.raises(ValueError, match=r"^expected 8 output beats, the unit produced 7$"):
         program.assemble(output[:-1])
     with pytest.raises(ValueError, match=r"^output beat 0 has last=True, expected otherwise$"):
         program.assemble(output[[1, 0, 2, 3, 4, 5, 6, 7]])
@@ -77,7 +77,7 @@ def test_a_hang_is_reported_not_endless():
     too_many = dataclasses.replace(program, output_beats=program.output_beats + 1)
     with pytest.raises(
         RuntimeError,
-        match=r"^no output for \d+ cycles at cycle \d+: the array "
-        r"hangs after 2 of 3 output beats$",
+        match=r"^no transfer on any stream for \d+ cycles at cycle \d+: the array "
+        r"unit hangs after 2 of 3 output beats$",
     ):
         run_pysim(too_many)

@@ -1,10 +1,12 @@
-"""Simulation backends behind one interface: ``get_backend(name, config).gemm(a, b)``.
+"""Simulation backends behind one interface: ``get_backend(name, config)``.
 
-Every backend returns a `GemmResult` (int32 output, cycles, counters):
+``.gemm(a, b)`` runs a dense int8 GEMM on the systolic array, ``.spmm(w, x)`` a sparse one on the
+sparse engine (w's zeros skipped). Every backend returns a `GemmResult` (int32 output, cycles,
+counters):
 
-- ``golden``: numpy results, cycles from the exact analytical model of the array;
-- ``pysim``: the RTL array in Amaranth's simulator (slow; small arrays);
-- ``verilator``: the RTL array compiled by Verilator, run by the native C++ harness.
+- ``golden``: numpy results, cycles from the exact analytical models of the units;
+- ``pysim``: the RTL units in Amaranth's simulator (slow; small configurations);
+- ``verilator``: the RTL units compiled by Verilator, run by the native C++ harness.
 """
 
 from __future__ import annotations

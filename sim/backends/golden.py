@@ -1,4 +1,4 @@
-"""The golden backend: numpy results (the numeric spec) with the array's analytical cycles."""
+"""The golden backend: numpy results (the numeric spec) with the units' analytical cycles."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import numpy as np
 
 from hdl.config import AccelConfig, Dataflow
 from sim.backends.result import GemmResult
-from sim.cycles import array_cycles
+from sim.cycles import array_cycles, sparse_cycles
 from sim.golden.gemm import gemm
+from sim.golden.sparse import csr_compress, csr_spmm
+from sim.sparse_program import pass_beats, require_sparse_operands
 
 
 def tile_count(m: int, n: int, k: int, config: AccelConfig) -> int:
@@ -20,10 +22,11 @@ def tile_count(m: int, n: int, k: int, config: AccelConfig) -> int:
 
 
 class GoldenBackend:
-    """Functional GEMM from `sim.golden.gemm`; cycles from `sim.cycles.array_cycles`.
+    """Functional GEMMs from `sim.golden`; cycles from `sim.cycles`.
 
-    The cycle model is exact for the RTL array with operands always valid and the output
-    always ready (tests/test_systolic_*.py check it against simulation).
+    The cycle models are exact for the RTL units with inputs always valid and the output
+    always ready (tests/test_systolic_*.py and tests/test_sparse_*.py check them against
+    simulation).
     """
 
     name = "golden"
@@ -40,3 +43,16 @@ class GoldenBackend:
         counters = {"macs": m * n * k, "tiles": tile_count(m, n, k, self.config)}
         cycles = array_cycles(m, n, k, self.config)
         return GemmResult(output, cycles, counters, cycle_model="analytical")
+
+    def spmm(self, w: np.ndarray, x: np.ndarray) -> GemmResult:
+        """int8 w (N x K, zeros skipped) @ int8 x (K x M) as on the sparse engine -> int32 N x M.
+
+        W is compressed with the golden CSR format and multiplied by the golden sparse GEMM;
+        the cycles are `sim.cycles.sparse_cycles` of the engine's passes.
+        """
+        w, x = require_sparse_operands(w, x)
+        csr = csr_compress(w)
+        passes = pass_beats(csr, x.shape[1], self.config)
+        counters = {"macs": csr.nnz * x.shape[1], "nnz": csr.nnz, "passes": len(passes)}
+        output = csr_spmm(csr, x)
+        return GemmResult(output, sparse_cycles(passes), counters, cycle_model="analytical")

@@ -1,20 +1,21 @@
-"""The ``pysim`` backend: the RTL array in Amaranth's own simulator (small configs only)."""
+"""The ``pysim`` backend: the RTL units in Amaranth's own simulator (small configs only)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from sim.array_program import ArrayProgram
 from sim.backends.rtl import RtlBackend
 from sim.drivers.pysim import run_pysim
+from sim.stream_program import StreamProgram
 
 
 class PysimBackend(RtlBackend):
-    """Runs each GEMM cycle by cycle in Amaranth's simulator (hundreds to thousands of cycles/s)."""
+    """Runs each product cycle by cycle in Amaranth's simulator (hundreds to thousands of
+    cycles/s)."""
 
     name = "pysim"
 
-    def _run(self, program: ArrayProgram) -> tuple[np.ndarray, int, dict[str, int]]:
+    def _run(self, program: StreamProgram) -> tuple[np.ndarray, int, dict[str, int]]:
         output_words, cycles = run_pysim(program, self.flow)
         counters = {
             "output_beats": program.output_beats,

@@ -1,13 +1,15 @@
-"""What every backend that simulates the RTL array shares: tiling, assembly, the result."""
+"""What every backend that simulates the RTL shares: programs, assembly, the result."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from hdl.config import AccelConfig
-from sim.array_program import ArrayProgram, gemm_program
+from sim.array_program import gemm_program
 from sim.backends.result import GemmResult
 from sim.drivers.pysim import FlowControl
+from sim.sparse_program import spmm_program
+from sim.stream_program import StreamProgram
 
 
 class RtlBackend:
@@ -15,7 +17,7 @@ class RtlBackend:
 
     Parameters
     ----------
-    config: the array to simulate.
+    config: the hardware to simulate.
     flow: optional random idle input cycles / output back-pressure (default: none).
     """
 
@@ -34,6 +36,22 @@ class RtlBackend:
         counters = {"macs": program.m * program.n * program.k, "tiles": program.tiles, **counters}
         return GemmResult(program.assemble(output_words), cycles, counters, cycle_model="rtl")
 
-    def _run(self, program: ArrayProgram) -> tuple[np.ndarray, int, dict[str, int]]:
+    def spmm(self, w: np.ndarray, x: np.ndarray) -> GemmResult:
+        """int8 w (N x K, zeros skipped) @ int8 x (K x M) on the simulated sparse engine.
+
+        W is compressed with the golden CSR format inside (`sim.sparse_program.spmm_program`);
+        the result's output is int32 N x M.
+        """
+        program = spmm_program(w, x, self.config)
+        output_words, cycles, counters = self._run(program)
+        counters = {
+            "macs": program.nnz * program.m,
+            "nnz": program.nnz,
+            "passes": program.chunks * program.blocks,
+            **counters,
+        }
+        return GemmResult(program.assemble(output_words), cycles, counters, cycle_model="rtl")
+
+    def _run(self, program: StreamProgram) -> tuple[np.ndarray, int, dict[str, int]]:
         """Simulate `program`: (``out`` beats as uint32 words, cycles, simulator counters)."""
         raise NotImplementedError

@@ -1,24 +1,29 @@
-"""The ``verilator`` backend: the RTL array compiled by Verilator, run by the native harness."""
+"""The ``verilator`` backend: the RTL units compiled by Verilator, run by the native harness."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from sim.array_program import ArrayProgram
+from hdl.config import AccelConfig
 from sim.backends.rtl import RtlBackend
-from sim.drivers.native import NativeArray
+from sim.drivers.native import NativeSim
+from sim.drivers.pysim import FlowControl
+from sim.stream_program import StreamProgram
 
 
 class VerilatorBackend(RtlBackend):
-    """Runs each GEMM inside C++ (about 1M cycles/s at 16x16); the build is cached on disk.
+    """Runs each product inside C++ (about 1M cycles/s at 16x16); builds are cached on disk.
 
-    The harness library is built (or loaded from the cache) on the first GEMM.
+    Each unit's harness library is built (or loaded from the cache) on its first use.
     """
 
     name = "verilator"
-    _array: NativeArray | None = None
 
-    def _run(self, program: ArrayProgram) -> tuple[np.ndarray, int, dict[str, int]]:
-        if self._array is None:
-            self._array = NativeArray(self.config)
-        return self._array.run(program, self.flow)
+    def __init__(self, config: AccelConfig, flow: FlowControl | None = None) -> None:
+        super().__init__(config, flow)
+        self._sims: dict[str, NativeSim] = {}
+
+    def _run(self, program: StreamProgram) -> tuple[np.ndarray, int, dict[str, int]]:
+        if program.UNIT not in self._sims:
+            self._sims[program.UNIT] = NativeSim(self.config, program.UNIT)
+        return self._sims[program.UNIT].run(program, self.flow)

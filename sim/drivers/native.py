@@ -1,24 +1,26 @@
-"""Run an `ArrayProgram` on the systolic array in a native Verilator harness: the fast path.
+"""Run a `StreamProgram` on its hardware unit in a native Verilator harness: the fast path.
 
-The array's Verilog is Verilated together with ``sim/native/harness.cpp`` into a shared library
-that runs a whole program per call (all beats in, all beats out, flow control and cycle counting
-in C++), loaded with ctypes. Results and cycle counts follow `sim.drivers.pysim` exactly: after
-reset, cycle 0 is the first clock edge; with no flow control the cycle count equals pysim's and
-`sim.cycles.array_cycles`. Random flow control (`FlowControl`) uses the harness's own generator,
-so the outputs are the same as pysim's but the cycle counts of a random run are not.
+The unit's Verilog (any unit of `hdl.units`: the systolic array, the requantizer, the sparse
+engine) is Verilated together with ``sim/native/harness.cpp`` into a shared library that runs a
+whole program per call (all beats in, all beats out, flow control and cycle counting in C++),
+loaded with ctypes. Results and cycle counts follow `sim.drivers.pysim` exactly: after reset,
+cycle 0 is the first clock edge; with no flow control the cycle count equals pysim's and the
+models of `sim.cycles`. Random flow control (`FlowControl`) uses the harness's own generator, so
+the outputs are the same as pysim's but the cycle counts of a random run are not.
 
 Typical use::
 
     from sim.array_program import gemm_program
-    from sim.drivers.native import NativeArray
+    from sim.drivers.native import NativeSim
 
-    array = NativeArray(config)                 # builds once per design, then cached
+    array = NativeSim(config)                   # builds once per design, then cached
     output, cycles, counters = array.run(gemm_program(a, b, config))
+    engine = NativeSim(config, unit="sparse")   # the sparse engine, for spmm_program(w, x, config)
 
 Speed (one thread, 256x256x256 GEMM, 2-core AMD EPYC VM): about 4.5M cycles/s (8x8 WS),
 2.5M (8x8 OS), 1.3M (16x16 WS) and 0.75M (16x16 OS). Three things make it fast:
 
-- Netlist. By default the library is built not from the ``hdl.gen.array_verilog`` text itself
+- Netlist. By default the library is built not from the `hdl.units.Unit.verilog` text itself
   but from the same RTLIL run through more Yosys passes (``netlist="optimized"``: flatten,
   ``opt``, ``wreduce``, ``opt_dff``). Amaranth computes every register's next value in a
   combinational process (the array-wide enable is a mux in front of each register), which
@@ -26,7 +28,7 @@ Speed (one thread, 256x256x256 GEMM, 2-core AMD EPYC VM): about 4.5M cycles/s (8
   into the flip-flops (6-10x faster), ``opt`` merges equal registers, and Yosys's bit-by-bit sign
   extensions are rewritten as replications. It is the same design (Yosys's passes preserve
   behaviour; the tests check both netlists bit-exactly); ``netlist="gen"`` builds the exact
-  ``array_verilog`` text.
+  ``Unit.verilog`` text.
 - ``sim/native/fastops.h`` replaces Verilator's sign-extension helpers in the model with shift
   pairs that compile to one instruction (about half of all instructions of a 16x16 array).
 - The whole program runs in one C++ call, two ``eval()`` per cycle, no Python per cycle.
@@ -44,7 +46,6 @@ import ctypes
 import dataclasses
 import functools
 import importlib.resources
-import math
 import os
 import platform
 import re
@@ -59,10 +60,10 @@ from typing import Any
 
 import numpy as np
 
-from hdl.config import AccelConfig, Dataflow
-from hdl.gen import ARRAY_TOP, array_verilog
-from sim.array_program import ArrayProgram, out_words
-from sim.drivers.pysim import FlowControl
+from hdl.config import AccelConfig
+from hdl.units import Unit, get_unit, payload_bits, payload_words
+from sim.drivers.pysim import FlowControl, quiet_limit, unit_latency
+from sim.stream_program import StreamProgram
 from sim.toolchain import (
     MAKEFLAGS,
     VERILATOR_BUILD_ARGS,
@@ -82,11 +83,10 @@ __all__ = [
     "NATIVE_BUILD_ARGS",
     "NETLISTS",
     "NO_FLOW_CONTROL",
-    "NativeArray",
     "NativeBuild",
+    "NativeSim",
     "SimulationTimeoutError",
     "build_native",
-    "default_quiet_limit",
     "native_verilog",
     "run_native",
 ]
@@ -94,7 +94,7 @@ __all__ = [
 #: Verilator flags of native builds (besides the fixed ones `build_native` adds).
 NATIVE_BUILD_ARGS: tuple[str, ...] = (*VERILATOR_BUILD_ARGS, "--noassert")
 
-#: Inputs always valid, output always ready (the default of `NativeArray.run`).
+#: Inputs always valid, output always ready (the default of `NativeSim.run`).
 NO_FLOW_CONTROL = FlowControl()
 
 #: Netlists a native build can be made from; see the module docstring.
@@ -121,8 +121,8 @@ harness.o: ../harness.cpp
 {_LIBRARY}: harness.o $(VK_GLOBAL_OBJS) $(VM_PREFIX)__ALL.a
 \t$(LINK) $(LDFLAGS) -shared $^ $(LOADLIBES) $(LDLIBS) $(LIBS) -o $@
 """
-_FORMAT = "tessera-native-build-v1"
-_ABI_VERSION = 1
+_FORMAT = "tessera-native-build-v2"
+_ABI_VERSION = 2
 _COUNTERS = 8
 _YOSYS_PASSES = ("proc", "flatten", "opt", "wreduce", "opt_dff", "opt_clean -purge")
 # Return codes of tessera_run.
@@ -130,14 +130,14 @@ _TIMEOUT, _NO_PROGRESS, _BAD_ARGUMENT, _FATAL = -1, -2, -3, -4
 
 
 class SimulationTimeoutError(RuntimeError):
-    """A native run stopped before the program's last output beat: the array hung.
+    """A native run stopped before the program's last output beat: the unit hung.
 
     Attributes
     ----------
     cycles : int
         Cycles simulated when the run was stopped.
     counters : dict of str to int
-        The run's counters (see `NativeArray.run`), e.g. ``out_beats`` collected so far.
+        The run's counters (see `NativeSim.run`), e.g. ``out_beats`` collected so far.
     """
 
     def __init__(self, message: str, cycles: int, counters: dict[str, int]):
@@ -181,7 +181,7 @@ def _yosys():
     return find_yosys(lambda version: version >= (0, 40))
 
 
-def _optimized_verilog(rtlil_text: str) -> str:
+def _optimized_verilog(rtlil_text: str, top: str) -> str:
     """Run `_YOSYS_PASSES` on the RTLIL; the result is cached on disk (16x16: 5-10 s of Yosys)."""
     yosys = _yosys()
     key = content_hash(
@@ -197,7 +197,7 @@ def _optimized_verilog(rtlil_text: str) -> str:
     script = "\n".join(
         [
             f"read_rtlil <<rtlil\n{rtlil_text}\nrtlil",
-            f"hierarchy -top {ARRAY_TOP}",
+            f"hierarchy -top {top}",
             *_YOSYS_PASSES,
             "write_verilog -noattr",
         ]
@@ -211,22 +211,21 @@ def _optimized_verilog(rtlil_text: str) -> str:
     return verilog
 
 
-def native_verilog(config: AccelConfig, netlist: str = "optimized") -> str:
-    """Verilog of the systolic array for `config` as the native harness builds it.
+def native_verilog(config: AccelConfig, netlist: str = "optimized", unit: str = "array") -> str:
+    """Verilog of `unit` for `config` as the native harness builds it.
 
-    ``netlist="gen"`` is exactly `hdl.gen.array_verilog`; ``"optimized"`` (the default) is the
+    ``netlist="gen"`` is exactly `hdl.units.Unit.verilog`; ``"optimized"`` (the default) is the
     same RTLIL flattened and optimised by Yosys (module docstring), with the same ports.
     """
     if netlist not in NETLISTS:
         raise ValueError(f"netlist must be one of {NETLISTS}, not {netlist!r}")
+    spec = get_unit(unit)
     if netlist == "gen":
-        return array_verilog(config)
+        return spec.verilog(config)
     from amaranth.back import rtlil
 
-    from hdl.systolic import SystolicArray
-
-    text = rtlil.convert(SystolicArray(config), name=ARRAY_TOP, emit_src=False)
-    return _optimized_verilog(text)
+    text = rtlil.convert(spec.component(config), name=spec.top, emit_src=False)
+    return _optimized_verilog(text, spec.top)
 
 
 @functools.lru_cache(maxsize=4)
@@ -321,20 +320,11 @@ def _keep_runtime(runtime: Path, obj_dir: Path) -> None:
             Path(partial).unlink(missing_ok=True)
 
 
-def _dataflow_macro(config: AccelConfig) -> str:
-    return "TESSERA_DATAFLOW_WS" if config.dataflow is Dataflow.WS else "TESSERA_DATAFLOW_OS"
-
-
-def _stream_names(config: AccelConfig) -> tuple[str, ...]:
-    return ("weights", "acts") if config.dataflow is Dataflow.WS else ("operands",)
-
-
-def _stream_bits(config: AccelConfig) -> dict[str, int]:
-    """Payload width of each input stream (see the layouts in `hdl.systolic`)."""
-    rows, cols = config.rows, config.cols
-    if config.dataflow is Dataflow.WS:
-        return {"weights": 8 * cols, "acts": 8 * rows + 1}
-    return {"operands": 8 * rows + 8 * cols + 1}
+def _stream_macros(unit: Unit, config: AccelConfig) -> list[str]:
+    """The harness's -D flags naming the unit's input streams (see harness.cpp)."""
+    streams = unit.streams(config)
+    names = [f"-DTESSERA_IN{i}={name}" for i, name in enumerate(streams)]
+    return [f"-DTESSERA_STREAMS={len(streams)}", *names]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -346,12 +336,14 @@ class NativeBuild:
     key : str
         Content hash naming the cache folder.
     directory : pathlib.Path
-        ``cache_dir()/native/<key>``: ``systolic_array.v``, ``harness.cpp``, ``build.log``,
-        the marker file and Verilator's ``obj/`` folder.
+        ``cache_dir()/native/<key>``: ``<top>.v``, ``harness.cpp``, ``build.log``, the marker
+        file and Verilator's ``obj/`` folder.
     library, log_file, verilog_path : pathlib.Path
         The shared library, the build log and the Verilog that was built.
     config : AccelConfig
-        The array it simulates.
+        The configuration it simulates.
+    unit : str
+        The `hdl.units` name of the unit it simulates.
     trace : bool
         Built with VCD tracing (``--trace``).
     netlist : str
@@ -368,6 +360,7 @@ class NativeBuild:
     log_file: Path
     verilog_path: Path
     config: AccelConfig
+    unit: str
     trace: bool
     netlist: str
     cached: bool
@@ -375,9 +368,9 @@ class NativeBuild:
 
 
 def build_native(
-    config: AccelConfig, *, trace: bool = False, netlist: str = "optimized"
+    config: AccelConfig, *, unit: str = "array", trace: bool = False, netlist: str = "optimized"
 ) -> NativeBuild:
-    """Build (or reuse) the native harness library for `config`.
+    """Build (or reuse) the native harness library of `unit` for `config`.
 
     Raises
     ------
@@ -388,13 +381,14 @@ def build_native(
     """
     if not isinstance(config, AccelConfig):
         raise TypeError(f"config must be an AccelConfig, not {type(config)!r}")
-    verilog = native_verilog(config, netlist)
+    spec = get_unit(unit)
+    verilog = native_verilog(config, netlist, unit)
     harness = _native_source("harness.cpp")
     fastops = _native_source(_FASTOPS)
     args = [*NATIVE_BUILD_ARGS, *(["--trace"] if trace else [])]
     cflags = [
         *_CFLAGS,
-        f"-D{_dataflow_macro(config)}",
+        *_stream_macros(spec, config),
         *(["-DTESSERA_TRACE"] if trace else []),
     ]
     compiler = _compiler_identity()
@@ -417,7 +411,7 @@ def build_native(
     obj_dir = directory / "obj"
     library = obj_dir / _LIBRARY
     log_file = directory / "build.log"
-    verilog_path = directory / f"{ARRAY_TOP}.v"
+    verilog_path = directory / f"{spec.top}.v"
 
     runtime = _runtime_dir(compiler)
 
@@ -438,7 +432,7 @@ def build_native(
             "--prefix",
             _PREFIX,
             "--top-module",
-            ARRAY_TOP,
+            spec.top,
             "--compiler-include",
             str(directory / _FASTOPS),
             "-Mdir",
@@ -458,11 +452,8 @@ def build_native(
         _keep_runtime(runtime, obj_dir)
         return {
             "format": _FORMAT,
-            "config": {
-                "rows": config.rows,
-                "cols": config.cols,
-                "dataflow": config.dataflow.value,
-            },
+            "unit": unit,
+            "config": config.to_dict(),
             "netlist": netlist,
             "trace": trace,
             "build_args": args,
@@ -485,6 +476,7 @@ def build_native(
         log_file=log_file,
         verilog_path=verilog_path,
         config=config,
+        unit=unit,
         trace=trace,
         netlist=netlist,
         cached=cached,
@@ -527,28 +519,15 @@ def _load(path: Path) -> ctypes.CDLL:
     return lib
 
 
-def _streak(probability: float) -> int:
-    """A run of `probability` events longer than this has odds below e**-40."""
-    return 0 if probability <= 0.0 else math.ceil(40.0 / -math.log(probability))
-
-
-def default_quiet_limit(config: AccelConfig, flow: FlowControl) -> int:
-    """Cycles without any transfer after which a run counts as hung (see `NativeArray.run`).
-
-    A working array is never quiet for longer than its pipeline latency (under 2R + 2C + 4)
-    plus runs of idle inputs and withheld ``ready``; the limit leaves a wide margin for both.
-    """
-    latency = 2 * config.rows + 2 * config.cols + 16
-    return 4 * latency + 4 * (_streak(flow.idle) + _streak(flow.stall))
-
-
-class NativeArray:
-    """The systolic array of `config` as a native Verilator simulation.
+class NativeSim:
+    """One hardware unit of `config` as a native Verilator simulation.
 
     Parameters
     ----------
     config:
-        The array (only ``rows``, ``cols`` and ``dataflow`` matter).
+        The configuration; programs must be made for the same one.
+    unit:
+        The `hdl.units` name: ``"array"`` (default), ``"requant"`` or ``"sparse"``.
     trace:
         Build with VCD tracing, so that `run` can write waveforms (``vcd_path``); a traced
         library is a separate build and simulates somewhat slower.
@@ -556,33 +535,35 @@ class NativeArray:
         ``"optimized"`` (default) or ``"gen"``; see the module docstring.
 
     The library is built on first use of a design (`build_native`) and reused from the cache
-    afterwards. One `NativeArray` runs one program at a time (calls from several threads are
+    afterwards. One `NativeSim` runs one program at a time (calls from several threads are
     serialised); the simulation itself runs without the GIL.
     """
 
-    def __init__(self, config: AccelConfig, *, trace: bool = False, netlist: str = "optimized"):
+    def __init__(
+        self,
+        config: AccelConfig,
+        unit: str = "array",
+        *,
+        trace: bool = False,
+        netlist: str = "optimized",
+    ):
         self.config = config
-        self.build = build_native(config, trace=trace, netlist=netlist)
-        self.streams = _stream_names(config)
+        self.unit = get_unit(unit)
+        self.build = build_native(config, unit=unit, trace=trace, netlist=netlist)
+        self.streams = self.unit.streams(config)
+        self._bits = payload_bits(self.unit, config)
+        self._out_words = payload_words(self._bits["out"])
         self._lib = _load(self.build.library)
         info = (ctypes.c_int64 * 8)()
         self._lib.tessera_info(info)
-        abi, streams, words0, words1, words_out, traced, dataflow, counters = list(info)
-        expected = (
-            _ABI_VERSION,
-            len(self.streams),
-            int(trace),
-            0 if config.dataflow is Dataflow.WS else 1,
-            _COUNTERS,
-            out_words(config.cols),
-        )
-        found = (abi, streams, traced, dataflow, counters, words_out)
+        abi, streams, words0, words1, words_out, traced, _, counters = list(info)
+        expected = (_ABI_VERSION, len(self.streams), int(trace), _COUNTERS, self._out_words)
+        found = (abi, streams, traced, counters, words_out)
         if found != expected:
             raise BuildError(
-                f"native library {self.build.library} does not match the {config.rows}x"
-                f"{config.cols} {config.dataflow.value} array (abi, streams, traced, dataflow, "
-                f"counters, out words: found {found}, expected {expected}); delete "
-                f"{self.build.directory} to rebuild it"
+                f"native library {self.build.library} does not match the {unit} unit "
+                f"(abi, streams, traced, counters, out words: found {found}, expected "
+                f"{expected}); delete {self.build.directory} to rebuild it"
             )
         self.words = dict(zip(self.streams, (words0, words1), strict=False))
         self._lock = threading.Lock()
@@ -596,24 +577,32 @@ class NativeArray:
         """Free the simulation model (also done when the object is garbage-collected)."""
         self._finalizer()
 
-    def __enter__(self) -> NativeArray:
+    def __enter__(self) -> NativeSim:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _check_program(self, program: ArrayProgram) -> list[np.ndarray]:
-        if not isinstance(program, ArrayProgram):
-            raise TypeError(f"program must be an ArrayProgram, not {type(program)!r}")
-        mine, theirs = self.config, program.config
-        if (mine.rows, mine.cols, mine.dataflow) != (theirs.rows, theirs.cols, theirs.dataflow):
+    def _check_program(self, program: StreamProgram) -> list[np.ndarray]:
+        if not isinstance(program, StreamProgram):
+            raise TypeError(f"program must be a StreamProgram, not {type(program)!r}")
+        if self.unit.name != program.UNIT:
             raise ValueError(
-                f"program is for a {theirs.rows}x{theirs.cols} {theirs.dataflow.value} array, "
-                f"this NativeArray simulates a {mine.rows}x{mine.cols} {mine.dataflow.value} one"
+                f"program is for the {program.UNIT!r} unit, this NativeSim simulates the "
+                f"{self.unit.name!r} unit"
+            )
+        mine, theirs = self.config.to_dict(), program.config.to_dict()
+        differences = [
+            f"{key} {theirs[key]!r} != {mine[key]!r}" for key in mine if mine[key] != theirs[key]
+        ]
+        if differences:
+            raise ValueError(
+                "program is for another configuration than this NativeSim's: "
+                + ", ".join(differences)
             )
         if set(program.inputs) != set(self.streams):
             raise ValueError(
-                f"program streams {sorted(program.inputs)} differ from the array's "
+                f"program streams {sorted(program.inputs)} differ from the unit's "
                 f"{sorted(self.streams)}"
             )
         beats = []
@@ -625,7 +614,7 @@ class NativeArray:
                     f"not {list(data.shape)}"
                 )
             data = np.ascontiguousarray(data, dtype=np.uint32)
-            spare = _stream_bits(self.config)[name] % 32
+            spare = self._bits[name] % 32
             if spare and data.size and np.any(data[:, -1] >> np.uint32(spare)):
                 # Verilator expects clean inputs: nothing above the port's width.
                 raise ValueError(f"stream {name!r} has bits set above its {spare}-bit last word")
@@ -636,14 +625,14 @@ class NativeArray:
 
     def run(
         self,
-        program: ArrayProgram,
+        program: StreamProgram,
         flow: FlowControl = NO_FLOW_CONTROL,
         vcd_path: str | os.PathLike[str] | None = None,
         *,
         max_cycles: int | None = None,
         quiet_cycles: int | None = None,
     ) -> tuple[np.ndarray, int, dict[str, int]]:
-        """Reset the array and run `program`; semantics of `sim.drivers.pysim.run_pysim`.
+        """Reset the unit and run `program`; semantics of `sim.drivers.pysim.run_pysim`.
 
         Parameters
         ----------
@@ -656,14 +645,14 @@ class NativeArray:
         max_cycles:
             Stop after this many cycles (default: no limit besides `quiet_cycles`).
         quiet_cycles:
-            Stop once no stream transferred for this many cycles in a row, i.e. the array
-            hung; default `default_quiet_limit`.
+            Stop once no stream transferred for this many cycles in a row, i.e. the unit
+            hung; default `sim.drivers.pysim.quiet_limit`.
 
         Returns
         -------
         (output, cycles, counters)
-            ``out`` beats as uint32 words ``[output_beats, cols + 1]`` (for
-            `ArrayProgram.assemble`); the cycle count (index of the cycle of the last output
+            ``out`` beats as uint32 words ``[output_beats, words]`` (for the program's
+            ``assemble``); the cycle count (index of the cycle of the last output
             transfer, plus one); counters: ``cycles``, ``<stream>_beats`` per input stream and
             ``out_beats`` (beats transferred), ``out_stall_cycles`` (out valid, not ready),
             ``<stream>_blocked_cycles`` (input valid, not ready), ``last_transfer_cycle``.
@@ -673,23 +662,27 @@ class NativeArray:
         SimulationTimeoutError
             The run hit `max_cycles` or `quiet_cycles` before the last output beat.
         ValueError
-            The program is for another array, or its streams have the wrong shape.
+            The program is for another unit or configuration, or its streams have the wrong
+            shape.
         """
         if not isinstance(flow, FlowControl):
             raise TypeError(f"flow must be a FlowControl, not {type(flow)!r}")
         beats = self._check_program(program)
         if vcd_path is not None and not self.build.trace:
-            raise ValueError("vcd_path needs a traced build: NativeArray(config, trace=True)")
+            raise ValueError("vcd_path needs a traced build: NativeSim(config, trace=True)")
         for name, value in (("max_cycles", max_cycles), ("quiet_cycles", quiet_cycles)):
             if value is not None and (
                 isinstance(value, bool) or not isinstance(value, int) or value < 1
             ):
                 raise ValueError(f"{name} must be a positive int or None, not {value!r}")
-        quiet = default_quiet_limit(self.config, flow) if quiet_cycles is None else quiet_cycles
+        if quiet_cycles is None:
+            quiet = quiet_limit(flow, unit_latency(self.config))
+        else:
+            quiet = quiet_cycles
         limit = 0 if max_cycles is None else max_cycles
         in0 = beats[0]
         in1 = beats[1] if len(beats) > 1 else np.zeros((0, 1), np.uint32)
-        output = np.zeros((program.output_beats, out_words(self.config.cols)), np.uint32)
+        output = np.zeros((program.output_beats, self._out_words), np.uint32)
         counters = np.zeros(_COUNTERS, np.int64)
         args = (
             in0.ctypes.data,
@@ -707,7 +700,7 @@ class NativeArray:
         )
         with self._lock:
             if not self._finalizer.alive:
-                raise RuntimeError("this NativeArray is closed")
+                raise RuntimeError("this NativeSim is closed")
             if vcd_path is None:
                 result = self._lib.tessera_run(self._handle, *args)
                 error = self._lib.tessera_error(self._handle) if result == _FATAL else b""
@@ -742,7 +735,7 @@ class NativeArray:
         return {name: int(values[index]) for name, index in names.items()}
 
     def _hang_message(
-        self, program: ArrayProgram, code: int, counters: dict[str, int], limit: int, quiet: int
+        self, program: StreamProgram, code: int, counters: dict[str, int], limit: int, quiet: int
     ) -> str:
         config = self.config
         if code == _TIMEOUT:
@@ -754,29 +747,28 @@ class NativeArray:
             for name in self.streams
         )
         return (
-            f"native simulation of the {config.rows}x{config.cols} {config.dataflow.value} "
-            f"array {why}; stopped at cycle {counters['cycles']} with "
+            f"native simulation of the {self.unit.name} unit ({config.rows}x{config.cols} "
+            f"{config.dataflow.value}) {why}; stopped at cycle {counters['cycles']} with "
             f"{counters['out_beats']} of {program.output_beats} output beats collected "
             f"(input beats consumed: {consumed})"
         )
 
 
-_ARRAYS: dict[tuple[Any, ...], NativeArray] = {}
-_ARRAYS_LOCK = threading.Lock()
+_SIMS: dict[tuple[Any, ...], NativeSim] = {}
+_SIMS_LOCK = threading.Lock()
 
 
 def run_native(
-    program: ArrayProgram, flow: FlowControl = NO_FLOW_CONTROL, vcd_path: str | None = None
+    program: StreamProgram, flow: FlowControl = NO_FLOW_CONTROL, vcd_path: str | None = None
 ) -> tuple[np.ndarray, int]:
     """`sim.drivers.pysim.run_pysim` on the native harness: (``out`` beats, cycles).
 
-    Keeps one `NativeArray` per design (and per tracing) for the rest of the process.
+    Keeps one `NativeSim` per unit, configuration and tracing for the rest of the process.
     """
-    config = program.config
-    key = (config.rows, config.cols, config.dataflow, vcd_path is not None)
-    with _ARRAYS_LOCK:
-        array = _ARRAYS.get(key)
-        if array is None:
-            array = _ARRAYS[key] = NativeArray(config, trace=vcd_path is not None)
-    output, cycles, _ = array.run(program, flow, vcd_path)
+    key = (program.UNIT, program.config, vcd_path is not None)
+    with _SIMS_LOCK:
+        sim = _SIMS.get(key)
+        if sim is None:
+            sim = _SIMS[key] = NativeSim(program.config, program.UNIT, trace=vcd_path is not None)
+    output, cycles, _ = sim.run(program, flow, vcd_path)
     return output, cycles

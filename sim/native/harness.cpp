@@ -1,10 +1,11 @@
-// Native Verilator harness for the Tessera systolic array: runs a whole ArrayProgram per call.
+// Native Verilator harness for one Tessera unit: runs a whole StreamProgram per call.
 //
-// Compiled together with the Verilated model of `systolic_array` (prefix `Varray`) into a shared
-// library that sim/drivers/native.py loads with ctypes. Exactly one of these macros selects the
-// stream ports of the design:
-//   TESSERA_DATAFLOW_WS  input streams `weights`, `acts`   (weight-stationary)
-//   TESSERA_DATAFLOW_OS  input stream  `operands`          (output-stationary)
+// Compiled together with the Verilated model of a unit of hdl/units.py (prefix `Varray`) into a
+// shared library that sim/drivers/native.py loads with ctypes. Every unit has one or two input
+// streams and one output stream `out`; these macros name the inputs:
+//   TESSERA_STREAMS      1 or 2
+//   TESSERA_IN0          name of input stream 0 (e.g. weights, operands, params, acts)
+//   TESSERA_IN1          name of input stream 1 (two-stream units only)
 // TESSERA_TRACE adds VCD tracing (the model must be Verilated with --trace).
 // VL_USER_FATAL must be defined for the whole build: vl_fatal below throws instead of exiting the
 // host process, and every exported function catches. The library is built with
@@ -33,29 +34,21 @@
 #include "verilated_vcd_c.h"
 #endif
 
-#if defined(TESSERA_DATAFLOW_WS) == defined(TESSERA_DATAFLOW_OS)
-#error "define exactly one of TESSERA_DATAFLOW_WS and TESSERA_DATAFLOW_OS"
+#if !defined(TESSERA_STREAMS) || !defined(TESSERA_IN0) || (TESSERA_STREAMS != 1 && TESSERA_STREAMS != 2)
+#error "define TESSERA_STREAMS (1 or 2) and TESSERA_IN0 (and TESSERA_IN1 for 2 streams)"
+#endif
+#if TESSERA_STREAMS == 2 && !defined(TESSERA_IN1)
+#error "a two-stream unit needs TESSERA_IN1"
 #endif
 
 // Verilator escapes the "__" of Amaranth's port names as "___05F".
 #define TESSERA_PORT_(stream, field) stream##___05F##field
 #define TESSERA_PORT(stream, field) TESSERA_PORT_(stream, field)
 
-#ifdef TESSERA_DATAFLOW_WS
-#define TESSERA_STREAMS 2
-#define TESSERA_IN0 weights
-#define TESSERA_IN1 acts
-#define TESSERA_DATAFLOW_CODE 0
-#else
-#define TESSERA_STREAMS 1
-#define TESSERA_IN0 operands
-#define TESSERA_DATAFLOW_CODE 1
-#endif
-
 namespace {
 
 // Version of the exported C interface; native.py refuses a library with another one.
-constexpr int64_t kAbiVersion = 1;
+constexpr int64_t kAbiVersion = 2;
 
 // Return codes of tessera_run (a non-negative value is the cycle count).
 constexpr int64_t kTimeout = -1;     // max_cycles reached before all output beats transferred
@@ -203,7 +196,7 @@ void vl_fatal(const char* filename, int linenum, const char* hier, const char* m
 extern "C" {
 
 // Fill info[0..7]: ABI version, input streams, words per beat of input 0 and 1, words per out
-// beat, traced (1/0), dataflow (0 ws, 1 os), counters in tessera_run's array.
+// beat, traced (1/0), 0 (reserved), counters in tessera_run's array.
 TESSERA_EXPORT void tessera_info(int64_t* info) {
     // Port widths come from the types of a model's ports; a throwaway context is cheap.
     VerilatedContext context;
@@ -222,7 +215,7 @@ TESSERA_EXPORT void tessera_info(int64_t* info) {
 #else
     info[5] = 0;
 #endif
-    info[6] = TESSERA_DATAFLOW_CODE;
+    info[6] = 0;
     info[7] = kCounters;
 }
 
