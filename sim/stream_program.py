@@ -79,9 +79,13 @@ class StreamProgram:
     output_beats: number of ``out`` beats the program produces.
     config: the hardware it is for.
     UNIT: the `hdl.units` name of the unit that runs it (a class attribute).
+    ORDERED: a class attribute; when true, input stream i (in `hdl.units` order) presents its
+        first beat only in the cycle after stream i - 1 transferred its last one (a unit whose
+        streams must not interleave, e.g. the requantizer's parameters before its data).
     """
 
     UNIT: ClassVar[str] = ""
+    ORDERED: ClassVar[bool] = False
     inputs: dict[str, np.ndarray]
     output_beats: int
     config: AccelConfig

@@ -53,6 +53,19 @@ def test_sparse_engine_verilog_is_lint_clean_without_waivers(tmp_path, cols, lan
     assert lint_messages(path) == []
 
 
+@pytest.mark.parametrize("cols", [1, 3, 4, 16])
+def test_requantizer_verilog_is_lint_clean_without_waivers(tmp_path, cols):
+    path = tmp_path / "requantizer.v"
+    path.write_text(UNITS["requant"].verilog(AccelConfig(rows=2, cols=cols)))
+    assert lint_messages(path) == []
+
+
+def test_unit_all_writes_every_unit(tmp_path):
+    assert main(["--rows", "2", "--cols", "3", "--unit", "all", "--out", str(tmp_path)]) == 0
+    for unit in UNITS.values():
+        assert f"module {unit.top}(" in (tmp_path / f"{unit.top}.v").read_text()
+
+
 def test_unit_option_writes_each_unit(tmp_path, capsys):
     argv = ["--rows", "2", "--cols", "2", "--unit", "sparse", "--unit", "array"]
     assert main([*argv, "--sparse-lanes", "6", "--out", str(tmp_path)]) == 0

@@ -121,8 +121,8 @@ harness.o: ../harness.cpp
 {_LIBRARY}: harness.o $(VK_GLOBAL_OBJS) $(VM_PREFIX)__ALL.a
 \t$(LINK) $(LDFLAGS) -shared $^ $(LOADLIBES) $(LDLIBS) $(LIBS) -o $@
 """
-_FORMAT = "tessera-native-build-v2"
-_ABI_VERSION = 2
+_FORMAT = "tessera-native-build-v3"
+_ABI_VERSION = 3
 _COUNTERS = 8
 _YOSYS_PASSES = ("proc", "flatten", "opt", "wreduce", "opt_dff", "opt_clean -purge")
 # Return codes of tessera_run.
@@ -511,6 +511,7 @@ def _load(path: Path) -> ctypes.CDLL:
         f64,  # idle
         f64,  # stall
         u64,  # seed
+        i64,  # ordered (StreamProgram.ORDERED)
         u64,  # max_cycles (0: none)
         u64,  # quiet_limit (0: none)
         pointer,  # counters
@@ -694,6 +695,7 @@ class NativeSim:
             float(flow.idle),
             float(flow.stall),
             int(flow.seed) & 0xFFFF_FFFF_FFFF_FFFF,
+            int(program.ORDERED),
             limit,
             quiet,
             counters.ctypes.data,

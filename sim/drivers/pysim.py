@@ -78,12 +78,17 @@ def run_pysim(
     collected: list[int] = []
     finish = {"cycle": 0}
 
-    def producer(name: str, beats: np.ndarray, stream_seed: int):
+    def producer(name: str, beats: np.ndarray, stream_seed: int, after: str | None):
         port = getattr(dut, name)
         rng = np.random.default_rng(stream_seed)
         values = [_words_to_int(row) for row in beats]
 
         async def process(ctx):
+            if after is not None:  # an ordered program: wait for the previous stream's last beat
+                previous, remaining = getattr(dut, after), program.inputs[after].shape[0]
+                while remaining:
+                    _, _, valid, ready = await ctx.tick().sample(previous.valid, previous.ready)
+                    remaining -= bool(valid and ready)
             for value in values:
                 while flow.idle and rng.random() < flow.idle:
                     await ctx.tick()
@@ -122,9 +127,9 @@ def run_pysim(
             cycle += 1
 
     for index, name in enumerate(names):
-        sim.add_testbench(
-            producer(name, program.inputs[name], flow.seed + 1 + index), background=True
-        )
+        after = names[index - 1] if program.ORDERED and index > 0 else None
+        process = producer(name, program.inputs[name], flow.seed + 1 + index, after)
+        sim.add_testbench(process, background=True)
     sim.add_testbench(consumer)
     if vcd_path is None:
         sim.run()

@@ -48,7 +48,7 @@
 namespace {
 
 // Version of the exported C interface; native.py refuses a library with another one.
-constexpr int64_t kAbiVersion = 2;
+constexpr int64_t kAbiVersion = 3;
 
 // Return codes of tessera_run (a non-negative value is the cycle count).
 constexpr int64_t kTimeout = -1;     // max_cycles reached before all output beats transferred
@@ -266,14 +266,17 @@ TESSERA_EXPORT const char* tessera_error(void* handle) {
     return harness ? harness->error.c_str() : "";
 }
 
-// Reset the model and run one program. `in1`/`beats1` are ignored by single-stream designs.
+// Reset the model and run one program. `in1`/`beats1` are ignored by single-stream designs. With
+// `ordered` nonzero, input 1 presents its first beat only in the cycle after input 0's last
+// transfer (StreamProgram.ORDERED).
 // `out` receives `out_beats` beats of port_words(out__payload) words each. Stops with kTimeout
 // after `max_cycles` cycles (0: no limit) and with kNoProgress after `quiet_limit` cycles in a
 // row without a transfer on any stream (0: no limit). `counters` (kCounters int64 values) is
 // filled on success and on error. Returns the cycle count or a negative code.
 TESSERA_EXPORT int64_t tessera_run(void* handle, const uint32_t* in0, int64_t beats0, const uint32_t* in1,
                     int64_t beats1, uint32_t* out, int64_t out_beats, double idle, double stall,
-                    uint64_t seed, uint64_t max_cycles, uint64_t quiet_limit, int64_t* counters) {
+                    uint64_t seed, int64_t ordered, uint64_t max_cycles, uint64_t quiet_limit,
+                    int64_t* counters) {
     auto* harness = static_cast<Harness*>(handle);
     if (!harness || !counters) return kBadArgument;
     for (int i = 0; i < kCounters; ++i) counters[i] = 0;
@@ -325,7 +328,8 @@ TESSERA_EXPORT int64_t tessera_run(void* handle, const uint32_t* in0, int64_t be
             const bool valid0 = p0.drive(top.TESSERA_PORT(TESSERA_IN0, payload), idle);
             top.TESSERA_PORT(TESSERA_IN0, valid) = valid0;
 #if TESSERA_STREAMS == 2
-            const bool valid1 = p1.drive(top.TESSERA_PORT(TESSERA_IN1, payload), idle);
+            const bool started1 = !ordered || p0.next >= p0.beats;
+            const bool valid1 = started1 && p1.drive(top.TESSERA_PORT(TESSERA_IN1, payload), idle);
             top.TESSERA_PORT(TESSERA_IN1, valid) = valid1;
 #endif
             const bool ready = !consumer.chance(stall);
@@ -398,6 +402,7 @@ TESSERA_EXPORT int64_t tessera_run(void* handle, const uint32_t* in0, int64_t be
     counters[kInBlocked1] = blocked1;
     counters[kLastTransfer] = last_transfer;
     (void)blocked1;
+    (void)ordered;
     return result;
 }
 

@@ -294,7 +294,15 @@ class TB:
         slowdown = 1 / ((1 - case.idle) * (1 - case.stall))
         max_cycles = int(8 * slowdown * case.model_cycles) + 100
         start = time.perf_counter()
-        tasks = [cocotb.start_soon(driver.run()) for driver in drivers]
+        if case.program.ORDERED:  # each stream starts in the cycle after the previous one ends
+
+            async def in_order() -> None:
+                for driver in drivers:
+                    await driver.run()
+
+            tasks = [cocotb.start_soon(in_order())]
+        else:
+            tasks = [cocotb.start_soon(driver.run()) for driver in drivers]
         drain = 2 * self.config.rows + self.config.cols + 4  # longer than any unit's latency
         beats, cycles = await monitor.run(case.monitor_beats, max_cycles, drain, case.check_beat)
         seconds = time.perf_counter() - start

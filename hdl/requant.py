@@ -1,0 +1,260 @@
+"""Requantizer: C lanes of int32 accumulators + bias -> int8, bit-exact with torch's float32 math.
+
+Per lane c, with s = acc[c] + bias[c] computed exactly (33 bits), the output is
+`sim.golden.requant.requantize_int` applied to s with that lane's parameters (M = m24 * 2**-shift,
+output zero point zy, fused ReLU): round |s| to 24 significant bits (ties to even), multiply
+exactly by m24, round the product to 24 significant bits (ties to even), shift right by ``shift``
+(ties to even), restore the sign, add zy, clamp to [lo, 127] with lo = zy under ReLU, else -128.
+For s inside int32 this equals `sim.golden.requant.requantize_float` (torch's arithmetic); an s
+outside int32 gets the same math on its 33-bit value and sets the sticky ``overflow`` flag.
+
+Datapath (mantissa and exponent kept apart; rounding to 24 bits commutes with scaling by powers
+of two, so the result equals the golden procedure exactly):
+
+1. sign and magnitude of s = acc + bias;
+2. q1 = rhe(|s| >> d1), d1 = max(bitlen(|s|) - 24, 0) (so q1 <= 2**24, d1 <= 9);
+3. p = q1 * m24, registered (a DSP multiplier with its output register);
+4. q2 = rhe(p >> d2), d2 = max(bitlen(p) - 24, 0), net = shift - d1 - d2;
+5. magnitude rhe(q2 >> net) (net > 0) or q2 << -net, saturated at 256; sign, + zy, clamp.
+
+Each step ends in a register; ``out`` is the step-5 register. rhe is a right shift rounding half
+to even (guard bit, sticky bits, quotient lsb).
+
+Flow control: every pipeline register (and ``overflow``) advances only when
+``advance = ~out.valid | out.ready``, so back-pressure freezes the pipeline and nothing is lost
+or duplicated; ``acc.ready = advance & ~params.valid``. With ``out.ready`` held high a vector
+is accepted every cycle. Latency: a vector accepted on ``acc`` in cycle t is presented on
+``out`` in cycle t + `LATENCY` (5), ``last`` passing through with it.
+
+Parameters are per-lane registers written one lane per ``params`` beat. While ``params.valid`` is
+high ``acc.ready`` is low, and a params beat is accepted only when no vector is inside the
+pipeline, so it takes effect for exactly the vectors accepted after it. A beat naming a lane
+>= C is accepted, dropped, and sets the sticky ``bad_param`` flag. After reset every lane has
+bias 0, m24 0, shift 0, zy 0, no ReLU: every output is 0 until the lane is configured.
+"""
+
+from amaranth.hdl import Cat, EnableInserter, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from hdl.config import AccelConfig
+from hdl.systolic import output_layout
+
+#: Cycles from a vector's acceptance on ``acc`` to its presentation on ``out``.
+LATENCY = 5
+#: Significant bits kept by both roundings (the float32 mantissa).
+MANTISSA_BITS = 24
+#: A magnitude saturated here gives the clamped result for every zero point.
+SATURATED = 256
+
+
+def requant_param_layout(cols: int) -> data.StructLayout:
+    """Payload of the ``params`` stream: one lane's parameters per beat."""
+    return data.StructLayout(
+        {
+            "lane": unsigned(max(1, (cols - 1).bit_length())),
+            "bias": signed(32),
+            "mantissa": unsigned(MANTISSA_BITS),
+            "shift": unsigned(6),
+            "zero_point": signed(8),
+            "relu": 1,
+        }
+    )
+
+
+def requant_input_layout(cols: int) -> data.StructLayout:
+    """Payload of the ``acc`` stream: the systolic array's output (C int32 values, ``last``)."""
+    return output_layout(cols)
+
+
+def requant_output_layout(cols: int) -> data.StructLayout:
+    """Payload of the ``out`` stream: C int8 values and ``last``."""
+    return data.StructLayout({"data": data.ArrayLayout(signed(8), cols), "last": 1})
+
+
+def _shift_half_even(value, amount: int):
+    """``value >> amount`` for a constant amount, rounded half to even (one bit wider)."""
+    if amount == 0:
+        return value
+    quotient = value[amount:]
+    guard = value[amount - 1]
+    sticky = value[: amount - 1].any() if amount > 1 else 0
+    return quotient + (guard & (sticky | quotient[0]))
+
+
+def _round_to_mantissa(m: Module, value, rounded: Signal, dropped: Signal) -> None:
+    """Drive rounded = rhe(value >> dropped), dropped = max(bitlen(value) - 24, 0)."""
+    m.d.comb += [rounded.eq(value), dropped.eq(0)]
+    for drop in range(1, len(value) - MANTISSA_BITS + 1):  # later assignments take priority
+        with m.If(value[MANTISSA_BITS - 1 + drop]):
+            m.d.comb += [rounded.eq(_shift_half_even(value, drop)), dropped.eq(drop)]
+
+
+def _scale_saturated(m: Module, mantissa: Signal, net: Signal, magnitude: Signal) -> None:
+    """Drive magnitude = min(rhe(mantissa * 2**-net), 256) for mantissa <= 2**24."""
+    limit = SATURATED.bit_length() - 1  # a left shift this far saturates any nonzero mantissa
+    m.d.comb += magnitude.eq(0)
+    with m.Switch(net):
+        # A right shift by len(mantissa) or more rounds any mantissa <= 2**24 to 0.
+        for amount in range(1 - limit, len(mantissa)):
+            scaled = mantissa << -amount if amount < 0 else _shift_half_even(mantissa, amount)
+            with m.Case(amount):
+                with m.If(scaled[limit:].any()):  # scaled >= 256
+                    m.d.comb += magnitude.eq(SATURATED)
+                with m.Else():
+                    m.d.comb += magnitude.eq(scaled)
+        with m.Default(), m.If(net[-1] & mantissa.any()):  # net <= -8 saturates, >= 25 gives 0
+            m.d.comb += magnitude.eq(SATURATED)
+
+
+class Requantizer(wiring.Component):
+    """Pipelined per-lane requantizer of C int32 accumulators to int8 (see the module docstring).
+
+    Parameters
+    ----------
+    config:
+        Supplies the lane count C = ``config.cols``.
+
+    Attributes
+    ----------
+    params: In(stream of `requant_param_layout`)
+        One lane's bias, m24, shift, zero point and ReLU flag per beat.
+    acc: In(stream of `requant_input_layout`)
+        C int32 accumulators and ``last`` per beat.
+    out: Out(stream of `requant_output_layout`)
+        C int8 results and ``last``, `LATENCY` cycles after the ``acc`` beat.
+    overflow: Out(1)
+        Sticky: some acc + bias fell outside int32 (that output is saturated as for the exact
+        33-bit sum). Cleared only by reset.
+    bad_param: Out(1)
+        Sticky: a params beat named a lane >= C (the beat was dropped). Cleared only by reset.
+
+    Raises
+    ------
+    TypeError
+        ``config`` is not an `AccelConfig`.
+    """
+
+    def __init__(self, config: AccelConfig):
+        if not isinstance(config, AccelConfig):
+            raise TypeError(f"config must be an AccelConfig, not {type(config)!r}")
+        self.config = config
+        cols = config.cols
+        super().__init__(
+            {
+                "params": In(stream.Signature(requant_param_layout(cols))),
+                "acc": In(stream.Signature(requant_input_layout(cols))),
+                "out": Out(stream.Signature(requant_output_layout(cols))),
+                "overflow": Out(1),
+                "bad_param": Out(1),
+            }
+        )
+
+    def elaborate(self, platform):
+        m = Module()
+        core = Module()
+        advance = Signal()
+        m.d.comb += advance.eq(~self.out.valid | self.out.ready)
+        lanes = self._load_params(m)
+
+        valid = [Signal(name=f"valid{stage}") for stage in range(1, LATENCY + 1)]
+        last = [Signal(name=f"last{stage}") for stage in range(1, LATENCY + 1)]
+        take = self.acc.valid & self.acc.ready
+        m.d.comb += [
+            self.acc.ready.eq(advance & ~self.params.valid),
+            self.params.ready.eq(~Cat(*valid).any()),  # empty: advance is high too
+            self.out.valid.eq(valid[-1]),
+            self.out.payload.last.eq(last[-1]),
+        ]
+        core.d.sync += [valid[0].eq(take), last[0].eq(self.acc.payload.last)]
+        for stage in range(1, LATENCY):
+            core.d.sync += [valid[stage].eq(valid[stage - 1]), last[stage].eq(last[stage - 1])]
+
+        for lane, params in enumerate(lanes):
+            total = Signal(signed(33), name=f"sum{lane}")
+            core.d.comb += total.eq(self.acc.payload.data[lane] + params["bias"])
+            with core.If(take & (total[32] != total[31])):
+                core.d.sync += self.overflow.eq(1)
+            self._lane(core, lane, params, total, self.out.payload.data[lane])
+        m.submodules.core = EnableInserter(advance)(core)
+        return m
+
+    def _load_params(self, m: Module) -> list[dict[str, Signal]]:
+        """Per-lane parameter registers, written by accepted ``params`` beats."""
+        cols = self.config.cols
+        beat = self.params.payload
+        load = self.params.valid & self.params.ready
+        # The zero point is kept sign-extended to 11 bits, the width of stage 5's arithmetic.
+        shapes = {
+            "bias": signed(32),
+            "mantissa": MANTISSA_BITS,
+            "shift": 6,
+            "zero_point": signed(11),
+            "relu": 1,
+        }
+        lanes = [
+            {name: Signal(shape, name=f"{name}{lane}") for name, shape in shapes.items()}
+            for lane in range(cols)
+        ]
+        # One-hot lane select; bit C flags a lane number >= C. Every case assigns it, so the
+        # generated case statement is complete.
+        select = Signal(cols + 1)
+        with m.Switch(beat.lane):
+            for lane in range(cols):
+                with m.Case(lane):
+                    m.d.comb += select.eq(1 << lane)
+            with m.Default():
+                m.d.comb += select.eq(1 << cols)
+        for lane, registers in enumerate(lanes):
+            with m.If(load & select[lane]):
+                m.d.sync += [register.eq(beat[name]) for name, register in registers.items()]
+        with m.If(load & select[cols]):
+            m.d.sync += self.bad_param.eq(1)
+        return lanes
+
+    @staticmethod
+    def _lane(m: Module, lane: int, params: dict[str, Signal], total: Signal, result) -> None:
+        """The five pipeline stages of one lane, from the exact sum to the int8 result."""
+
+        def register(shape, stage: int, what: str) -> Signal:
+            return Signal(shape, name=f"s{stage}_{what}{lane}")
+
+        # Stage 1: sign and magnitude (|s| <= 2**32).
+        negative = [register(1, stage, "negative") for stage in range(1, LATENCY)]
+        magnitude = register(33, 1, "magnitude")
+        m.d.sync += [negative[0].eq(total[-1]), magnitude.eq(Mux(total[-1], -total, total))]
+        for stage in range(1, LATENCY - 1):
+            m.d.sync += negative[stage].eq(negative[stage - 1])
+
+        # Stage 2: round |s| to 24 significant bits (q1 <= 2**24, d1 <= 9).
+        q1, d1 = register(MANTISSA_BITS + 1, 2, "q1"), register(6, 2, "d1")
+        rounded, dropped = Signal.like(q1, name=f"q1_{lane}"), Signal.like(d1, name=f"d1_{lane}")
+        _round_to_mantissa(m, magnitude, rounded, dropped)
+        m.d.sync += [q1.eq(rounded), d1.eq(dropped)]
+
+        # Stage 3: the exact product, registered (q1 * m24 < 2**48).
+        product = register(2 * MANTISSA_BITS, 3, "product")
+        d1_delayed = register(6, 3, "d1")  # 6 bits like shift: equal operand widths below
+        m.d.sync += [product.eq(q1 * params["mantissa"]), d1_delayed.eq(d1)]
+
+        # Stage 4: round the product to 24 significant bits; net shift = shift - d1 - d2.
+        q2, net = register(MANTISSA_BITS + 1, 4, "q2"), register(signed(8), 4, "net")
+        rounded = Signal.like(q2, name=f"q2_{lane}")
+        dropped = Signal(6, name=f"d2_{lane}")
+        _round_to_mantissa(m, product, rounded, dropped)
+        m.d.sync += [q2.eq(rounded), net.eq(params["shift"] - d1_delayed - dropped)]
+
+        # Stage 5: scale, saturate, sign, zero point, clamp. Every operand is an 11-bit signal
+        # (zy +- 256 fits), so each add and compare has equal operand widths.
+        scaled = Signal(signed(11), name=f"scaled{lane}")
+        _scale_saturated(m, q2, net, scaled)
+        zero_point = params["zero_point"]
+        value = Mux(negative[-1], zero_point - scaled, zero_point + scaled)[:11].as_signed()
+        low = Signal(signed(11), name=f"low{lane}")
+        m.d.comb += low.eq(Mux(params["relu"], zero_point, -128))
+        with m.If(~value[-1] & value[7:].any()):  # value > 127
+            m.d.sync += result.eq(127)
+        with m.Elif(value < low):
+            m.d.sync += result.eq(low)
+        with m.Else():
+            m.d.sync += result.eq(value)

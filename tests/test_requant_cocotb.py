@@ -1,0 +1,73 @@
+"""The Verilog requantizer under cocotb + Verilator: exact int8 results and cycles, flow control.
+
+Each lane count is converted to Verilog (`hdl.units`) and built once through the build cache of
+`sim.toolchain.build_cocotb` (cold: 10-30 s on 2 cores). tests/cocotb/requant_tb.py runs random
+accumulators over all of int32 with multipliers over the hardware's whole range, and exact .5
+ties, back to back, checking every beat against torch's float32 requantization
+(`requantize_float`) and, without flow control, the cycle count.
+"""
+
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from hdl.config import AccelConfig
+from hdl.units import UNITS
+from sim.toolchain import build_cocotb, run_cocotb
+
+REPO = Path(__file__).resolve().parents[1]
+COCOTB_DIR = REPO / "tests" / "cocotb"
+FLOWS = ("none", "idle", "stall", "both")
+FAULTS = ("model", "cycles", "beats")
+
+
+def run_tb(cols: int, run_dir: Path, testcase, *, cases=None, check=True):
+    """Run `testcase` of requant_tb on the (cached) build for `cols` lanes; (result, speed)."""
+    config = AccelConfig(rows=2, cols=cols)
+    speed_json = run_dir / "speed.json"
+    env = {
+        "TESSERA_ACCEL_CONFIG": config.to_json(),
+        "TESSERA_SPEED_JSON": str(speed_json),
+        "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")]),
+    }
+    if cases is not None:
+        env["TESSERA_REQUANT_CASES"] = json.dumps(cases)
+    unit = UNITS["requant"]
+    build = build_cocotb(unit.verilog(config), unit.top)
+    result = run_cocotb(
+        build,
+        "requant_tb",
+        COCOTB_DIR,
+        run_dir=run_dir,
+        extra_env=env,
+        testcase=testcase,
+        seed=11,
+        check=check,
+    )
+    speed = json.loads(speed_json.read_text()) if speed_json.is_file() else {"runs": []}
+    return result, speed
+
+
+@pytest.mark.parametrize("cols", [3, 8])
+def test_exact_results_cycles_and_flow_control(tmp_path, cols):
+    names = [f"test_requant/flow={flow}" for flow in FLOWS]
+    result, speed = run_tb(cols, tmp_path, names)
+    assert (result.passed, result.failed) == (4, 0), result.failed_tests
+    exact = [run for run in speed["runs"] if run["test"].endswith("none")]
+    assert [run["cycles"] for run in exact] == [cols + 200 + 5, cols + 100 + 5, cols + 150 + 5]
+    slowed = [run for run in speed["runs"] if not run["test"].endswith("none")]
+    assert all(run["cycles"] > cols + 100 + 5 for run in slowed)
+
+
+def test_checker_catches_faults(tmp_path):
+    names = [f"test_checker_must_fail/fault={fault}" for fault in FAULTS]
+    result, _ = run_tb(4, tmp_path, names, cases=[["ties", 40, 0, False]], check=False)
+    assert (result.passed, result.failed) == (0, 3)
+    log = result.log_file.read_text()
+    # Rounding half away from zero differs from half-to-even on about half of the ties.
+    assert re.search(r"out beat \d+ is \[[-\d, ]+\] last=False, model \[", log)
+    assert "took 49 cycles, the model says 50" in log
+    assert "an extra out beat, 1 cycle(s) after the last of the 39 expected" in log
