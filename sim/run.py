@@ -1,10 +1,16 @@
 """``python -m sim.run``: run a workload on a simulation backend and print what it cost.
 
-Today's workload is one int8 GEMM on a chosen backend (golden, pysim or verilator): random
-operands (seeded, with the int8 extremes -128 and 127 planted in them) are multiplied, the int32
-result is checked against an independent oracle (torch's int64 matmul, wrapped to int32), and a
-table reports the shape, array, cycles (beside the analytical model's prediction and SCALE-Sim's
-convention), utilization and the check. ``--json`` writes the same figures for scripts.
+Workloads, each on a chosen backend (golden, pysim or verilator), with seeded random operands
+(the int8 extremes -128 and 127 planted in them) and the int32 result checked against an
+independent oracle (torch's int64 matmul, wrapped to int32):
+
+- ``gemm``: A (M x K) @ B (K x N) on the systolic array; the table reports cycles beside the
+  analytical model's prediction and SCALE-Sim's convention, and utilization;
+- ``spmm``: W (N x K, ``--sparsity`` zeros) @ X (K x M) on the sparse engine, which multiplies
+  only W's nonzeros; the table reports its cycles beside the model's and the dense array's
+  cycles for the same product, the speed-up and the engine's MAC utilization.
+
+``--json`` writes the same figures for scripts.
 """
 
 from __future__ import annotations
@@ -23,8 +29,10 @@ from rich.table import Table
 from hdl.cli import add_array_arguments, config_from_args
 from hdl.config import AccelConfig
 from sim.backends import BACKENDS, get_backend
-from sim.cycles import array_cycles, scalesim_cycles, utilization
+from sim.cycles import array_cycles, scalesim_cycles, sparse_cycles, utilization
 from sim.golden.gemm import wrap_int32
+from sim.golden.sparse import csr_compress, random_sparse
+from sim.sparse_program import pass_beats
 
 
 def positive_int(text: str) -> int:
@@ -38,6 +46,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def fraction(text: str) -> float:
+    """argparse type: a float in [0, 1], with a message naming the bad value."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], not {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], not {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line of ``python -m sim.run``."""
     parser = argparse.ArgumentParser(
@@ -46,19 +65,32 @@ def build_parser() -> argparse.ArgumentParser:
             "Run an int8 workload on a Tessera simulation backend, check it bit-exactly against "
             "an independent oracle, and report cycles and array utilization."
         ),
-        epilog="Example: python -m sim.run --m 128 --n 64 --k 300 --rows 8 --cols 8 --dataflow os",
+        epilog="Examples:\n"
+        "  python -m sim.run --m 128 --n 64 --k 300 --rows 8 --cols 8 --dataflow os\n"
+        "  python -m sim.run --workload spmm --n 256 --k 256 --m 64 --sparsity 0.9 "
+        "--backend verilator",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--workload",
-        choices=["gemm"],
+        choices=["gemm", "spmm"],
         default="gemm",
-        help="what to run: gemm = one int8 x int8 -> int32 matrix product (default: gemm)",
+        help="gemm = A @ B on the systolic array; spmm = sparse W @ dense X on the sparse "
+        "engine (default: gemm)",
     )
-    parser.add_argument("--m", type=positive_int, default=64, help="rows of A and C (default 64)")
     parser.add_argument(
-        "--n", type=positive_int, default=64, help="columns of B and C (default 64)"
+        "--m", type=positive_int, default=64, help="rows of A (gemm), columns of X (spmm); 64"
+    )
+    parser.add_argument(
+        "--n", type=positive_int, default=64, help="columns of B (gemm), rows of W (spmm); 64"
     )
     parser.add_argument("--k", type=positive_int, default=64, help="inner dimension (default 64)")
+    parser.add_argument(
+        "--sparsity",
+        type=fraction,
+        default=0.9,
+        help="spmm: fraction of W's entries that are zero, in [0, 1] (default 0.9)",
+    )
     parser.add_argument(
         "--backend",
         choices=sorted(BACKENDS),
@@ -115,13 +147,42 @@ def run_gemm(args: argparse.Namespace, config: AccelConfig) -> dict:
     }
 
 
-def render(report: dict, console: Console) -> None:
-    """Print the report as a table."""
+def run_spmm(args: argparse.Namespace, config: AccelConfig) -> dict:
+    """Run one sparse product W (N x K) @ X (K x M) as the arguments ask; the report's figures."""
+    rng = np.random.default_rng(args.seed)
+    (m, n, k) = args.m, args.n, args.k
+    w = random_sparse(rng, n, k, args.sparsity)
+    _, x = random_operands(rng, 1, m, k)  # X: K x M
+    backend = get_backend(args.backend, config)
+    start = time.perf_counter()
+    result = backend.spmm(w, x)
+    wall = time.perf_counter() - start
+    mismatches = int(np.count_nonzero(result.output != torch_oracle(w, x)))
+    nnz = int(np.count_nonzero(w))
+    dense = array_cycles(n, m, k, config)  # the same product W @ X on the systolic array
+    return {
+        "workload": "spmm",
+        "backend": args.backend,
+        "shape": {"m": m, "n": n, "k": k},
+        "sparsity": args.sparsity,
+        "nnz": nnz,
+        "config": config.to_dict(),
+        "cycles": result.cycles,
+        "cycle_model": result.cycle_model,
+        "model_cycles": sparse_cycles(pass_beats(csr_compress(w), m, config)),
+        "dense_cycles": dense,
+        "speedup": dense / result.cycles,
+        "utilization": nnz * m / (result.cycles * config.sparse_lanes),
+        "counters": result.counters,
+        "mismatches": mismatches,
+        "outputs": int(result.output.size),
+        "modeled_us": result.cycles / config.clock_mhz,
+        "wall_s": wall,
+    }
+
+
+def _gemm_rows(report: dict) -> list[tuple[str, str]]:
     shape, config = report["shape"], report["config"]
-    table = Table(title="Tessera: int8 GEMM", show_header=True, header_style="bold")
-    table.add_column("quantity")
-    table.add_column("value", justify="right")
-    verdict = "exact" if report["mismatches"] == 0 else f"{report['mismatches']} MISMATCHES"
     rows = [
         (
             "GEMM (M x K) @ (K x N)",
@@ -133,15 +194,60 @@ def render(report: dict, console: Console) -> None:
         ("utilization", f"{100 * report['utilization']:.1f} %"),
         (f"modeled time at {config['clock_mhz']:g} MHz", f"{report['modeled_us']:.2f} us"),
         ("MACs", f"{report['counters'].get('macs', 0):,}"),
-        ("int32 outputs vs torch oracle", f"{verdict} ({report['outputs']:,} outputs)"),
+        ("int32 outputs vs torch oracle", _verdict(report)),
         ("wall time", f"{1e3 * report['wall_s']:.1f} ms"),
     ]
     extra = [("cycles (SCALE-Sim convention)", f"{report['scalesim_cycles']:,}")]
     if report["cycle_model"] == "rtl":
-        agree = "=" if report["model_cycles"] == report["cycles"] else "!="
-        extra.insert(0, ("cycles (analytical model)", f"{report['model_cycles']:,} ({agree} RTL)"))
+        extra.insert(0, _model_row(report))
     rows[4:4] = extra
-    for name, value in rows:
+    return rows
+
+
+def _spmm_rows(report: dict) -> list[tuple[str, str]]:
+    shape, config = report["shape"], report["config"]
+    groups = config["sparse_lanes"] // config["cols"]
+    rows = [
+        (
+            "SpMM W (N x K) @ X (K x M)",
+            f"({shape['n']} x {shape['k']}) @ ({shape['k']} x {shape['m']})",
+        ),
+        ("W nonzeros", f"{report['nnz']:,} ({100 * report['sparsity']:g} % zeros)"),
+        ("sparse engine", f"{config['sparse_lanes']} MACs = {groups} nonzeros x {config['cols']}"),
+        ("backend", report["backend"]),
+        (f"cycles ({report['cycle_model']})", f"{report['cycles']:,}"),
+        (
+            f"dense {config['rows']} x {config['cols']} {config['dataflow'].upper()} array",
+            f"{report['dense_cycles']:,} cycles (engine {report['speedup']:.2f}x faster)",
+        ),
+        ("MAC utilization (useful MACs / slots)", f"{100 * report['utilization']:.1f} %"),
+        (f"modeled time at {config['clock_mhz']:g} MHz", f"{report['modeled_us']:.2f} us"),
+        ("int32 outputs vs torch oracle", _verdict(report)),
+        ("wall time", f"{1e3 * report['wall_s']:.1f} ms"),
+    ]
+    if report["cycle_model"] == "rtl":
+        rows.insert(5, _model_row(report))
+    return rows
+
+
+def _model_row(report: dict) -> tuple[str, str]:
+    agree = "=" if report["model_cycles"] == report["cycles"] else "!="
+    return ("cycles (analytical model)", f"{report['model_cycles']:,} ({agree} RTL)")
+
+
+def _verdict(report: dict) -> str:
+    verdict = "exact" if report["mismatches"] == 0 else f"{report['mismatches']} MISMATCHES"
+    return f"{verdict} ({report['outputs']:,} outputs)"
+
+
+def render(report: dict, console: Console) -> None:
+    """Print the report as a table."""
+    spmm = report["workload"] == "spmm"
+    title = "Tessera: sparse int8 GEMM" if spmm else "Tessera: int8 GEMM"
+    table = Table(title=title, show_header=True, header_style="bold")
+    table.add_column("quantity")
+    table.add_column("value", justify="right")
+    for name, value in _spmm_rows(report) if spmm else _gemm_rows(report):
         table.add_row(name, value)
     console.print(table)
 
@@ -151,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     config = config_from_args(parser, args)
-    report = run_gemm(args, config)
+    report = run_spmm(args, config) if args.workload == "spmm" else run_gemm(args, config)
     render(report, Console())
     if args.json is not None:
         args.json.write_text(json.dumps(report, indent=2) + "\n")

@@ -85,3 +85,31 @@ def test_module_entry_point_help():
         [sys.executable, "-m", "sim.run", "--help"], capture_output=True, text=True, check=True
     )
     assert "--dataflow" in done.stdout and "weight-stationary" in done.stdout
+
+
+def test_spmm_workload_reports_exact_cycles_and_speedup(tmp_path, capsys):
+    path = tmp_path / "spmm.json"
+    argv = ["--workload", "spmm", "--n", "6", "--k", "11", "--m", "3", "--sparsity", "0.5"]
+    argv += ["--rows", "2", "--cols", "2", "--backend", "pysim", "--json", str(path)]
+    assert run.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "Tessera: sparse int8 GEMM" in out and "exact (18 outputs)" in out
+    report = json.loads(path.read_text())
+    assert report["nnz"] == 33 and report["cycle_model"] == "rtl"
+    assert report["cycles"] == report["model_cycles"]
+    assert report["speedup"] == report["dense_cycles"] / report["cycles"]
+
+
+def test_spmm_on_golden_counts_only_nonzero_macs(tmp_path):
+    path = tmp_path / "spmm.json"
+    argv = ["--workload", "spmm", "--n", "256", "--k", "256", "--m", "64", "--json", str(path)]
+    assert run.main(argv) == 0
+    report = json.loads(path.read_text())
+    assert report["counters"]["macs"] == report["nnz"] * 64 == 6554 * 64
+    assert report["speedup"] > 5  # 90 % zeros by default, equal MAC count
+
+
+def test_bad_sparsity_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        run.main(["--workload", "spmm", "--sparsity", "1.5"])
+    assert "argument --sparsity: expected a number in [0, 1], not '1.5'" in capsys.readouterr().err
