@@ -28,7 +28,7 @@ import numpy as np
 
 from hdl.config import AccelConfig
 from hdl.sparse import index_bits
-from sim.golden.checks import require_array
+from sim.golden.checks import require_gemm_operands
 from sim.golden.gemm import wrap_int32
 from sim.golden.sparse import CsrMatrix, csr_compress
 from sim.stream_program import (
@@ -79,20 +79,6 @@ class SparseProgram(StreamProgram):
         return wrap_int32(result[:, : self.m])
 
 
-def require_sparse_operands(w: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """int8 w (N x K) and x (K x M), both non-empty, or `TypeError`/`ValueError` naming why."""
-    w = require_array("w", w, np.int8, 2)
-    x = require_array("x", x, np.int8, 2)
-    if w.shape[1] != x.shape[0]:
-        raise ValueError(
-            f"inner dimensions differ: w is {w.shape[0]}x{w.shape[1]}, "
-            f"x is {x.shape[0]}x{x.shape[1]}"
-        )
-    if 0 in w.shape or 0 in x.shape:
-        raise ValueError(f"empty operand: w is {w.shape[0]}x{w.shape[1]}, x is {x.shape}")
-    return w, x
-
-
 def _chunk_rows(csr: CsrMatrix, start: int, stop: int) -> tuple[np.ndarray, ...]:
     """(row of each nonzero, its index relative to `start`, value) for columns [start, stop)."""
     rows = np.repeat(np.arange(csr.shape[0]), np.diff(csr.row_ptr))
@@ -121,7 +107,7 @@ def pass_beats(csr: CsrMatrix, m: int, config: AccelConfig) -> list[tuple[int, i
 
 def spmm_program(w: np.ndarray, x: np.ndarray, config: AccelConfig) -> SparseProgram:
     """The `SparseProgram` computing int8 w (N x K, zeros skipped) @ int8 x (K x M)."""
-    w, x = require_sparse_operands(w, x)
+    w, x = require_gemm_operands(w, x, ("w", "x"))
     csr = csr_compress(w)
     (n, k), m = w.shape, x.shape[1]
     cols, depth = config.cols, config.sparse_depth

@@ -8,47 +8,25 @@ ties, back to back, checking every beat against torch's float32 requantization
 """
 
 import json
-import os
 import re
 from pathlib import Path
 
 import pytest
+from unit_cocotb import run_unit_tb
 
 from hdl.config import AccelConfig
-from hdl.units import UNITS
-from sim.toolchain import build_cocotb, run_cocotb
 
-REPO = Path(__file__).resolve().parents[1]
-COCOTB_DIR = REPO / "tests" / "cocotb"
 FLOWS = ("none", "idle", "stall", "both")
 FAULTS = ("model", "cycles", "beats")
 
 
 def run_tb(cols: int, run_dir: Path, testcase, *, cases=None, check=True):
     """Run `testcase` of requant_tb on the (cached) build for `cols` lanes; (result, speed)."""
+    env = {} if cases is None else {"TESSERA_REQUANT_CASES": json.dumps(cases)}
     config = AccelConfig(rows=2, cols=cols)
-    speed_json = run_dir / "speed.json"
-    env = {
-        "TESSERA_ACCEL_CONFIG": config.to_json(),
-        "TESSERA_SPEED_JSON": str(speed_json),
-        "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")]),
-    }
-    if cases is not None:
-        env["TESSERA_REQUANT_CASES"] = json.dumps(cases)
-    unit = UNITS["requant"]
-    build = build_cocotb(unit.verilog(config), unit.top)
-    result = run_cocotb(
-        build,
-        "requant_tb",
-        COCOTB_DIR,
-        run_dir=run_dir,
-        extra_env=env,
-        testcase=testcase,
-        seed=11,
-        check=check,
+    return run_unit_tb(
+        "requant", config, "requant_tb", run_dir, testcase, env=env, seed=11, check=check
     )
-    speed = json.loads(speed_json.read_text()) if speed_json.is_file() else {"runs": []}
-    return result, speed
 
 
 @pytest.mark.parametrize("cols", [3, 8])

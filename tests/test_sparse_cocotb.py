@@ -13,18 +13,13 @@ chunks and ragged M over several column blocks, planted empty, dense and single-
 """
 
 import json
-import os
 from pathlib import Path
 
 import pytest
+from unit_cocotb import run_unit_tb
 
 from hdl.config import AccelConfig
-from hdl.units import UNITS
-from sim.toolchain import build_cocotb, run_cocotb
 
-REPO = Path(__file__).resolve().parents[1]
-COCOTB_DIR = REPO / "tests" / "cocotb"
-TB_MODULE = "sparse_tb"
 FLOWS = ("none", "idle", "stall", "both")
 FAULTS = ("model", "cycles", "beats")
 
@@ -39,27 +34,10 @@ ENGINES = [
 
 def run_tb(config: AccelConfig, run_dir: Path, testcase, *, cases=None, check=True):
     """Run `testcase` of sparse_tb on the (cached) build of `config`; (result, speed record)."""
-    speed_json = run_dir / "speed.json"
-    env = {
-        "TESSERA_ACCEL_CONFIG": config.to_json(),
-        "TESSERA_SPEED_JSON": str(speed_json),
-        "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")]),
-    }
-    if cases is not None:
-        env["TESSERA_SPARSE_CASES"] = json.dumps(cases)
-    build = build_cocotb(UNITS["sparse"].verilog(config), UNITS["sparse"].top)
-    result = run_cocotb(
-        build,
-        TB_MODULE,
-        COCOTB_DIR,
-        run_dir=run_dir,
-        extra_env=env,
-        testcase=testcase,
-        seed=7,
-        check=check,
+    env = {} if cases is None else {"TESSERA_SPARSE_CASES": json.dumps(cases)}
+    return run_unit_tb(
+        "sparse", config, "sparse_tb", run_dir, testcase, env=env, seed=7, check=check
     )
-    speed = json.loads(speed_json.read_text()) if speed_json.is_file() else {"runs": []}
-    return result, speed
 
 
 @pytest.mark.parametrize(("rows", "cols", "lanes", "depth"), ENGINES)

@@ -9,9 +9,10 @@ import numpy as np
 from hdl.config import AccelConfig, Dataflow
 from sim.backends.result import GemmResult
 from sim.cycles import array_cycles, sparse_cycles
+from sim.golden.checks import require_gemm_operands
 from sim.golden.gemm import gemm
 from sim.golden.sparse import csr_compress, csr_spmm
-from sim.sparse_program import pass_beats, require_sparse_operands
+from sim.sparse_program import pass_beats
 
 
 def tile_count(m: int, n: int, k: int, config: AccelConfig) -> int:
@@ -50,7 +51,7 @@ class GoldenBackend:
         W is compressed with the golden CSR format and multiplied by the golden sparse GEMM;
         the cycles are `sim.cycles.sparse_cycles` of the engine's passes.
         """
-        w, x = require_sparse_operands(w, x)
+        w, x = require_gemm_operands(w, x, ("w", "x"))
         csr = csr_compress(w)
         passes = pass_beats(csr, x.shape[1], self.config)
         counters = {"macs": csr.nnz * x.shape[1], "nnz": csr.nnz, "passes": len(passes)}

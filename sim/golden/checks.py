@@ -30,19 +30,23 @@ def require_array(name: str, value: object, dtype: type, ndim: int) -> np.ndarra
     return value
 
 
-def require_gemm_operands(a: object, b: object) -> tuple[np.ndarray, np.ndarray]:
+def require_gemm_operands(
+    a: object, b: object, names: tuple[str, str] = ("a", "b")
+) -> tuple[np.ndarray, np.ndarray]:
     """Return int8 matrices a (M x K) and b (K x N), refusing anything else.
+
+    `names` are the operands' names in messages (e.g. ``("w", "x")`` for a sparse product).
 
     Raises
     ------
     TypeError, ValueError
         As `require_array`, or the inner dimensions differ (both shapes named).
     """
-    a = require_array("a", a, np.int8, 2)
-    b = require_array("b", b, np.int8, 2)
+    a = require_array(names[0], a, np.int8, 2)
+    b = require_array(names[1], b, np.int8, 2)
     if a.shape[1] != b.shape[0]:
         raise ValueError(
-            f"inner dimensions differ: a is {a.shape[0]}x{a.shape[1]}, "
-            f"b is {b.shape[0]}x{b.shape[1]}"
+            f"inner dimensions differ: {names[0]} is {a.shape[0]}x{a.shape[1]}, "
+            f"{names[1]} is {b.shape[0]}x{b.shape[1]}"
         )
     return a, b

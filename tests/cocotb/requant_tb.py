@@ -24,7 +24,7 @@ import os
 import cocotb
 import numpy as np
 from requant_cases import random_case, tie_case
-from streams import FLOWS, REGRESSION_SEED, SPEED, TB, beats_to_words, load_config
+from streams import FLOWS, beats_to_words, run_cases
 
 from hdl.config import AccelConfig
 from sim.golden.requant import requantize_float
@@ -96,30 +96,24 @@ class RequantCase:
             )
 
 
-async def run_cases(dut, flow: str, fault: str | None = None, name: str = "") -> None:
-    """Reset once, then run every configured case with `flow`, back to back, checking each."""
-    config = load_config()
-    tb = TB(dut, config, "requant")
-    await tb.start()
-    for index, spec in enumerate(load_cases()):
-        case = RequantCase(config, spec, (REGRESSION_SEED, index), flow, fault)
-        beats, cycles, seconds = await tb.run(case)
-        case.check(beats, cycles)
-        if int(dut.overflow.value) or int(dut.bad_param.value):
-            raise AssertionError(f"{case}: overflow or bad_param set by a valid program")
-        dut._log.info("%s: %d cycles in %.3f s", case, cycles, seconds)
-        SPEED.add({"test": name, "case": spec, "cycles": cycles, "seconds": seconds})
+async def run_requant_cases(dut, flow: str, fault: str | None = None, name: str = "") -> None:
+    """Every configured case with `flow`, after one reset (`streams.run_cases`)."""
+
+    def make_case(config, spec, seed):
+        return RequantCase(config, spec, seed, flow, fault)
+
+    await run_cases(dut, "requant", load_cases(), make_case, ("overflow", "bad_param"), name)
 
 
 @cocotb.test()
 @cocotb.parametrize(flow=list(FLOWS))
 async def test_requant(dut, flow: str) -> None:
     """Every configured case, exact int8 results; exact cycles when ``flow`` is ``"none"``."""
-    await run_cases(dut, flow, name=f"test_requant/flow={flow}")
+    await run_requant_cases(dut, flow, name=f"test_requant/flow={flow}")
 
 
 @cocotb.test(skip=True)
 @cocotb.parametrize(fault=list(FAULTS))
 async def test_checker_must_fail(dut, fault: str) -> None:
     """The checker with a deliberate `fault`; MUST fail (selected by test_requant_cocotb.py)."""
-    await run_cases(dut, "none", fault, name=f"test_checker_must_fail/fault={fault}")
+    await run_requant_cases(dut, "none", fault, name=f"test_checker_must_fail/fault={fault}")

@@ -27,7 +27,7 @@ import os
 import cocotb
 import numpy as np
 from sparse_operands import pattern_24_operands, sparse_operands
-from streams import FLOWS, REGRESSION_SEED, SPEED, TB, beats_to_words, load_config
+from streams import FLOWS, beats_to_words, load_config, run_cases, split_out_beat
 
 from hdl.config import AccelConfig
 from sim.cycles import sparse_cycles
@@ -58,15 +58,6 @@ def load_cases(config: AccelConfig) -> list[list]:
     """``TESSERA_SPARSE_CASES`` or `default_cases`."""
     text = os.environ.get("TESSERA_SPARSE_CASES")
     return json.loads(text) if text else default_cases(config)
-
-
-def split_out_beat(value: int, cols: int) -> tuple[list[int], bool]:
-    """An ``out`` payload integer as (C signed int32 values, last)."""
-    values = []
-    for col in range(cols):
-        word = (value >> (32 * col)) & 0xFFFF_FFFF
-        values.append(word - (1 << 32) if word >> 31 else word)
-    return values, bool((value >> (32 * cols)) & 1)
 
 
 def expected_beats(w: np.ndarray, x: np.ndarray, config: AccelConfig) -> list[tuple[list, bool]]:
@@ -145,26 +136,21 @@ class SpmmCase:
             )
 
 
-async def run_cases(dut, flow: str, fault: str | None = None, name: str = "") -> None:
-    """Reset once, then run every configured case with `flow`, back to back, checking each."""
-    config = load_config()
-    tb = TB(dut, config, "sparse")
-    await tb.start()
-    for index, case_spec in enumerate(load_cases(config)):
-        case = SpmmCase(config, case_spec, (REGRESSION_SEED, index), flow, fault)
-        beats, cycles, seconds = await tb.run(case)
-        case.check(beats, cycles)
-        if int(dut.error.value):
-            raise AssertionError(f"{case}: the error flag is set on a valid program")
-        dut._log.info("%s: %d cycles in %.3f s", case, cycles, seconds)
-        SPEED.add({"test": name, "case": case_spec, "cycles": cycles, "seconds": seconds})
+async def run_spmm_cases(dut, flow: str, fault: str | None = None, name: str = "") -> None:
+    """Every configured case with `flow`, after one reset (`streams.run_cases`)."""
+
+    def make_case(config, spec, seed):
+        return SpmmCase(config, spec, seed, flow, fault)
+
+    specs = load_cases(load_config())
+    await run_cases(dut, "sparse", specs, make_case, ("error",), name)
 
 
 @cocotb.test()
 @cocotb.parametrize(flow=list(FLOWS))
 async def test_spmm(dut, flow: str) -> None:
     """Every configured case, exact int32 results; exact cycles when ``flow`` is ``"none"``."""
-    await run_cases(dut, flow, name=f"test_spmm/flow={flow}")
+    await run_spmm_cases(dut, flow, name=f"test_spmm/flow={flow}")
 
 
 @cocotb.test(skip=True)
@@ -172,4 +158,4 @@ async def test_spmm(dut, flow: str) -> None:
 async def test_checker_must_fail(dut, fault: str) -> None:
     """The checker with a deliberate `fault` (see `SpmmCase`); MUST fail (selected by
     tests/test_sparse_cocotb.py with ``testcase=``)."""
-    await run_cases(dut, "none", fault, name=f"test_checker_must_fail/fault={fault}")
+    await run_spmm_cases(dut, "none", fault, name=f"test_checker_must_fail/fault={fault}")

@@ -227,6 +227,15 @@ class StreamCase(Protocol):
         """Check out beat `index` (its payload as an integer) as it transfers."""
 
 
+def split_out_beat(value: int, cols: int) -> tuple[list[int], bool]:
+    """An int32 ``out`` payload integer (array, sparse engine) as (C signed values, last)."""
+    values = []
+    for col in range(cols):
+        word = (value >> (32 * col)) & 0xFFFF_FFFF
+        values.append(word - (1 << 32) if word >> 31 else word)
+    return values, bool((value >> (32 * cols)) & 1)
+
+
 def beats_to_words(beats: list[int], words: int) -> np.ndarray:
     """Collected payload integers as uint32 words [beats, words] (for ``assemble``)."""
     return np.array(
@@ -310,3 +319,24 @@ class TB:
             if not task.done():
                 raise AssertionError(f"an input stream still has beats after {cycles} cycles")
         return beats, cycles, seconds
+
+
+async def run_cases(dut, unit: str, specs: list, make_case, flags: tuple[str, ...], name: str):
+    """Reset once, then run one case per spec back to back, checking each.
+
+    `make_case(config, spec, seed)` builds a `StreamCase` with a ``check(beats, cycles)`` method
+    (seed: ``(REGRESSION_SEED, index)``); after each case every DUT output named in `flags`
+    (sticky error flags) must be low. Each run is logged and recorded in `SPEED`.
+    """
+    config = load_config()
+    tb = TB(dut, config, unit)
+    await tb.start()
+    for index, spec in enumerate(specs):
+        case = make_case(config, spec, (REGRESSION_SEED, index))
+        beats, cycles, seconds = await tb.run(case)
+        case.check(beats, cycles)
+        raised = [flag for flag in flags if int(getattr(dut, flag).value)]
+        if raised:
+            raise AssertionError(f"{case}: {', '.join(raised)} set by a valid program")
+        dut._log.info("%s: %d cycles in %.3f s", case, cycles, seconds)
+        SPEED.add({"test": name, "case": spec, "cycles": cycles, "seconds": seconds})

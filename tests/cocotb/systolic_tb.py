@@ -26,7 +26,15 @@ import os
 
 import cocotb
 import numpy as np
-from streams import FLOWS, REGRESSION_SEED, SPEED, TB, beats_to_words, load_config
+from streams import (
+    FLOWS,
+    REGRESSION_SEED,
+    SPEED,
+    TB,
+    beats_to_words,
+    load_config,
+    split_out_beat,
+)
 
 from hdl.config import AccelConfig, Dataflow
 from sim.array_program import ArrayProgram, gemm_program
@@ -106,15 +114,6 @@ def expected_beats(a: np.ndarray, b: np.ndarray, config: AccelConfig) -> list[tu
         for row, values in enumerate(tile):
             beats.append(([int(v) for v in values], row == tile.shape[0] - 1))
     return beats
-
-
-def split_out_beat(value: int, cols: int) -> tuple[list[int], bool]:
-    """An ``out`` payload integer as (C signed int32 values, last)."""
-    values = []
-    for col in range(cols):
-        word = (value >> (32 * col)) & 0xFFFF_FFFF
-        values.append(word - (1 << 32) if word >> 31 else word)
-    return values, bool((value >> (32 * cols)) & 1)
 
 
 class GemmCase:
