@@ -1,0 +1,149 @@
+"""The accelerator's instruction set: the opcode enum and the bit layout of every 128-bit word.
+
+Defined once here and used by both sides: the controller's decoder views an instruction word
+through `LAYOUTS` (``data.View(LAYOUTS[op], word)``) and the host encoder (`host.isa`) packs
+fields at the offsets these layouts give. docs/isa.md describes the semantics; its field table
+is `field_table()` (a test keeps the two equal).
+
+Every word starts with the same header: the 4-bit `Op` in bits [0, 4) and four dependency-token
+flags in [4, 8) (`DEPS`, VTA's scheme: each instruction may wait for a token from the queue
+before or after it and may signal one to either when it finishes). Fields are unsigned; the
+unused high bits of a word must be zero.
+"""
+
+from amaranth.lib import data, enum
+
+#: Bits in one instruction word.
+WORD_BITS = 128
+
+
+class Op(enum.Enum, shape=4):
+    """Opcodes. Values not listed are malformed instructions (error status, see docs/isa.md)."""
+
+    FENCE = 0  # wait until every queue is idle
+    LOAD_ACT = 1  # DRAM -> activation scratchpad rows (load queue)
+    LOAD_WGT = 2  # DRAM -> weight scratchpad rows (load queue)
+    LOAD_PARAMS = 3  # DRAM -> requantizer lane parameters (load queue)
+    MATMUL = 4  # scratchpads -> systolic array -> accumulator rows (compute queue)
+    SPMM = 5  # DRAM nonzeros + weight-scratchpad X block -> sparse engine -> accumulator rows
+    STORE = 6  # accumulator rows -> (requantizer ->) DRAM (store queue)
+
+
+class Queue(enum.IntEnum):
+    """The three instruction queues; loads, compute and stores run concurrently."""
+
+    LOAD = 0
+    COMPUTE = 1
+    STORE = 2
+
+
+#: The queue each opcode runs in (FENCE runs in none: it holds the dispatcher).
+QUEUE_OF: dict[Op, Queue | None] = {
+    Op.FENCE: None,
+    Op.LOAD_ACT: Queue.LOAD,
+    Op.LOAD_WGT: Queue.LOAD,
+    Op.LOAD_PARAMS: Queue.LOAD,
+    Op.MATMUL: Queue.COMPUTE,
+    Op.SPMM: Queue.COMPUTE,
+    Op.STORE: Queue.STORE,
+}
+
+#: Dependency-token flags. "prev"/"next" are the neighbouring queues in LOAD -> COMPUTE -> STORE
+#: order: before starting, ``pop_prev``/``pop_next`` wait for (and consume) a token the
+#: previous/next queue pushed; when done, ``push_prev``/``push_next`` give it one.
+DEPS = data.StructLayout({"pop_prev": 1, "pop_next": 1, "push_prev": 1, "push_next": 1})
+
+_HEADER = {"op": Op, "deps": DEPS}
+
+#: Field widths shared by several instructions.
+DRAM_ADDRESS_BITS = 32  # byte address in main memory
+STRIDE_BITS = 24  # bytes between consecutive rows in main memory
+ROWS_BITS = 16  # rows moved or streamed by one instruction (1..65535)
+SPAD_ROW_BITS = 24  # row index in a scratchpad (spad_bytes <= 2**24)
+ACC_ROW_BITS = 20  # row index in the accumulator memory (acc_rows <= 2**20)
+WIDTH_BITS = 9  # valid bytes/values per row (1..256)
+
+_LOAD = data.StructLayout(
+    {
+        **_HEADER,
+        "dram_addr": DRAM_ADDRESS_BITS,
+        "dram_stride": STRIDE_BITS,
+        "rows": ROWS_BITS,
+        "spad_row": SPAD_ROW_BITS,
+        "width": WIDTH_BITS,
+    }
+)
+
+#: The layout of each opcode's word.
+LAYOUTS: dict[Op, data.StructLayout] = {
+    Op.FENCE: data.StructLayout(_HEADER),
+    Op.LOAD_ACT: _LOAD,
+    Op.LOAD_WGT: _LOAD,
+    Op.LOAD_PARAMS: data.StructLayout(
+        {**_HEADER, "dram_addr": DRAM_ADDRESS_BITS, "lanes": WIDTH_BITS}
+    ),
+    Op.MATMUL: data.StructLayout(
+        {
+            **_HEADER,
+            "act_row": SPAD_ROW_BITS,
+            "wgt_row": SPAD_ROW_BITS,
+            "rows": ROWS_BITS,
+            "acc_row": ACC_ROW_BITS,
+            "accumulate": 1,
+        }
+    ),
+    Op.SPMM: data.StructLayout(
+        {
+            **_HEADER,
+            "nz_addr": DRAM_ADDRESS_BITS,
+            "nz_beats": 20,
+            "x_row": SPAD_ROW_BITS,
+            "k": ROWS_BITS,
+            "acc_row": ACC_ROW_BITS,
+            "accumulate": 1,
+        }
+    ),
+    Op.STORE: data.StructLayout(
+        {
+            **_HEADER,
+            "acc_row": ACC_ROW_BITS,
+            "rows": ROWS_BITS,
+            "dram_addr": DRAM_ADDRESS_BITS,
+            "dram_stride": STRIDE_BITS,
+            "int8": 1,
+            "width": WIDTH_BITS,
+        }
+    ),
+}
+
+class ErrorCode(enum.Enum, shape=4):
+    """Error status of a stopped program (docs/isa.md); the status also holds the index of the
+    offending instruction. The host checker (`host.isa.check_program`) reports the same codes."""
+
+    NONE = 0
+    BAD_OPCODE = 1  # an opcode value with no instruction
+    BAD_FIELD = 2  # a zero count or width, or nonzero bits above the opcode's layout
+    SPAD_RANGE = 3  # scratchpad rows past the end of a scratchpad
+    ACC_RANGE = 4  # accumulator rows past acc_rows
+    DRAM_RANGE = 5  # main-memory bytes past the end of memory
+    TILE_TOO_LARGE = 6  # a width above the row width, lanes above C, K above sparse_depth
+    BAD_DEPS = 7  # a token flag toward a queue that does not exist, or on FENCE
+    DEADLOCK = 8  # a token pop that no instruction can ever satisfy
+    SPARSE_FORMAT = 9  # the sparse engine flagged its input (index past K)
+
+
+#: Bytes of one requantizer lane's parameter record in main memory (LOAD_PARAMS): bias int32 at
+#: 0, m24 (3 bytes) at 4, shift at 7, zero point (int8) at 8, ReLU flag at 9, zero padding.
+PARAM_RECORD_BYTES = 16
+
+
+def field_table() -> str:
+    """The Markdown table of every opcode's fields and bit ranges (as in docs/isa.md)."""
+    lines = ["| opcode | value | field | bits |", "|---|---|---|---|"]
+    for op, layout in LAYOUTS.items():
+        for name, field in layout:
+            if name in _HEADER:
+                continue
+            bits = f"[{field.offset}, {field.offset + field.width})"
+            lines.append(f"| {op.name} | {op.value} | `{name}` | {bits} |")
+    return "\n".join(lines) + "\n"
