@@ -116,6 +116,7 @@ LAYOUTS: dict[Op, data.StructLayout] = {
     ),
 }
 
+
 class ErrorCode(enum.Enum, shape=4):
     """Error status of a stopped program (docs/isa.md); the status also holds the index of the
     offending instruction. The host checker (`host.isa.check_program`) reports the same codes."""

@@ -1,0 +1,100 @@
+"""The accumulator memory: rows of C int32 that the array's output rows overwrite or add into.
+
+Ports
+    ``write``: one row per beat: ``row`` index, ``data`` (C int32, element 0 lowest) and
+    ``accumulate`` (1: add to the row, wrapping like the array's accumulators; 0: overwrite).
+    Always ready.
+    ``read_req``: a row index per beat; ``read_data``: that row's C int32, in request order.
+
+Timing: an accepted ``write`` beat reads its row in the accepting cycle t and writes the new value
+at the end of cycle t + 1 (`WRITE_LATENCY`), one beat per cycle sustained. The new value of a row
+is forwarded to a beat accepted in cycle t + 1 for the same row, so back-to-back accumulation into
+one row is exact. A read request accepted in cycle t is presented in cycle t + 1 with the row as it
+was at the start of cycle t (a read in the same or the next cycle as a write to the row sees the
+old value; the controller orders stores after the compute they depend on); the read side advances
+only when ``read_data`` can move, so back-pressure holds the presented row.
+"""
+
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from hdl.scratchpad import row_index_bits
+
+#: Cycles from accepting a ``write`` beat to the end of the cycle that stores its row.
+WRITE_LATENCY = 1
+
+
+class AccumulatorMemory(wiring.Component):
+    """`rows` rows of `cols` int32 with accumulate-or-overwrite writes (module docstring).
+
+    Parameters
+    ----------
+    cols: values per row, C (1..256).
+    rows: number of rows (2..2**20).
+    """
+
+    def __init__(self, cols: int, rows: int):
+        for name, value, low, high in (("cols", cols, 1, 256), ("rows", rows, 2, 1 << 20)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} must be an int, not {value!r}")
+            if not low <= value <= high:
+                raise ValueError(f"{name} must be in [{low}, {high}], not {value!r}")
+        self.cols, self.rows = cols, rows
+        index = unsigned(row_index_bits(rows))
+        row = data.ArrayLayout(signed(32), cols)
+        write = data.StructLayout({"row": index, "data": row, "accumulate": 1})
+        super().__init__(
+            {
+                "write": In(stream.Signature(write)),
+                "read_req": In(stream.Signature(index)),
+                "read_data": Out(stream.Signature(row)),
+            }
+        )
+
+    def elaborate(self, platform):
+        m = Module()
+        cols = self.cols
+        storage = memory.Memory(shape=unsigned(32 * cols), depth=self.rows, init=[])
+        m.submodules.storage = storage
+        old, new = storage.read_port(), storage.write_port()
+        out = storage.read_port()
+
+        # Stage 0 (accepting cycle): read the row. Stage 1: add and write.
+        beat = self.write.payload
+        m.d.comb += [self.write.ready.eq(1), old.addr.eq(beat.row), old.en.eq(1)]
+        pending = Signal()
+        pending_row = Signal.like(beat.row)
+        pending_accumulate = Signal()
+        pending_data = Signal(32 * cols)
+        m.d.sync += [
+            pending.eq(self.write.valid),
+            pending_row.eq(beat.row),
+            pending_accumulate.eq(beat.accumulate),
+            pending_data.eq(beat.data.as_value()),
+        ]
+        # The value written at the end of the previous cycle, forwarded to a beat for its row.
+        written = Signal(32 * cols)
+        written_row = Signal.like(beat.row)
+        written_valid = Signal()
+        base = Mux(written_valid & (written_row == pending_row), written, old.data)
+        total = Signal(32 * cols)
+        for c in range(cols):
+            part = slice(32 * c, 32 * c + 32)
+            addend = Mux(pending_accumulate, base[part].as_signed(), 0)
+            m.d.comb += total[part].eq(addend + pending_data[part].as_signed())
+        m.d.comb += [new.addr.eq(pending_row), new.data.eq(total), new.en.eq(pending)]
+        m.d.sync += [written.eq(total), written_row.eq(pending_row), written_valid.eq(pending)]
+
+        advance = ~self.read_data.valid | self.read_data.ready
+        valid = Signal()
+        m.d.comb += [
+            self.read_req.ready.eq(advance),
+            out.addr.eq(self.read_req.payload),
+            out.en.eq(advance),
+            self.read_data.valid.eq(valid),
+            self.read_data.payload.eq(out.data),
+        ]
+        with m.If(advance):
+            m.d.sync += valid.eq(self.read_req.valid)
+        return m
