@@ -46,17 +46,20 @@ class MemoryModel:
         rdata_valid = read is not None and not self._stalled()
         wdata_ready = not self._stalled()
         ctx.set(port.req.ready, req_ready)
-        ctx.set(port.rdata.valid, rdata_valid)
-        if rdata_valid:
-            ctx.set(port.rdata.payload, self.word(read[1]))
+        if hasattr(port, "rdata"):
+            ctx.set(port.rdata.valid, rdata_valid)
+            if rdata_valid:
+                ctx.set(port.rdata.payload, self.word(read[1]))
         if hasattr(port, "wdata"):
-            ctx.set(port.wdata.ready, wdata_ready and bool(self.writes))
+            # Data is taken for a burst requested earlier or in this very cycle.
+            requesting = req_ready and ctx.get(port.req.valid) and ctx.get(port.req.payload.write)
+            ctx.set(port.wdata.ready, wdata_ready and (bool(self.writes) or requesting))
         self._drive = {"cycle": cycle}
 
     def edge(self, sampled: dict) -> None:
         """Apply the transfers of this cycle's edge (`sampled`: valid/ready/payload values)."""
         cycle = self._drive["cycle"]
-        if sampled["req_valid"] and sampled["req_ready"]:
+        if sampled["req_valid"] and sampled["req_ready"]:  # before this edge's data
             addr, beats, write = sampled["req"]
             assert addr % self.bus == 0, f"unaligned request address {addr}"
             self.requests.append((addr, beats, write))

@@ -1,0 +1,148 @@
+"""The store half of the DMA: rows of bytes into main memory at any alignment.
+
+A ``cmd`` beat (from a STORE instruction, docs/isa.md) asks for ``rows`` rows of ``width`` bytes,
+row r at byte address ``dram_addr + r * dram_stride``. The rows themselves arrive on ``data``
+(``row_bytes`` bytes each, byte 0 first; bytes past ``width`` are ignored), e.g. the
+requantizer's int8 rows or raw int32 rows of the accumulator memory. For each row the engine
+issues one write burst of the bus words the row touches (``req``) and sends those words on
+``wdata`` with a byte strobe that enables exactly the row's bytes, so memory around the row is
+never written.
+
+Timing: one bus word per cycle on ``wdata``; a row's request is offered in the cycle its data is
+taken and its words follow at once (the memory pairs bursts and data in order), so a one-word
+row takes one cycle. The next row is taken in the cycle after the current row's last word and
+request have gone; the next command is taken once the current one's last row has been taken.
+``done`` pulses for one cycle when the last word of a command's last row is accepted.
+
+Assumes ``width`` <= ``row_bytes`` and rows inside memory (checked by the controller).
+"""
+
+from amaranth.hdl import Cat, Const, Module, Signal, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from hdl.isa import DRAM_ADDRESS_BITS, ROWS_BITS, STRIDE_BITS
+from hdl.memport import request_layout, write_layout
+
+
+def store_command_layout(row_bytes: int) -> data.StructLayout:
+    """Payload of ``cmd``: address, stride, row count and the bytes per row to write."""
+    return data.StructLayout(
+        {
+            "dram_addr": DRAM_ADDRESS_BITS,
+            "dram_stride": STRIDE_BITS,
+            "rows": ROWS_BITS,
+            "width": range(row_bytes + 1),
+        }
+    )
+
+
+class StoreDma(wiring.Component):
+    """Rows of bytes into main memory with byte strobes; see the module docstring.
+
+    Parameters
+    ----------
+    bus_bytes: bytes per memory word B (a power of two).
+    row_bytes: bytes per incoming row (1..1024).
+    """
+
+    def __init__(self, bus_bytes: int, row_bytes: int):
+        if bus_bytes < 1 or bus_bytes & (bus_bytes - 1):
+            raise ValueError(f"bus_bytes must be a power of two >= 1, not {bus_bytes!r}")
+        if not 1 <= row_bytes <= 1024:
+            raise ValueError(f"row_bytes must be in [1, 1024], not {row_bytes!r}")
+        self.bus_bytes, self.row_bytes = bus_bytes, row_bytes
+        #: Most words one row can touch (when it starts at the last byte of a word).
+        self.max_beats = (row_bytes + bus_bytes - 2) // bus_bytes + 1
+        super().__init__(
+            {
+                "cmd": In(stream.Signature(store_command_layout(row_bytes))),
+                "data": In(stream.Signature(data.ArrayLayout(unsigned(8), row_bytes))),
+                "req": Out(stream.Signature(request_layout())),
+                "wdata": Out(stream.Signature(write_layout(bus_bytes))),
+                "done": Out(1),
+                "busy": Out(1),
+            }
+        )
+
+    def elaborate(self, platform):
+        m = Module()
+        bus, shift = self.bus_bytes, (self.bus_bytes - 1).bit_length()
+        span = 8 * bus * self.max_beats
+
+        # Command state: where the next row goes.
+        active = Signal()
+        address = Signal(DRAM_ADDRESS_BITS)
+        stride = Signal(STRIDE_BITS)
+        rows_left = Signal(ROWS_BITS)
+        width = Signal(range(self.row_bytes + 1))
+        m.d.comb += self.cmd.ready.eq(~active)
+        with m.If(self.cmd.valid & self.cmd.ready):
+            command = self.cmd.payload
+            m.d.sync += [
+                active.eq(1),
+                address.eq(command.dram_addr),
+                stride.eq(command.dram_stride),
+                rows_left.eq(command.rows),
+                width.eq(command.width),
+            ]
+
+        # Row state: the row being written, already shifted to its byte offset in the burst.
+        holding, request_pending, last_row = Signal(), Signal(), Signal()
+        row_addr = Signal(DRAM_ADDRESS_BITS)
+        beats = Signal(range(self.max_beats + 1))
+        beat = Signal(range(self.max_beats + 1))
+        words = Signal(span)
+        strobes = Signal(bus * self.max_beats)
+
+        sending = holding & (beat < beats)
+        final_word = self.wdata.valid & self.wdata.ready & (beat == beats - 1)
+        request_done = ~request_pending | self.req.ready
+        finishing = holding & (final_word | (beat == beats)) & request_done
+        m.d.comb += self.done.eq(finishing & last_row)
+
+        # A new row's state (below) overrides these updates of the finishing row.
+        with m.If(self.req.valid & self.req.ready):
+            m.d.sync += request_pending.eq(0)
+        with m.If(self.wdata.valid & self.wdata.ready):
+            m.d.sync += beat.eq(beat + 1)
+        offset = address[:shift] if shift else Const(0, 1)
+        take = active & (~holding | finishing)
+        m.d.comb += self.data.ready.eq(take)
+        with m.If(finishing):
+            m.d.sync += holding.eq(0)
+        with m.If(take & self.data.valid):
+            enables = (Const(1, self.row_bytes + 1) << width) - 1
+            m.d.sync += [
+                holding.eq(1),
+                request_pending.eq(1),
+                last_row.eq(rows_left == 1),
+                row_addr.eq(Cat(Const(0, shift), address[shift:]) if shift else address),
+                beats.eq(((offset + width - 1) >> shift) + 1),
+                beat.eq(0),
+                words.eq(self.data.payload.as_value() << (offset * 8)),
+                strobes.eq(enables[: self.row_bytes] << offset),
+                address.eq(address + stride),
+                rows_left.eq(rows_left - 1),
+            ]
+            with m.If(rows_left == 1):
+                m.d.sync += active.eq(0)
+
+        m.d.comb += [
+            self.req.valid.eq(holding & request_pending),
+            self.req.payload.addr.eq(row_addr),
+            self.req.payload.beats.eq(beats),
+            self.req.payload.write.eq(1),
+        ]
+
+        m.d.comb += self.wdata.valid.eq(sending)
+        with m.Switch(beat):
+            for i in range(self.max_beats):
+                with m.Case(i):
+                    m.d.comb += [
+                        self.wdata.payload.data.eq(words[8 * bus * i : 8 * bus * (i + 1)]),
+                        self.wdata.payload.strobe.eq(strobes[bus * i : bus * (i + 1)]),
+                    ]
+
+        m.d.comb += self.busy.eq(active | holding)
+        return m
