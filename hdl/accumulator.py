@@ -25,6 +25,12 @@ from hdl.scratchpad import row_index_bits
 WRITE_LATENCY = 1
 
 
+def accumulator_write_layout(cols: int, rows: int) -> data.StructLayout:
+    """Payload of ``write``: the row index, C int32 and the accumulate flag."""
+    row = data.ArrayLayout(signed(32), cols)
+    return data.StructLayout({"row": unsigned(row_index_bits(rows)), "data": row, "accumulate": 1})
+
+
 class AccumulatorMemory(wiring.Component):
     """`rows` rows of `cols` int32 with accumulate-or-overwrite writes (module docstring).
 
@@ -43,10 +49,9 @@ class AccumulatorMemory(wiring.Component):
         self.cols, self.rows = cols, rows
         index = unsigned(row_index_bits(rows))
         row = data.ArrayLayout(signed(32), cols)
-        write = data.StructLayout({"row": index, "data": row, "accumulate": 1})
         super().__init__(
             {
-                "write": In(stream.Signature(write)),
+                "write": In(stream.Signature(accumulator_write_layout(cols, rows))),
                 "read_req": In(stream.Signature(index)),
                 "read_data": Out(stream.Signature(row)),
             }

@@ -1,0 +1,220 @@
+"""The MATMUL engine: scratchpad rows through the systolic array into the accumulator memory.
+
+Each ``cmd`` beat is one MATMUL instruction's fields (docs/isa.md). The engine reads the operand
+rows from the two scratchpads (their ``read_req``/``read_data`` pairs, `hdl.scratchpad`), streams
+them into its `hdl.systolic.SystolicArray`, and writes every output row to the accumulator memory
+(`hdl.accumulator` ``write`` stream), adding to it or overwriting it.
+
+Weight-stationary
+    Weight rows ``wgt_row`` .. ``wgt_row + R - 1`` load the array's free weight bank; activation
+    rows ``act_row`` .. ``act_row + rows - 1`` stream through it; output row m goes to accumulator
+    row ``acc_row + m``. The weight reader, the activation reader and the output writer each work
+    through the commands in order on their own, so the next command's weights load while the
+    current one's activations stream (the array's double-buffered banks keep them apart) and
+    back-to-back commands keep the array busy.
+Output-stationary
+    Activation row ``act_row + k`` (column k of an R-row A tile) and weight row ``wgt_row + k``
+    (row k of a C-column B tile), k < ``rows``, are read together as one ``operands`` beat; the
+    tile's R output rows go to accumulator rows ``acc_row`` .. ``acc_row + R - 1``.
+
+``done`` pulses when a command's last output row has been written. Commands are taken into three
+internal queues of `QUEUE_DEPTH` entries; ``cmd.ready`` is low while any is full. The engine
+assumes the controller has checked every row range (docs/isa.md, `host.isa.check_program`).
+"""
+
+from amaranth.hdl import Module, Signal, unsigned
+from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from hdl.accumulator import accumulator_write_layout
+from hdl.config import AccelConfig, Dataflow
+from hdl.isa import ROWS_BITS
+from hdl.scratchpad import row_index_bits
+from hdl.systolic import SystolicArray
+
+#: Commands each of the engine's internal queues holds.
+QUEUE_DEPTH = 4
+
+
+def matmul_command_layout(act_rows: int, wgt_rows: int, acc_rows: int) -> data.StructLayout:
+    """Payload of ``cmd``: the MATMUL fields with row indices as wide as the memories need."""
+    return data.StructLayout(
+        {
+            "act_row": row_index_bits(act_rows),
+            "wgt_row": row_index_bits(wgt_rows),
+            "rows": ROWS_BITS,
+            "acc_row": row_index_bits(acc_rows),
+            "accumulate": 1,
+        }
+    )
+
+
+class _RowReader:
+    """Issues ``read_req`` for consecutive rows, one queued command at a time.
+
+    Requests go out while the reader is busy and `gate` is high (a gate lets two readers move in
+    lockstep); each accepted request steps to the next row.
+    """
+
+    def __init__(self, m: Module, name: str, queue: fifo.SyncFIFOBuffered, layout, read_req):
+        self.command = data.View(layout, queue.r_data)
+        self.next_row = Signal.like(read_req.payload, name=f"{name}_row")
+        self.left = Signal(ROWS_BITS + 1, name=f"{name}_left")
+        self.busy = Signal(name=f"{name}_busy")
+        self.m, self.queue, self.read_req = m, queue, read_req
+
+    def run(self, first, count, gate=1) -> None:
+        """Start on the queue's head command when idle (`first` row, `count` rows of it)."""
+        m = self.m
+        m.d.comb += [
+            self.read_req.valid.eq(self.busy & gate),
+            self.read_req.payload.eq(self.next_row),
+        ]
+        step = self.read_req.valid & self.read_req.ready
+        finishing = step & (self.left == 1)
+        with m.If(step):
+            m.d.sync += [self.next_row.eq(self.next_row + 1), self.left.eq(self.left - 1)]
+        with m.If(finishing):
+            m.d.sync += self.busy.eq(0)
+        # The next command starts in the cycle the current one issues its last request.
+        with m.If((~self.busy | finishing) & self.queue.r_rdy):
+            m.d.comb += self.queue.r_en.eq(1)
+            m.d.sync += [self.busy.eq(1), self.next_row.eq(first), self.left.eq(count)]
+
+
+def _last_of_command(m: Module, name: str, reader: _RowReader, moved) -> Signal:
+    """``last`` for the beats a reader's rows become: high on each command's final beat.
+
+    The reader's command sizes wait in a small queue until their beats have entered the array
+    (`moved` marks a beat entering); the returned signal is low while no size is queued.
+    """
+    sizes = fifo.SyncFIFOBuffered(width=ROWS_BITS, depth=QUEUE_DEPTH)
+    m.submodules[f"{name}_sizes"] = sizes
+    m.d.comb += [sizes.w_data.eq(reader.command.rows), sizes.w_en.eq(reader.queue.r_en)]
+    entered = Signal(ROWS_BITS, name=f"{name}_entered")
+    last = Signal(name=f"{name}_last")
+    m.d.comb += last.eq(sizes.r_rdy & (entered == sizes.r_data - 1))
+    with m.If(moved):
+        m.d.sync += entered.eq(entered + 1)
+        with m.If(last):
+            m.d.sync += entered.eq(0)
+            m.d.comb += sizes.r_en.eq(1)
+    return last
+
+
+class MatmulEngine(wiring.Component):
+    """MATMUL commands from scratchpads to the accumulator memory; see the module docstring.
+
+    Parameters
+    ----------
+    config: the array (rows R, cols C, dataflow).
+    act_rows, wgt_rows: rows of the activation (R bytes each) and weight (C bytes) scratchpads.
+    acc_rows: rows of the accumulator memory.
+    """
+
+    def __init__(self, config: AccelConfig, act_rows: int, wgt_rows: int, acc_rows: int):
+        if not isinstance(config, AccelConfig):
+            raise TypeError(f"config must be an AccelConfig, not {type(config)!r}")
+        self.config = config
+        rows, cols = config.rows, config.cols
+        self.sizes = (act_rows, wgt_rows, acc_rows)
+        super().__init__(
+            {
+                "cmd": In(stream.Signature(matmul_command_layout(act_rows, wgt_rows, acc_rows))),
+                "act_req": Out(stream.Signature(unsigned(row_index_bits(act_rows)))),
+                "act_data": In(stream.Signature(data.ArrayLayout(unsigned(8), rows))),
+                "wgt_req": Out(stream.Signature(unsigned(row_index_bits(wgt_rows)))),
+                "wgt_data": In(stream.Signature(data.ArrayLayout(unsigned(8), cols))),
+                "acc_write": Out(stream.Signature(accumulator_write_layout(cols, acc_rows))),
+                "done": Out(1),
+            }
+        )
+
+    def elaborate(self, platform):
+        m = Module()
+        config = self.config
+        m.submodules.array = array = SystolicArray(config)
+        layout = matmul_command_layout(*self.sizes)
+        names = ("weights", "acts", "outputs")
+        queues = {}
+        for name in names:
+            queues[name] = fifo.SyncFIFOBuffered(width=layout.size, depth=QUEUE_DEPTH)
+            m.submodules[f"{name}_queue"] = queues[name]
+        all_ready = queues["weights"].w_rdy & queues["acts"].w_rdy & queues["outputs"].w_rdy
+        m.d.comb += self.cmd.ready.eq(all_ready)
+        for queue in queues.values():
+            m.d.comb += [
+                queue.w_data.eq(self.cmd.payload.as_value()),
+                queue.w_en.eq(self.cmd.valid & self.cmd.ready),
+            ]
+        if config.dataflow is Dataflow.WS:
+            self._weight_stationary(m, array, queues, layout)
+        else:
+            self._output_stationary(m, array, queues, layout)
+        return m
+
+    def _weight_stationary(self, m, array, queues, layout) -> None:
+        rows = self.config.rows
+        weights = _RowReader(m, "weights", queues["weights"], layout, self.wgt_req)
+        weights.run(weights.command.wgt_row, rows)
+        m.d.comb += [
+            array.weights.valid.eq(self.wgt_data.valid),
+            array.weights.payload.eq(self.wgt_data.payload),
+            self.wgt_data.ready.eq(array.weights.ready),
+        ]
+        acts = _RowReader(m, "acts", queues["acts"], layout, self.act_req)
+        acts.run(acts.command.act_row, acts.command.rows)
+        moved = array.acts.valid & array.acts.ready
+        last = _last_of_command(m, "acts", acts, moved)
+        m.d.comb += [
+            array.acts.valid.eq(self.act_data.valid),
+            array.acts.payload.data.eq(self.act_data.payload),
+            array.acts.payload.last.eq(last),
+            self.act_data.ready.eq(array.acts.ready),
+        ]
+        self._write_outputs(m, array, queues["outputs"], layout, None)
+
+    def _output_stationary(self, m, array, queues, layout) -> None:
+        # One reader walks both scratchpads in lockstep (the weight queue is drained unused):
+        # a request goes out only when both scratchpads take it in the same cycle.
+        m.d.comb += queues["weights"].r_en.eq(queues["weights"].r_rdy)
+        both = self.act_req.ready & self.wgt_req.ready
+        operands = _RowReader(m, "operands", queues["acts"], layout, self.act_req)
+        operands.run(operands.command.act_row, operands.command.rows, gate=both)
+        wgt_row = Signal.like(self.wgt_req.payload)
+        with m.If(self.act_req.valid & self.act_req.ready):
+            m.d.sync += wgt_row.eq(wgt_row + 1)
+        with m.If(queues["acts"].r_en):  # a new command, possibly right after the last request
+            m.d.sync += wgt_row.eq(operands.command.wgt_row)
+        m.d.comb += [self.wgt_req.valid.eq(self.act_req.valid), self.wgt_req.payload.eq(wgt_row)]
+        # The two rows of a beat arrive together and leave together.
+        moved = array.operands.valid & array.operands.ready
+        last = _last_of_command(m, "operands", operands, moved)
+        m.d.comb += [
+            array.operands.valid.eq(self.act_data.valid & self.wgt_data.valid),
+            array.operands.payload.a.eq(self.act_data.payload),
+            array.operands.payload.b.eq(self.wgt_data.payload),
+            array.operands.payload.last.eq(last),
+            self.act_data.ready.eq(moved),
+            self.wgt_data.ready.eq(moved),
+        ]
+        self._write_outputs(m, array, queues["outputs"], layout, self.config.rows)
+
+    def _write_outputs(self, m, array, queue, layout, per_command) -> None:
+        """Output row i of the head command goes to accumulator row acc_row + i; a command has
+        ``rows`` output rows (weight-stationary, `per_command` None) or `per_command` (R)."""
+        command = data.View(layout, queue.r_data)
+        written = Signal(ROWS_BITS)
+        last = written == (command.rows if per_command is None else per_command) - 1
+        m.d.comb += [
+            self.acc_write.valid.eq(array.out.valid & queue.r_rdy),
+            self.acc_write.payload.row.eq(command.acc_row + written),
+            self.acc_write.payload.data.eq(array.out.payload.data),
+            self.acc_write.payload.accumulate.eq(command.accumulate),
+            array.out.ready.eq(self.acc_write.ready & queue.r_rdy),
+        ]
+        with m.If(self.acc_write.valid & self.acc_write.ready):
+            m.d.sync += written.eq(written + 1)
+            with m.If(last):
+                m.d.sync += written.eq(0)
+                m.d.comb += [queue.r_en.eq(1), self.done.eq(1)]
