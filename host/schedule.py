@@ -503,7 +503,7 @@ def spmm_memory(
     flat = [x.reshape(-1)] + [b.astype("<u4").view(np.uint8).reshape(-1) for g in beats for b in g]
     starts, end = _place([piece.size for piece in flat] + [4 * n * m], align)
     memory = np.zeros(end, np.uint8)
-    for start, piece in zip(starts, flat, strict=True):
+    for start, piece in zip(starts[:-1], flat, strict=True):
         memory[start : start + piece.size] = piece.view(np.uint8)
     addresses = iter(starts[1:-1])
     nonzeros = tuple(tuple((next(addresses), b.shape[0]) for b in g) for g in beats)

@@ -485,6 +485,8 @@ class Ordering:
         Each instruction's `hdl.isa.Queue` (None for FENCE).
     position : list of int
         Each instruction's position in its queue (FENCE: its program index).
+    members : dict
+        Each `hdl.isa.Queue`'s instructions (program indices) in queue order.
     start : list of tuple of int
         Vector clock per instruction: ``start[j][q]`` instructions of queue q (the first ones,
         in queue order) are guaranteed to have finished when j starts.
@@ -499,12 +501,12 @@ class Ordering:
         self.queue = [ins.queue for ins in program]
         self.position = list(range(len(program)))
         self.start: list[tuple[int, ...]] = [()] * len(program)
-        self._members: dict[Queue, list[int]] = {q: [] for q in Queue}
+        self.members: dict[Queue, list[int]] = {q: [] for q in Queue}
         self._replay(program)
         # _clocks[other][q]: start[.][q] of queue `other`'s instructions, non-decreasing.
         self._clocks = {
             other: {q: [self.start[i][q] for i in members] for q in Queue}
-            for other, members in self._members.items()
+            for other, members in self.members.items()
         }
 
     def _replay(self, program: list[Instruction]) -> None:
@@ -522,11 +524,11 @@ class Ordering:
                 if queue is None:
                     if any(waiting.values()):
                         break
-                    floor = tuple(len(self._members[q]) for q in Queue)
+                    floor = tuple(len(self.members[q]) for q in Queue)
                     self.start[dispatched] = floor
                 else:
-                    self.position[dispatched] = len(self._members[queue])
-                    self._members[queue].append(dispatched)
+                    self.position[dispatched] = len(self.members[queue])
+                    self.members[queue].append(dispatched)
                     floors[dispatched] = floor
                     waiting[queue].append(dispatched)
                 dispatched += 1
@@ -609,7 +611,7 @@ class RaceError(ValueError):
 
 
 class _AccessTable:
-    """Every access of one queue's instructions as flat arrays, for window queries."""
+    """Every access of a list of instructions as flat arrays (one row per access)."""
 
     def __init__(self, regions: list[list[tuple[Region, bool]]], members: list[int]):
         rows = [(index, region, write) for index in members for region, write in regions[index]]
@@ -622,24 +624,27 @@ class _AccessTable:
         counts = [len(regions[index]) for index in members]
         self.offset = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
 
-    def conflicts(self, region: Region, write: bool, window: range) -> list[int]:
-        """Rows (into this table) in the window's instructions that conflict with the access."""
-        first, stop = self.offset[window.start], self.offset[window.stop]
-        lo, hi = region.bounds
+    def rows(self, positions: range) -> slice:
+        """The rows of the instructions at `positions` (a range of `members` positions)."""
+        return slice(int(self.offset[positions.start]), int(self.offset[positions.stop]))
+
+    def conflicts(self, mine: slice, other: _AccessTable, theirs: slice) -> list[tuple[int, int]]:
+        """(row here, row in `other`) of every pair of accesses that overlap, one writing."""
         candidates = (
-            (self.memory[first:stop] == _MEMORIES.index(region.memory))
-            & (self.write[first:stop] | write)
-            & (self.lo[first:stop] < hi)
-            & (lo < self.hi[first:stop])
+            (self.memory[mine, None] == other.memory[theirs])
+            & (self.write[mine, None] | other.write[theirs])
+            & (self.lo[mine, None] < other.hi[theirs])
+            & (other.lo[theirs] < self.hi[mine, None])
         )
-        rows = first + np.flatnonzero(candidates)
-        return [int(row) for row in rows if self.region[row].overlaps(region)]
+        pairs = zip(*np.nonzero(candidates), strict=True)
+        found = [(mine.start + int(a), theirs.start + int(b)) for a, b in pairs]
+        return [(a, b) for a, b in found if self.region[a].overlaps(other.region[b])]
 
 
 def find_races(
     program: list[Instruction], config: AccelConfig, spmm_rows: dict[int, int] | None = None
 ) -> list[Race]:
-    """Every unordered pair of conflicting accesses in a checked program, sorted.
+    """Every unordered pair of instructions with conflicting accesses in a checked program.
 
     Parameters
     ----------
@@ -650,26 +655,32 @@ def find_races(
     spmm_rows : dict, optional
         Program index of each SPMM -> accumulator rows it wrote (`IsaModel.run` records them);
         an SPMM not listed writes none.
+
+    Returns
+    -------
+    list of Race
+        Sorted; one per pair of instructions and memory.
     """
     spmm_rows = spmm_rows or {}
     order = Ordering(program)
     regions = [accesses(ins, config, spmm_rows.get(i, 0)) for i, ins in enumerate(program)]
-    tables = {q: _AccessTable(regions, order._members[q]) for q in Queue}
-    races = []
+    tables = {q: _AccessTable(regions, order.members[q]) for q in Queue}
+    races = set()
     for j, ins in enumerate(program):
         for other in _later_queues(ins.queue):
             window = order.window(j, other)
             if not window:
                 continue
-            table = tables[other]
-            for region, write in regions[j]:
-                for row in table.conflicts(region, write, window):
-                    i = int(table.owner[row])
-                    pair = sorted([(i, table.region[row]), (j, region)], key=lambda p: p[0])
-                    races.append(
-                        Race(pair[0][0], pair[1][0], region.memory, pair[0][1], pair[1][1])
-                    )
-    return sorted(set(races))
+            mine = tables[ins.queue]
+            own = mine.rows(range(order.position[j], order.position[j] + 1))
+            theirs = tables[other]
+            for a, b in mine.conflicts(own, theirs, theirs.rows(window)):
+                i = int(theirs.owner[b])
+                first, second = (i, theirs.region[b]), (j, mine.region[a])
+                pair = sorted([first, second], key=lambda access: access[0])
+                (first, first_region), (second, second_region) = pair
+                races.add(Race(first, second, mine.region[a].memory, first_region, second_region))
+    return sorted(races)
 
 
 def _later_queues(queue: Queue | None) -> Iterable[Queue]:
