@@ -34,6 +34,7 @@ _INT_FIELDS: dict[str, tuple[int, int, bool]] = {
     "acc_rows": (16, 1 << 20, True),
     "bus_bytes": (1, 128, True),
     "mem_latency": (0, 10_000, False),
+    "mem_bytes": (256, 1 << 32, False),
     "sparse_lanes": (1, 65536, False),
     "sparse_depth": (2, 1 << 16, True),
 }
@@ -62,6 +63,9 @@ class AccelConfig:
         Width of the main-memory data bus in bytes per cycle, a power of two (1..128).
     mem_latency:
         Cycles from a memory read request to its first data beat (0..10000).
+    mem_bytes:
+        Size of main memory in bytes (256..2**32); an instruction reaching past it is an error
+        (docs/isa.md, DRAM_RANGE).
     sparse_lanes:
         Parallel MAC lanes P of the sparse engine, a multiple of ``cols``: each cycle it multiplies
         G = P / C nonzeros, each by C activations (`sparse_groups`). Default (``None``):
@@ -87,6 +91,7 @@ class AccelConfig:
     acc_rows: int = 1 << 10
     bus_bytes: int = 16
     mem_latency: int = 64
+    mem_bytes: int = 1 << 28
     sparse_lanes: int | None = None
     sparse_depth: int = 512
     clock_mhz: float = 100.0

@@ -203,15 +203,20 @@ def nonzero_beat_bytes(config: AccelConfig) -> int:
     return 4 * math.ceil(bits / 32)
 
 
-def check_program(program: list[Instruction], config: AccelConfig, memory_bytes: int) -> None:
+def check_program(
+    program: list[Instruction], config: AccelConfig, memory_bytes: int | None = None
+) -> None:
     """Raise `ProgramError` for the first instruction that breaks a rule of docs/isa.md.
 
-    Checks every field against the configuration's memories and `memory_bytes` of main memory,
+    Checks every field against the configuration's memories and `memory_bytes` of main memory
+    (default ``config.mem_bytes``),
     the token flags against the queues that exist, and replays the token protocol (each queue in
     order, an instruction starting once its pops are available, FENCE waiting for all earlier
     instructions) to find a pop that can never be satisfied.
     """
     geometry = Geometry.of(config)
+    if memory_bytes is None:
+        memory_bytes = config.mem_bytes
     for index, instruction in enumerate(program):
         if not isinstance(instruction, Instruction):
             raise TypeError(f"program[{index}] is not an Instruction: {instruction!r}")
