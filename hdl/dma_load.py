@@ -154,7 +154,8 @@ class LoadDma(wiring.Component):
             with m.If(count == i):
                 m.d.comb += arrived[i].eq(self.rdata.payload)
         gathered = Cat(*arrived) >> (current.offset * 8)
-        keep = (Const(1, 8 * self.row_bytes + 1) << (current.width * 8)) - 1
+        # Byte i of the row is kept when i < width (a comparator per byte, not a wide shifter).
+        keep = Cat(*[(current.width > i).replicate(8) for i in range(self.row_bytes)])
         with m.If(self.rdata.valid & self.rdata.ready):
             for i in range(self.max_beats):
                 with m.If(count == i):

@@ -112,7 +112,7 @@ class StoreDma(wiring.Component):
         with m.If(finishing):
             m.d.sync += holding.eq(0)
         with m.If(take & self.data.valid):
-            enables = (Const(1, self.row_bytes + 1) << width) - 1
+            enables = Cat(*[width > i for i in range(self.row_bytes)])  # byte i < width
             m.d.sync += [
                 holding.eq(1),
                 request_pending.eq(1),
@@ -121,7 +121,7 @@ class StoreDma(wiring.Component):
                 beats.eq(((offset + width - 1) >> shift) + 1),
                 beat.eq(0),
                 words.eq(self.data.payload.as_value() << (offset * 8)),
-                strobes.eq(enables[: self.row_bytes] << offset),
+                strobes.eq(enables << offset),
                 address.eq(address + stride),
                 rows_left.eq(rows_left - 1),
             ]

@@ -138,6 +138,11 @@ class ErrorCode(enum.Enum, shape=4):
 PARAM_RECORD_BYTES = 16
 
 
+def scratchpad_rows(config) -> tuple[int, int]:
+    """(activation rows of R bytes, weight rows of C bytes) of `config`'s two scratchpads."""
+    return config.spad_bytes // config.rows, config.spad_bytes // config.cols
+
+
 def field_table() -> str:
     """The Markdown table of every opcode's fields and bit ranges (as in docs/isa.md)."""
     lines = ["| opcode | value | field | bits |", "|---|---|---|---|"]

@@ -41,7 +41,10 @@ from hdl.isa import (
     ErrorCode,
     Op,
     Queue,
+    scratchpad_rows,
 )
+from sim.golden.checks import require_array
+from sim.golden.requant import RequantParams, decompose_multiplier
 
 #: The dependency-token flags, in `hdl.isa.DEPS` order.
 DEP_FLAGS = tuple(name for name, _ in DEPS)
@@ -151,6 +154,27 @@ class Instruction:
         return f"Instruction(Op.{self.op.name}, {', '.join(parts)})"
 
 
+def pack_param_records(bias: np.ndarray, params: RequantParams) -> np.ndarray:
+    """The LOAD_PARAMS records of N channels (docs/isa.md) as uint8 [N * 16].
+
+    Each record: int32 bias (bytes 0-3), m24 (bytes 4-6) and shift (byte 7) from
+    `sim.golden.requant.decompose_multiplier`, the int8 zero point (byte 8), the ReLU flag
+    (byte 9), zeros.
+    """
+    bias = require_array("bias", bias, np.int32, 1)
+    if not isinstance(params, RequantParams):
+        raise TypeError(f"params must be a RequantParams, not {type(params)!r}")
+    if bias.shape[0] != params.channels:
+        raise ValueError(f"bias has {bias.shape[0]} channels, params {params.channels}")
+    m24, shift = decompose_multiplier(params.multiplier)
+    records = np.zeros((bias.shape[0], PARAM_RECORD_BYTES), np.uint8)
+    records[:, 0:4] = bias.astype("<i4").view(np.uint8).reshape(-1, 4)
+    records[:, 4:8] = (m24 | (shift << 24)).astype("<u4").view(np.uint8).reshape(-1, 4)
+    records[:, 8] = np.int8(params.out_zero_point).view(np.uint8)
+    records[:, 9] = int(params.relu)
+    return records.reshape(-1)
+
+
 def encode_program(program: Iterable[Instruction]) -> np.ndarray:
     """uint32 [n, 4]: each instruction's word, least significant 32 bits first."""
     words = []
@@ -183,11 +207,12 @@ class Geometry:
     @classmethod
     def of(cls, config: AccelConfig) -> Geometry:
         """Activation rows are R bytes (a K-slice of an A row), weight rows C bytes."""
+        act_rows, wgt_rows = scratchpad_rows(config)
         return cls(
             act_row_bytes=config.rows,
-            act_rows=config.spad_bytes // config.rows,
+            act_rows=act_rows,
             wgt_row_bytes=config.cols,
-            wgt_rows=config.spad_bytes // config.cols,
+            wgt_rows=wgt_rows,
             acc_rows=config.acc_rows,
             cols=config.cols,
             rows=config.rows,

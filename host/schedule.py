@@ -200,8 +200,10 @@ def gemm_schedule(
         OS block (R rows); a field out of its range (e.g. a row stride of 2**24 bytes or more).
     """
     config = _require_config(config)
-    addresses = [_require_int(name, value, 0) for name, value in
-                 (("a_addr", a_addr), ("b_addr", b_addr), ("c_addr", c_addr))]  # fmt: skip
+    addresses = [
+        _require_int(name, value, 0)
+        for name, value in (("a_addr", a_addr), ("b_addr", b_addr), ("c_addr", c_addr))
+    ]
     m, n, k = (_require_int(name, value, 1) for name, value in (("m", m), ("n", n), ("k", k)))
     if requant is not None:
         requant = _require_int("requant", requant, 0)
@@ -210,7 +212,6 @@ def gemm_schedule(
             f"k must be at most {MAX_K_NO_OVERFLOW} (int32 accumulation of int8 products), "
             f"not {k!r}; split K and add the partial results in wider precision"
         )
-    emit = _ws_block_steps if config.dataflow is Dataflow.WS else _os_block_steps
     block_rows = _block_rows(config, m)
     builder = _ProgramBuilder(config)
     out_bytes = 4 if requant is None else 1
@@ -221,7 +222,7 @@ def gemm_schedule(
         for m0 in range(0, m, block_rows):
             rows = min(block_rows, m - m0)
             acc_row = builder.begin_block(block_rows)
-            emit(builder, addresses, (m0, rows, j0, width), (m, n, k), acc_row)
+            _matmul_block_steps(builder, addresses, (m0, rows, j0, width), (m, n, k), acc_row)
             builder.store(
                 acc_row,
                 rows=rows,
@@ -262,47 +263,30 @@ def _block_rows(config: AccelConfig, m: int) -> int:
     return min(m, act_bank, config.acc_rows // 2, MAX_ROWS)
 
 
-def _ws_block_steps(builder, addresses, block, shape, acc_row) -> None:
-    """WS steps of one block: per K-tile of R, its A rows and R x C weight tile, one MATMUL."""
-    (a_addr, b_addr, _), (m0, rows, j0, width), (_, n, k) = addresses, block, shape
-    r = builder.config.rows
-    for k0 in range(0, k, r):
-        depth = min(r, k - k0)
-        act_row, wgt_row = builder.operand_rows(rows, r)
-        loads = [
-            _load(Op.LOAD_ACT, a_addr + m0 * k + k0, k, rows, act_row, depth),
-            _load(Op.LOAD_WGT, b_addr + k0 * n + j0, n, depth, wgt_row, width),
-        ]
-        compute = _Draft(
-            Op.MATMUL,
-            dict(act_row=act_row, wgt_row=wgt_row, rows=rows, acc_row=acc_row, accumulate=k0 > 0),
-        )
-        builder.step(loads, compute, first=k0 == 0, last=k0 + r >= k)
+def _matmul_block_steps(builder, addresses, block, shape, acc_row: int) -> None:
+    """The steps of one block: per K-tile, its slice of A and of B, then one MATMUL.
 
-
-def _os_block_steps(builder, addresses, block, shape, acc_row) -> None:
-    """OS steps of one block: per K-tile, its rows of A^T and of B, one MATMUL."""
+    WS: rows m0.. of A (the K-tile's R bytes of each) and an R-row weight tile; the block's
+    rows stream. OS: the K-tile's rows of A^T (columns m0.. of A) and of B; they stream.
+    """
     (a_addr, b_addr, _), (m0, rows, j0, width), (m, n, k) = addresses, block, shape
-    k_tile = min(k, *_bank_rows(builder.config), MAX_ROWS)
+    ws = builder.config.dataflow is Dataflow.WS
+    k_tile = _k_tile(builder.config, k)
     for k0 in range(0, k, k_tile):
         depth = min(k_tile, k - k0)
-        act_row, wgt_row = builder.operand_rows(depth, depth)
+        if ws:
+            act = dict(dram_addr=a_addr + m0 * k + k0, dram_stride=k, rows=rows, width=depth)
+        else:
+            act = dict(dram_addr=a_addr + k0 * m + m0, dram_stride=m, rows=depth, width=rows)
+        act_row, wgt_row = builder.operand_rows(act["rows"], k_tile if ws else depth)
+        wgt = dict(dram_addr=b_addr + k0 * n + j0, dram_stride=n, rows=depth, width=width)
         loads = [
-            _load(Op.LOAD_ACT, a_addr + k0 * m + m0, m, depth, act_row, rows),
-            _load(Op.LOAD_WGT, b_addr + k0 * n + j0, n, depth, wgt_row, width),
+            _Draft(Op.LOAD_ACT, {**act, "spad_row": act_row}),
+            _Draft(Op.LOAD_WGT, {**wgt, "spad_row": wgt_row}),
         ]
-        compute = _Draft(
-            Op.MATMUL,
-            dict(act_row=act_row, wgt_row=wgt_row, rows=depth, acc_row=acc_row, accumulate=k0 > 0),
-        )
+        fields = dict(act_row=act_row, wgt_row=wgt_row, rows=act["rows"], acc_row=acc_row)
+        compute = _Draft(Op.MATMUL, {**fields, "accumulate": k0 > 0})
         builder.step(loads, compute, first=k0 == 0, last=k0 + k_tile >= k)
-
-
-def _load(op: Op, dram_addr: int, stride: int, rows: int, spad_row: int, width: int) -> _Draft:
-    fields = dict(
-        dram_addr=dram_addr, dram_stride=stride, rows=rows, spad_row=spad_row, width=width
-    )
-    return _Draft(op, fields)
 
 
 def param_records(bias: np.ndarray, params: RequantParams) -> np.ndarray:
@@ -366,9 +350,15 @@ class GemmLayout:
     def schedule(self) -> list[Instruction]:
         """`gemm_schedule` for this layout."""
         return gemm_schedule(
-            self.a_addr, self.b_addr, self.c_addr, self.m, self.n, self.k, self.config,
+            self.a_addr,
+            self.b_addr,
+            self.c_addr,
+            self.m,
+            self.n,
+            self.k,
+            self.config,
             requant=self.params_addr,
-        )  # fmt: skip
+        )
 
     def result(self, memory: np.ndarray) -> np.ndarray:
         """C from a memory image: int8 M x N with requantization, else int32 M x N."""
@@ -536,18 +526,7 @@ def spmm_schedule(layout: SpmmLayout) -> list[Instruction]:
         width = min(config.cols, layout.m - j0)
         for (r0, rows), nonzeros in zip(layout.row_groups, layout.nonzeros, strict=True):
             acc_row = builder.begin_block(block_rows)
-            for c, ((k0, depth), (nz_addr, beats)) in enumerate(
-                zip(layout.chunks, nonzeros, strict=True)
-            ):
-                _, x_row = builder.operand_rows(0, depth)
-                load = _load(Op.LOAD_WGT, layout.x_addr + k0 * layout.m + j0, layout.m, depth,
-                             x_row, width)  # fmt: skip
-                compute = _Draft(
-                    Op.SPMM,
-                    dict(nz_addr=nz_addr, nz_beats=beats, x_row=x_row, k=depth, acc_row=acc_row,
-                         accumulate=c > 0),
-                )  # fmt: skip
-                builder.step([load], compute, first=c == 0, last=c == len(layout.chunks) - 1)
+            _spmm_block_steps(builder, layout, nonzeros, (j0, width), acc_row)
             builder.store(
                 acc_row,
                 rows=rows,
@@ -559,9 +538,31 @@ def spmm_schedule(layout: SpmmLayout) -> list[Instruction]:
     return builder.finish()
 
 
-def steps(m: int, n: int, k: int, config: AccelConfig) -> int:
-    """MATMUL steps `gemm_schedule` emits for an M x K by K x N product."""
-    blocks = math.ceil(n / config.cols) * math.ceil(m / _block_rows(config, m))
+def _spmm_block_steps(builder, layout: SpmmLayout, nonzeros, columns, acc_row: int) -> None:
+    """SPMM steps of one block: per K-chunk, its rows of X's column block, one SPMM."""
+    j0, width = columns
+    last = len(layout.chunks) - 1
+    for c, ((k0, depth), (nz_addr, beats)) in enumerate(zip(layout.chunks, nonzeros, strict=True)):
+        _, x_row = builder.operand_rows(0, depth)
+        x_addr = layout.x_addr + k0 * layout.m + j0
+        load = _Draft(
+            Op.LOAD_WGT,
+            dict(dram_addr=x_addr, dram_stride=layout.m, rows=depth, spad_row=x_row, width=width),
+        )
+        fields = dict(nz_addr=nz_addr, nz_beats=beats, x_row=x_row, k=depth, acc_row=acc_row)
+        compute = _Draft(Op.SPMM, {**fields, "accumulate": c > 0})
+        builder.step([load], compute, first=c == 0, last=c == last)
+
+
+def _k_tile(config: AccelConfig, k: int) -> int:
+    """Rows of K one step covers: WS one weight tile (R), OS what a bank of both holds."""
     if config.dataflow is Dataflow.WS:
-        return blocks * math.ceil(k / config.rows)
-    return blocks * math.ceil(k / min(k, *_bank_rows(config), MAX_ROWS))
+        return config.rows
+    return min(k, *_bank_rows(config), MAX_ROWS)
+
+
+def matmul_steps(m: int, n: int, k: int, config: AccelConfig) -> int:
+    """MATMUL instructions `gemm_schedule` emits for an M x K by K x N product: N-tiles x
+    blocks x K-tiles."""
+    blocks = math.ceil(n / config.cols) * math.ceil(m / _block_rows(config, m))
+    return blocks * math.ceil(k / _k_tile(config, k))

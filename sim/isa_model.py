@@ -87,9 +87,14 @@ _MEMORIES = (MAIN, ACTIVATIONS, WEIGHTS, ACCUMULATOR, LANES)
 
 #: One requantizer lane's parameters as the model keeps them.
 LANE_DTYPE = np.dtype(
-    [("bias", np.int64), ("m24", np.int64), ("shift", np.int64), ("zero_point", np.int64),
-     ("relu", np.bool_)]
-)  # fmt: skip
+    [
+        ("bias", np.int64),
+        ("m24", np.int64),
+        ("shift", np.int64),
+        ("zero_point", np.int64),
+        ("relu", np.bool_),
+    ]
+)
 
 
 @dataclass

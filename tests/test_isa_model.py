@@ -1,5 +1,7 @@
 """The functional ISA model: every instruction's semantics, every error code, the race check."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -25,8 +27,7 @@ from sim.stream_program import pack_beats
 # 2 x 3 array; activation rows of 2 bytes (128), weight rows of 3 bytes (85), 16 accumulator
 # rows; sparse engine G = 2 nonzeros per beat, depth 4 (2-bit indices): 4-byte beats.
 WS = AccelConfig(rows=2, cols=3, spad_bytes=256, acc_rows=16, sparse_lanes=6, sparse_depth=4)
-OS = AccelConfig(rows=2, cols=3, dataflow="os", spad_bytes=256, acc_rows=16, sparse_lanes=6,
-                 sparse_depth=4)  # fmt: skip
+OS = dataclasses.replace(WS, dataflow="os")
 MEMORY = 512
 
 
@@ -174,7 +175,8 @@ def test_store_int8_requantizes_each_lane_with_its_parameters():
     )
     model = IsaModel(WS, memory)
     model.acc[0:4] = [[5, -100, 2**31 - 1], [-5, 1, -(2**31)], [3, 13, 0], [1000, 0, -1]]
-    model.run([params(dram_addr=0, lanes=3), store(rows=4, dram_addr=64, dram_stride=3, int8=1)])
+    fence = Instruction(Op.FENCE)  # the STORE must not run before the parameters are in
+    model.run([params(lanes=3), fence, store(rows=4, dram_addr=64, dram_stride=3, int8=1)])
     out = model.memory[64:76].view(np.int8).reshape(4, 3)
     # 2.5 -> 2 and -2.5 -> -2 (ties to even); 500 + 3 saturates; -93/4 -> -23 - 10 -> ReLU -10;
     # (2**32 - 2) * 2**-26 rounds to 64, 61 with the zero point (docs/requantizer.md).
@@ -189,12 +191,15 @@ def test_store_int8_equals_the_golden_requantization():
     bias = rng.integers(-(2**20), 2**20, 3).astype(np.int32)
     m24, shift = decompose_multiplier(multiplier)
     memory = np.zeros(MEMORY, np.uint8)
-    memory[:48] = np.concatenate([record(int(b), int(m), int(s), -20, 1)
-                                  for b, m, s in zip(bias, m24, shift, strict=True)])  # fmt: skip
+    memory[:48] = np.concatenate(
+        [record(int(b), int(m), int(s), -20, 1) for b, m, s in zip(bias, m24, shift, strict=True)]
+    )
     model = IsaModel(WS, memory)
     acc = rng.integers(-(2**24), 2**24, (16, 3)).astype(np.int32)
     model.acc[:] = acc
-    model.run([params(), store(rows=16, dram_addr=64, dram_stride=3, int8=1)])
+    model.run(
+        [params(), Instruction(Op.FENCE), store(rows=16, dram_addr=64, dram_stride=3, int8=1)]
+    )
     expected = requantize_float((acc.astype(np.int64) + bias).astype(np.int32), golden)
     np.testing.assert_array_equal(model.memory[64:112].view(np.int8).reshape(16, 3), expected)
 
@@ -347,7 +352,7 @@ def spmm_error_setup(beats):
         (
             nonzero_beats(
                 [[1, 0, 0, 0], [2, 1, 0, 0], [3, 2, 0, 3], [1, 0, 0, 0]], [1, 1, 1, 1], [0, 0, 0, 1]
-            ),  # fmt: skip
+            ),
             dict(acc_row=4),
             ErrorCode.SPARSE_FORMAT,
             [[1, 2, 3], [8, 10, 12]],
@@ -356,7 +361,7 @@ def spmm_error_setup(beats):
         (
             nonzero_beats(
                 [[1, 0, 0, 0], [2, 1, 0, 0], [3, 2, 0, 0], [1, 0, 0, 0]], [1, 1, 1, 1], [0, 0, 0, 1]
-            ),  # fmt: skip
+            ),
             dict(acc_row=14),
             ErrorCode.ACC_RANGE,
             [[1, 2, 3], [8, 10, 12]],
@@ -365,7 +370,7 @@ def spmm_error_setup(beats):
         (
             nonzero_beats(
                 [[1, 0, 0, 0], [2, 1, 0, 3], [3, 2, 0, 0], [1, 0, 0, 0]], [1, 1, 1, 1], [0, 0, 0, 1]
-            ),  # fmt: skip
+            ),
             dict(acc_row=15),
             ErrorCode.SPARSE_FORMAT,
             [[1, 2, 3]],
@@ -456,7 +461,7 @@ def test_a_fence_orders_everything_around_it():
                 matmul(pop_prev=True, push_prev=True),
                 matmul(pop_prev=True, wgt_row=42, push_prev=True),
                 load(push_next=True),  # missing pop_next
-                matmul(pop_prev=True, pop_next=True),
+                matmul(pop_prev=True),
                 load(spad_row=42, pop_next=True, push_next=True),
                 matmul(pop_prev=True, wgt_row=42),
             ],

@@ -108,12 +108,19 @@ _PREFIX = "Varray"  # C++ class of the model (--prefix); harness.cpp includes "V
 _LIBRARY = "libtessera.so"
 _FASTOPS = "fastops.h"  # faster sign extension for the model, see sim/native/fastops.h
 _MAKEFILE = "tessera.mk"
-# Builds the library on top of Verilator's generated makefile (all its flags, the precompiled
-# header of the model, the run-time objects), with the harness compiled on its own: given to
-# Verilator as a user file, it would wait for the model's precompiled header (3-4 s even for a
-# 2x2 array) because of --compiler-include.
-_WRAPPER_MAKEFILE = f"""\
-include {_PREFIX}.mk
+
+
+def _wrapper_makefile(prefix: str) -> str:
+    """Makefile of the library: Verilator's (model class `prefix`) plus the harness.
+
+    It builds on top of Verilator's generated makefile (all its flags, the precompiled header of
+    the model, the run-time objects), with the harness compiled on its own: given to Verilator
+    as a user file, it would wait for the model's precompiled header (3-4 s even for a 2x2
+    array) because of --compiler-include. The harness source is ``harness.cpp`` in the build
+    folder, whichever harness it is.
+    """
+    return f"""\
+include {prefix}.mk
 
 harness.o: ../harness.cpp
 \t$(OBJCACHE) $(CXX) $(CXXFLAGS) $(CPPFLAGS) $(OPT_FAST) -c -o $@ $<
@@ -121,6 +128,8 @@ harness.o: ../harness.cpp
 {_LIBRARY}: harness.o $(VK_GLOBAL_OBJS) $(VM_PREFIX)__ALL.a
 \t$(LINK) $(LDFLAGS) -shared $^ $(LOADLIBES) $(LDLIBS) $(LIBS) -o $@
 """
+
+
 _FORMAT = "tessera-native-build-v3"
 _ABI_VERSION = 3
 _COUNTERS = 8
@@ -367,30 +376,40 @@ class NativeBuild:
     build_seconds: float
 
 
-def build_native(
-    config: AccelConfig, *, unit: str = "array", trace: bool = False, netlist: str = "optimized"
-) -> NativeBuild:
-    """Build (or reuse) the native harness library of `unit` for `config`.
+@dataclasses.dataclass(frozen=True)
+class _Library:
+    """A harness library built (or found) by `_build_library`; fields as in `NativeBuild`."""
 
-    Raises
-    ------
-    ToolchainError
-        Verilator, perl, make or a C++ compiler is missing.
-    BuildError
-        Verilator or the C++ compiler failed; the message ends with the tail of the build log.
+    key: str
+    directory: Path
+    library: Path
+    log_file: Path
+    verilog_path: Path
+    cached: bool
+    build_seconds: float
+
+
+def _build_library(
+    verilog: str,
+    top: str,
+    harness: str,
+    *,
+    prefix: str,
+    macros: list[str],
+    trace: bool,
+    record: dict[str, Any],
+) -> _Library:
+    """Verilate `verilog` (module `top`, model class `prefix`) with the C++ `harness` into a
+    shared library, or reuse the cached one: the build machinery of every native harness.
+
+    `macros` are the harness's -D flags; `record` goes into the marker file (``BUILT.json``)
+    with the build's flags, times and tool versions. The cache key covers the Verilog, the
+    harness, ``fastops.h``, the makefile, every flag and the tool versions.
     """
-    if not isinstance(config, AccelConfig):
-        raise TypeError(f"config must be an AccelConfig, not {type(config)!r}")
-    spec = get_unit(unit)
-    verilog = native_verilog(config, netlist, unit)
-    harness = _native_source("harness.cpp")
     fastops = _native_source(_FASTOPS)
+    makefile = _wrapper_makefile(prefix)
     args = [*NATIVE_BUILD_ARGS, *(["--trace"] if trace else [])]
-    cflags = [
-        *_CFLAGS,
-        *_stream_macros(spec, config),
-        *(["-DTESSERA_TRACE"] if trace else []),
-    ]
+    cflags = [*_CFLAGS, *macros, *(["-DTESSERA_TRACE"] if trace else [])]
     compiler = _compiler_identity()
     jobs = os.cpu_count() or 1
     key = content_hash(
@@ -398,7 +417,7 @@ def build_native(
         verilog,
         harness,
         fastops,
-        _WRAPPER_MAKEFILE,
+        makefile,
         args,
         cflags,
         MAKEFLAGS,
@@ -411,7 +430,7 @@ def build_native(
     obj_dir = directory / "obj"
     library = obj_dir / _LIBRARY
     log_file = directory / "build.log"
-    verilog_path = directory / f"{spec.top}.v"
+    verilog_path = directory / f"{top}.v"
 
     runtime = _runtime_dir(compiler)
 
@@ -422,7 +441,7 @@ def build_native(
         verilog_path.write_text(verilog)
         (directory / "harness.cpp").write_text(harness)
         (directory / _FASTOPS).write_text(fastops)
-        (directory / _MAKEFILE).write_text(_WRAPPER_MAKEFILE)
+        (directory / _MAKEFILE).write_text(makefile)
         verilate = [
             str(verilator_bin_dir() / "verilator"),
             "--cc",
@@ -430,9 +449,9 @@ def build_native(
             str(jobs),
             *args,
             "--prefix",
-            _PREFIX,
+            prefix,
             "--top-module",
-            spec.top,
+            top,
             "--compiler-include",
             str(directory / _FASTOPS),
             "-Mdir",
@@ -452,9 +471,7 @@ def build_native(
         _keep_runtime(runtime, obj_dir)
         return {
             "format": _FORMAT,
-            "unit": unit,
-            "config": config.to_dict(),
-            "netlist": netlist,
+            **record,
             "trace": trace,
             "build_args": args,
             "cflags": cflags,
@@ -464,23 +481,50 @@ def build_native(
             "versions": tool_versions(),
         }
 
-    cached, record = cached_build(directory, [library], build)
+    cached, stored = cached_build(directory, [library], build)
     try:
-        seconds = float(record.get("build_seconds", 0.0))
+        seconds = float(stored.get("build_seconds", 0.0))
     except (TypeError, ValueError):
         seconds = 0.0
+    return _Library(key, directory, library, log_file, verilog_path, cached, seconds)
+
+
+def build_native(
+    config: AccelConfig, *, unit: str = "array", trace: bool = False, netlist: str = "optimized"
+) -> NativeBuild:
+    """Build (or reuse) the native harness library of `unit` for `config`.
+
+    Raises
+    ------
+    ToolchainError
+        Verilator, perl, make or a C++ compiler is missing.
+    BuildError
+        Verilator or the C++ compiler failed; the message ends with the tail of the build log.
+    """
+    if not isinstance(config, AccelConfig):
+        raise TypeError(f"config must be an AccelConfig, not {type(config)!r}")
+    spec = get_unit(unit)
+    built = _build_library(
+        native_verilog(config, netlist, unit),
+        spec.top,
+        _native_source("harness.cpp"),
+        prefix=_PREFIX,
+        macros=_stream_macros(spec, config),
+        trace=trace,
+        record={"unit": unit, "config": config.to_dict(), "netlist": netlist},
+    )
     return NativeBuild(
-        key=key,
-        directory=directory,
-        library=library,
-        log_file=log_file,
-        verilog_path=verilog_path,
+        key=built.key,
+        directory=built.directory,
+        library=built.library,
+        log_file=built.log_file,
+        verilog_path=built.verilog_path,
         config=config,
         unit=unit,
         trace=trace,
         netlist=netlist,
-        cached=cached,
-        build_seconds=seconds,
+        cached=built.cached,
+        build_seconds=built.build_seconds,
     )
 
 

@@ -1,0 +1,432 @@
+"""The accelerator: command stream in, main memory out (ports: `hdl.top_ports`).
+
+Blocks (docs/accelerator.md): an activation and a weight `Scratchpad`, the `AccumulatorMemory`,
+the `MatmulEngine` (with the systolic array), the `Requantizer`, a `LoadDma` and a `StoreDma` on
+one memory port through a `MemoryArbiter`, and the controller below.
+
+Controller
+    The dispatcher takes one 128-bit word per cycle from ``cmd``, checks it (docs/isa.md: the
+    same rules and error codes as `host.isa.check_program`, in the same order) and appends it to
+    the load, compute or store queue (`QUEUE_DEPTH` words each). A FENCE is taken only when every
+    queue is empty and every unit idle. The first bad word stops the dispatcher for good:
+    ``error`` and ``error_index`` hold its code and index, nothing after it starts, and what is
+    running finishes (then ``idle`` rises).
+    Each queue's unit starts its head instruction once the dependency tokens it pops are there
+    (four counters: load->compute, compute->load, compute->store, store->compute) and pushes its
+    tokens when the instruction has finished:
+    - load unit: LOAD_ACT / LOAD_WGT / LOAD_PARAMS through the load DMA into the activation or
+      weight scratchpad or the requantizer's lanes (16-byte parameter records);
+    - compute unit: MATMUL commands go to the engine back to back (it pipelines them); each
+      one's tokens are pushed when its last output row is in the accumulator memory;
+    - store unit: accumulator rows, through the requantizer (int8) or raw (int32), to the store
+      DMA.
+    SPMM is not built into the accelerator yet: the dispatcher reports it as BAD_OPCODE.
+
+Counters (`hdl.top_ports.COUNTERS`) count from reset.
+"""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, fifo, wiring
+
+from hdl.accumulator import AccumulatorMemory
+from hdl.config import AccelConfig, Dataflow
+from hdl.dma_load import LoadDma
+from hdl.dma_store import StoreDma
+from hdl.isa import LAYOUTS, PARAM_RECORD_BYTES, WORD_BITS, ErrorCode, Op, scratchpad_rows
+from hdl.matmul_engine import MatmulEngine
+from hdl.mem_arbiter import MemoryArbiter
+from hdl.requant import Requantizer
+from hdl.scratchpad import Scratchpad
+from hdl.top_ports import accelerator_signature
+
+#: Instruction words each of the three queues holds.
+QUEUE_DEPTH = 8
+#: Width of each dependency-token counter.
+TOKEN_BITS = 8
+
+
+class Accelerator(wiring.Component):
+    """The whole accelerator for `config`; see the module docstring and docs/isa.md."""
+
+    def __init__(self, config: AccelConfig):
+        if not isinstance(config, AccelConfig):
+            raise TypeError(f"config must be an AccelConfig, not {type(config)!r}")
+        self.config = config
+        super().__init__(accelerator_signature(config))
+
+    def elaborate(self, platform):
+        m = Module()
+        config = self.config
+        rows, cols, bus = config.rows, config.cols, config.bus_bytes
+        act_rows, wgt_rows = scratchpad_rows(config)
+
+        m.submodules.act = act = Scratchpad(rows, act_rows)
+        m.submodules.wgt = wgt = Scratchpad(cols, wgt_rows)
+        m.submodules.acc = acc = AccumulatorMemory(cols, config.acc_rows)
+        m.submodules.matmul = matmul = MatmulEngine(config, act_rows, wgt_rows, config.acc_rows)
+        m.submodules.requant = requant = Requantizer(config)
+        load_bytes = max(rows, cols, PARAM_RECORD_BYTES)
+        m.submodules.load_dma = load_dma = LoadDma(bus, load_bytes, max(act_rows, wgt_rows, cols))
+        m.submodules.store_dma = store_dma = StoreDma(bus, 4 * cols)
+        m.submodules.arbiter = arbiter = MemoryArbiter(bus, 2)
+        wiring.connect(m, load_dma.req, arbiter.m0.req)
+        wiring.connect(m, arbiter.m0.rdata, load_dma.rdata)
+        wiring.connect(m, store_dma.req, arbiter.m1.req)
+        wiring.connect(m, store_dma.wdata, arbiter.m1.wdata)
+        wiring.connect(m, arbiter.mem, wiring.flipped(self.mem))
+        wiring.connect(m, matmul.act_req, act.read_req)
+        wiring.connect(m, act.read_data, matmul.act_data)
+        wiring.connect(m, matmul.wgt_req, wgt.read_req)
+        wiring.connect(m, wgt.read_data, matmul.wgt_data)
+        wiring.connect(m, matmul.acc_write, acc.write)
+
+        queues = {}
+        for name in ("load", "compute", "store"):
+            queues[name] = fifo.SyncFIFOBuffered(width=WORD_BITS, depth=QUEUE_DEPTH)
+            m.submodules[f"{name}_queue"] = queues[name]
+        tokens = _Tokens(m)
+        load_busy = self._load_unit(m, queues["load"], tokens, load_dma, act, wgt, requant)
+        compute_busy = self._compute_unit(m, queues["compute"], tokens, matmul)
+        store_busy = self._store_unit(m, queues["store"], tokens, acc, requant, store_dma)
+        units_idle = ~load_busy & ~compute_busy & ~store_busy
+        queues_empty = Const(1)
+        for queue in queues.values():  # `level`: r_rdy rises a cycle after a write
+            queues_empty = queues_empty & (queue.level == 0)
+        self._dispatcher(m, queues, queues_empty & units_idle)
+        m.d.comb += self.idle.eq(queues_empty & units_idle)
+        self._counters(m, queues, tokens, (load_busy, compute_busy, store_busy), matmul)
+        return m
+
+    # ---------------------------------------------------------------------------------------
+    def _dispatcher(self, m: Module, queues, all_idle) -> None:
+        word = self.cmd.payload
+        op = word[:4]
+        code = _check(m, word, self.config)
+        index = Signal(32)
+        stopped = Signal()
+        fence = op == Op.FENCE
+        target = {
+            "load": (op == Op.LOAD_ACT) | (op == Op.LOAD_WGT) | (op == Op.LOAD_PARAMS),
+            "compute": op == Op.MATMUL,
+            "store": op == Op.STORE,
+        }
+        room = Const(1)
+        for name, queue in queues.items():
+            room = room & (~target[name] | queue.w_rdy)
+        bad = code != ErrorCode.NONE
+        ready = ~stopped & (bad | Mux(fence, all_idle, room))
+        m.d.comb += self.cmd.ready.eq(ready)
+        taken = self.cmd.valid & ready
+        for name, queue in queues.items():
+            m.d.comb += [queue.w_data.eq(word), queue.w_en.eq(taken & ~bad & target[name])]
+        with m.If(taken):
+            m.d.sync += index.eq(index + 1)
+            with m.If(bad):
+                m.d.sync += [stopped.eq(1), self.error.eq(code), self.error_index.eq(index)]
+        self._dispatch_blocked = self.cmd.valid & ~ready & ~stopped
+        self._fence_waiting = self.cmd.valid & fence & ~bad & ~all_idle & ~stopped
+
+    # ---------------------------------------------------------------------------------------
+    def _load_unit(self, m: Module, queue, tokens, dma, act, wgt, requant) -> Signal:
+        load = _view(Op.LOAD_ACT, queue.r_data)
+        params = _view(Op.LOAD_PARAMS, queue.r_data)
+        op = queue.r_data[:4]
+        running, command_pending = Signal(), Signal()
+        target = Signal(4)  # the running load's opcode
+        push_next = Signal()
+        can_start = queue.r_rdy & ~running & tokens.available("c2l", load.deps.pop_next)
+        self._load_waiting = queue.r_rdy & ~running & ~can_start
+        with m.If(can_start):
+            m.d.comb += [queue.r_en.eq(1), tokens.pop("c2l", load.deps.pop_next)]
+            m.d.sync += [
+                running.eq(1),
+                command_pending.eq(1),
+                target.eq(op),
+                push_next.eq(load.deps.push_next),
+            ]
+            is_params = op == Op.LOAD_PARAMS
+            command = dma.cmd.payload
+            m.d.sync += [
+                command.dram_addr.eq(load.dram_addr),
+                command.dram_stride.eq(Mux(is_params, PARAM_RECORD_BYTES, load.dram_stride)),
+                command.rows.eq(Mux(is_params, params.lanes, load.rows)),
+                command.spad_row.eq(Mux(is_params, 0, load.spad_row)),
+                command.width.eq(Mux(is_params, PARAM_RECORD_BYTES, load.width)),
+            ]
+        m.d.comb += dma.cmd.valid.eq(command_pending)
+        with m.If(dma.cmd.valid & dma.cmd.ready):
+            m.d.sync += command_pending.eq(0)
+        with m.If(dma.done):
+            m.d.sync += running.eq(0)
+            m.d.comb += tokens.push("l2c", push_next)
+
+        # Route the DMA's rows to the target of the running load.
+        row = dma.write.payload
+        record = row.data.as_value()
+        param = requant.params.payload
+        m.d.comb += [
+            act.write.payload.row.eq(row.row),
+            act.write.payload.data.eq(record[: 8 * self.config.rows]),
+            wgt.write.payload.row.eq(row.row),
+            wgt.write.payload.data.eq(record[: 8 * self.config.cols]),
+            param.lane.eq(row.row),
+            param.bias.eq(record[0:32]),
+            param.mantissa.eq(record[32:56]),
+            param.shift.eq(record[56:62]),
+            param.zero_point.eq(record[64:72]),
+            param.relu.eq(record[72]),
+        ]
+        with m.Switch(target):
+            with m.Case(Op.LOAD_ACT):
+                m.d.comb += [
+                    act.write.valid.eq(dma.write.valid),
+                    dma.write.ready.eq(act.write.ready),
+                ]
+            with m.Case(Op.LOAD_WGT):
+                m.d.comb += [
+                    wgt.write.valid.eq(dma.write.valid),
+                    dma.write.ready.eq(wgt.write.ready),
+                ]
+            with m.Case(Op.LOAD_PARAMS):
+                m.d.comb += [
+                    requant.params.valid.eq(dma.write.valid),
+                    dma.write.ready.eq(requant.params.ready),
+                ]
+        return running
+
+    # ---------------------------------------------------------------------------------------
+    def _compute_unit(self, m: Module, queue, tokens, matmul) -> Signal:
+        head = _view(Op.MATMUL, queue.r_data)
+        pushes = fifo.SyncFIFOBuffered(width=2, depth=QUEUE_DEPTH)
+        m.submodules.compute_pushes = pushes
+        in_flight = Signal(range(QUEUE_DEPTH + 1))
+        ok = tokens.available("l2c", head.deps.pop_prev) & tokens.available(
+            "s2c", head.deps.pop_next
+        )
+        start = queue.r_rdy & ok & matmul.cmd.ready & pushes.w_rdy
+        self._compute_waiting = queue.r_rdy & ~ok
+        command = matmul.cmd.payload
+        m.d.comb += [
+            matmul.cmd.valid.eq(start),
+            command.act_row.eq(head.act_row),
+            command.wgt_row.eq(head.wgt_row),
+            command.rows.eq(head.rows),
+            command.acc_row.eq(head.acc_row),
+            command.accumulate.eq(head.accumulate),
+            queue.r_en.eq(start),
+            pushes.w_data.eq(Cat(head.deps.push_prev, head.deps.push_next)),
+            pushes.w_en.eq(start),
+        ]
+        with m.If(start):
+            m.d.comb += [
+                tokens.pop("l2c", head.deps.pop_prev),
+                tokens.pop("s2c", head.deps.pop_next),
+            ]
+        with m.If(matmul.done):
+            m.d.comb += [
+                pushes.r_en.eq(1),
+                tokens.push("c2l", pushes.r_data[0]),
+                tokens.push("c2s", pushes.r_data[1]),
+            ]
+        m.d.sync += in_flight.eq(in_flight + start - matmul.done)
+        self._macs_started = Mux(start, head.rows * (self.config.rows * self.config.cols), 0)
+        return in_flight != 0
+
+    # ---------------------------------------------------------------------------------------
+    def _store_unit(self, m: Module, queue, tokens, acc, requant, dma) -> Signal:
+        head = _view(Op.STORE, queue.r_data)
+        running, command_pending, int8, push_prev = Signal(), Signal(), Signal(), Signal()
+        next_row = Signal.like(acc.read_req.payload)
+        rows_left = Signal(17)
+        can_start = queue.r_rdy & ~running & tokens.available("c2s", head.deps.pop_prev)
+        self._store_waiting = queue.r_rdy & ~running & ~can_start
+        command = dma.cmd.payload
+        with m.If(can_start):
+            m.d.comb += [queue.r_en.eq(1), tokens.pop("c2s", head.deps.pop_prev)]
+            m.d.sync += [
+                running.eq(1),
+                command_pending.eq(1),
+                int8.eq(head.int8),
+                push_prev.eq(head.deps.push_prev),
+                next_row.eq(head.acc_row),
+                rows_left.eq(head.rows),
+                command.dram_addr.eq(head.dram_addr),
+                command.dram_stride.eq(head.dram_stride),
+                command.rows.eq(head.rows),
+                command.width.eq(Mux(head.int8, head.width, head.width * 4)),
+            ]
+        m.d.comb += dma.cmd.valid.eq(command_pending)
+        with m.If(dma.cmd.valid & dma.cmd.ready):
+            m.d.sync += command_pending.eq(0)
+        with m.If(dma.done):
+            m.d.sync += running.eq(0)
+            m.d.comb += tokens.push("s2c", push_prev)
+
+        # Accumulator rows, in order, to the DMA: raw, or through the requantizer.
+        m.d.comb += [
+            acc.read_req.valid.eq(running & (rows_left != 0)),
+            acc.read_req.payload.eq(next_row),
+        ]
+        with m.If(acc.read_req.valid & acc.read_req.ready):
+            m.d.sync += [next_row.eq(next_row + 1), rows_left.eq(rows_left - 1)]
+        m.d.comb += [
+            requant.acc.payload.data.eq(acc.read_data.payload),
+            requant.acc.payload.last.eq(0),
+        ]
+        with m.If(int8):
+            m.d.comb += [
+                requant.acc.valid.eq(acc.read_data.valid),
+                acc.read_data.ready.eq(requant.acc.ready),
+                dma.data.valid.eq(requant.out.valid),
+                dma.data.payload.as_value().eq(requant.out.payload.data.as_value()),
+                requant.out.ready.eq(dma.data.ready),
+            ]
+        with m.Else():
+            m.d.comb += [
+                dma.data.valid.eq(acc.read_data.valid),
+                dma.data.payload.as_value().eq(acc.read_data.payload.as_value()),
+                acc.read_data.ready.eq(dma.data.ready),
+            ]
+        return running
+
+    # ---------------------------------------------------------------------------------------
+    def _counters(self, m: Module, queues, tokens, busy, matmul) -> None:
+        counters = self.counters
+        mem = self.mem
+        bus = self.config.bus_bytes
+        strobes = mem.wdata.payload.strobe
+        written = sum(strobes[i] for i in range(bus))
+        moved = (mem.rdata.valid & mem.rdata.ready) | (mem.wdata.valid & mem.wdata.ready)
+        increments = {
+            "cycles": 1,
+            "load_busy": busy[0],
+            "compute_busy": busy[1],
+            "store_busy": busy[2],
+            "macs": self._macs_started,
+            "bytes_read": Mux(mem.rdata.valid & mem.rdata.ready, bus, 0),
+            "bytes_written": Mux(mem.wdata.valid & mem.wdata.ready, written, 0),
+            "memory_stall": (busy[0] | busy[2]) & ~moved,
+            "dependency_stall": self._load_waiting
+            | self._compute_waiting
+            | self._store_waiting
+            | self._fence_waiting,
+            "backpressure_stall": self._dispatch_blocked & ~self._fence_waiting,
+            "instructions": self.cmd.valid & self.cmd.ready,
+        }
+        for name, increment in increments.items():
+            counter = getattr(counters, name)
+            m.d.sync += counter.eq(counter + increment)
+
+
+def _view(op: Op, word) -> data.View:
+    """A 128-bit word seen through `op`'s layout (its low `LAYOUTS[op].size` bits)."""
+    return data.View(LAYOUTS[op], word[: LAYOUTS[op].size])
+
+
+class _Tokens:
+    """The four dependency-token counters; pops and pushes of one cycle are summed."""
+
+    CHANNELS = ("l2c", "c2l", "c2s", "s2c")
+
+    def __init__(self, m: Module):
+        self.count = {name: Signal(TOKEN_BITS, name=f"tokens_{name}") for name in self.CHANNELS}
+        self.popped = {name: Signal(name=f"pop_{name}") for name in self.CHANNELS}
+        self.pushed = {name: Signal(name=f"push_{name}") for name in self.CHANNELS}
+        for name in self.CHANNELS:
+            count = self.count[name]
+            m.d.sync += count.eq(count + self.pushed[name] - self.popped[name])
+
+    def available(self, channel: str, wanted):
+        """True when a wanted token is there (or none is wanted)."""
+        return ~wanted | (self.count[channel] != 0)
+
+    def pop(self, channel: str, wanted):
+        """Statement: take a token from `channel` this cycle when `wanted`."""
+        return self.popped[channel].eq(wanted)
+
+    def push(self, channel: str, wanted):
+        """Statement: give `channel` a token this cycle when `wanted`."""
+        return self.pushed[channel].eq(wanted)
+
+
+def _check(m: Module, word, config: AccelConfig) -> Signal:
+    """The `ErrorCode` of an instruction word (NONE when it is good), as `host.isa` orders it."""
+    rows, cols = config.rows, config.cols
+    act_rows, wgt_rows = scratchpad_rows(config)
+    op = word[:4]
+    code = Signal(ErrorCode)
+    views = {o: _view(o, word) for o in LAYOUTS}
+    load, params = views[Op.LOAD_ACT], views[Op.LOAD_PARAMS]
+    matmul, store = views[Op.MATMUL], views[Op.STORE]
+    ws = config.dataflow is Dataflow.WS
+
+    def past(start, count, limit):
+        return (start + count) > limit
+
+    def dram_end(address, count, stride, row_bytes):
+        return address + (count - 1) * stride + row_bytes > config.mem_bytes
+
+    deps = word[4:8]  # pop_prev, pop_next, push_prev, push_next
+    checks = {
+        Op.FENCE: [(word[8:].any(), ErrorCode.BAD_FIELD), (deps.any(), ErrorCode.BAD_DEPS)],
+        Op.LOAD_ACT: _load_checks(word, load, rows, act_rows, dram_end, past),
+        Op.LOAD_WGT: _load_checks(word, load, cols, wgt_rows, dram_end, past),
+        Op.LOAD_PARAMS: [
+            (word[LAYOUTS[Op.LOAD_PARAMS].size :].any(), ErrorCode.BAD_FIELD),
+            (params.lanes == 0, ErrorCode.BAD_FIELD),
+            (params.lanes > cols, ErrorCode.TILE_TOO_LARGE),
+            (
+                dram_end(params.dram_addr, 1, 0, params.lanes * PARAM_RECORD_BYTES),
+                ErrorCode.DRAM_RANGE,
+            ),
+            (deps[0] | deps[2], ErrorCode.BAD_DEPS),
+        ],
+        Op.MATMUL: [
+            (word[LAYOUTS[Op.MATMUL].size :].any(), ErrorCode.BAD_FIELD),
+            (matmul.rows == 0, ErrorCode.BAD_FIELD),
+            (past(matmul.act_row, matmul.rows, act_rows), ErrorCode.SPAD_RANGE),
+            (past(matmul.wgt_row, rows if ws else matmul.rows, wgt_rows), ErrorCode.SPAD_RANGE),
+            (
+                past(matmul.acc_row, matmul.rows if ws else rows, config.acc_rows),
+                ErrorCode.ACC_RANGE,
+            ),
+        ],
+        Op.STORE: [
+            (word[LAYOUTS[Op.STORE].size :].any(), ErrorCode.BAD_FIELD),
+            ((store.rows == 0) | (store.width == 0), ErrorCode.BAD_FIELD),
+            (store.width > cols, ErrorCode.TILE_TOO_LARGE),
+            (past(store.acc_row, store.rows, config.acc_rows), ErrorCode.ACC_RANGE),
+            (
+                dram_end(
+                    store.dram_addr,
+                    store.rows,
+                    store.dram_stride,
+                    Mux(store.int8, store.width, store.width * 4),
+                ),
+                ErrorCode.DRAM_RANGE,
+            ),
+            (deps[1] | deps[3], ErrorCode.BAD_DEPS),
+        ],
+    }
+    m.d.comb += code.eq(ErrorCode.BAD_OPCODE)  # SPMM and opcodes 7-15
+    with m.Switch(op):
+        for o, rules in checks.items():
+            with m.Case(o):
+                m.d.comb += code.eq(ErrorCode.NONE)
+                for condition, error in reversed(rules):  # the first failing rule wins
+                    with m.If(condition):
+                        m.d.comb += code.eq(error)
+    return code
+
+
+def _load_checks(word, load, row_bytes, spad_rows, dram_end, past) -> list:
+    """Rules of LOAD_ACT / LOAD_WGT, in `host.isa.check_program`'s order."""
+    deps = word[4:8]
+    return [
+        (word[LAYOUTS[Op.LOAD_ACT].size :].any(), ErrorCode.BAD_FIELD),
+        ((load.rows == 0) | (load.width == 0), ErrorCode.BAD_FIELD),
+        (load.width > row_bytes, ErrorCode.TILE_TOO_LARGE),
+        (past(load.spad_row, load.rows, spad_rows), ErrorCode.SPAD_RANGE),
+        (dram_end(load.dram_addr, load.rows, load.dram_stride, load.width), ErrorCode.DRAM_RANGE),
+        (deps[0] | deps[2], ErrorCode.BAD_DEPS),
+    ]

@@ -1,0 +1,314 @@
+# amaranth: UnusedElaboratable=no
+"""The whole accelerator in Amaranth's simulator: programs from memory, results in memory.
+
+Small configurations (2x2 and 2x3 arrays, 4-byte bus) and hand-written programs; GEMMs of any
+shape come with the scheduler (host/schedule.py) and the native harness.
+"""
+
+import numpy as np
+import pytest
+from accel_pysim import run_accelerator
+
+from hdl.config import AccelConfig
+from hdl.isa import ErrorCode, Op
+from host.isa import Instruction, check_program, encode_program, pack_param_records
+from sim.golden.gemm import gemm
+from sim.golden.requant import RequantParams, requantize_float
+
+A_ADDR, B_ADDR, C_ADDR, P_ADDR = 0, 512, 1024, 2048
+
+
+def config_of(rows=2, cols=2, dataflow="ws"):
+    return AccelConfig(
+        rows=rows,
+        cols=cols,
+        dataflow=dataflow,
+        spad_bytes=256,
+        acc_rows=16,
+        bus_bytes=4,
+        mem_bytes=4096,
+    )
+
+
+def place(memory, address, array):
+    raw = np.ascontiguousarray(array).view(np.uint8).ravel()
+    memory[address : address + raw.size] = raw
+
+
+def ws_program(m, k, n, *, int8=False):
+    """One weight tile (K <= R, N <= C): load B and A, one MATMUL, store C."""
+    program = [
+        Instruction(Op.LOAD_WGT, dram_addr=B_ADDR, dram_stride=n, rows=k, spad_row=0, width=n),
+        Instruction(
+            Op.LOAD_ACT,
+            dram_addr=A_ADDR,
+            dram_stride=k,
+            rows=m,
+            spad_row=0,
+            width=k,
+            push_next=True,
+        ),
+        Instruction(
+            Op.MATMUL,
+            act_row=0,
+            wgt_row=0,
+            rows=m,
+            acc_row=0,
+            accumulate=0,
+            pop_prev=True,
+            push_next=True,
+        ),
+    ]
+    if int8:
+        program.insert(0, Instruction(Op.LOAD_PARAMS, dram_addr=P_ADDR, lanes=n))
+    element = 1 if int8 else 4
+    program.append(
+        Instruction(
+            Op.STORE,
+            acc_row=0,
+            rows=m,
+            dram_addr=C_ADDR,
+            dram_stride=element * n,
+            int8=int(int8),
+            width=n,
+            pop_prev=True,
+        )
+    )
+    return program
+
+
+def operands(seed, m, k, n):
+    rng = np.random.default_rng(seed)
+    a = rng.integers(-128, 128, (m, k), dtype=np.int8)
+    b = rng.integers(-128, 128, (k, n), dtype=np.int8)
+    a[0], b[:, 0] = -128, -128
+    return a, b
+
+
+@pytest.mark.parametrize(("m", "k", "n"), [(1, 1, 1), (5, 2, 2), (7, 1, 2), (3, 2, 1)])
+def test_one_tile_int32_from_memory(m, k, n):
+    config = config_of()
+    a, b = operands(m * 10 + k, m, k, n)
+    memory = np.random.default_rng(1).integers(0, 256, 4096, dtype=np.uint8)
+    place(memory, A_ADDR, a)
+    place(memory, B_ADDR, b)
+    program = ws_program(m, k, n)
+    check_program(program, config)
+    run = run_accelerator(config, memory, encode_program(program))
+    assert run.error is ErrorCode.NONE
+    out = run.memory[C_ADDR : C_ADDR + 4 * m * n].view(np.int32).reshape(m, n)
+    np.testing.assert_array_equal(out, gemm(a, b))
+    expected = memory.copy()  # nothing else in memory changed
+    place(expected, C_ADDR, gemm(a, b))
+    np.testing.assert_array_equal(run.memory, expected)
+    counters = run.counters
+    assert counters["instructions"] == len(program)
+    assert counters["macs"] == m * 2 * 2
+    assert counters["bytes_written"] == 4 * m * n
+
+
+def test_requantized_int8_store():
+    config = config_of()
+    m, k, n = 6, 2, 2
+    a, b = operands(3, m, k, n)
+    bias = np.array([1000, -70000], np.int32)
+    params = RequantParams(np.array([0.0123, 0.5], np.float32), -5, relu=True)
+    memory = np.zeros(4096, np.uint8)
+    place(memory, A_ADDR, a)
+    place(memory, B_ADDR, b)
+    memory[P_ADDR : P_ADDR + 32] = pack_param_records(bias, params)
+    # The requantizer lanes add the bias: the store writes requantize(acc + bias).
+    program = ws_program(m, k, n, int8=True)
+    check_program(program, config)
+    run = run_accelerator(config, memory, encode_program(program))
+    assert run.error is ErrorCode.NONE
+    out = run.memory[C_ADDR : C_ADDR + m * n].view(np.int8).reshape(m, n)
+    sums = (gemm(a, b).astype(np.int64) + bias).astype(np.int32)
+    np.testing.assert_array_equal(out, requantize_float(sums, params))
+
+
+def test_k_tiles_accumulate_and_memory_latency_is_tolerated():
+    """K = 4 on a 2-row array: two weight tiles, the second MATMUL accumulates."""
+    config = config_of()
+    m, k, n = 5, 4, 2
+    a, b = operands(7, m, k, n)
+    memory = np.zeros(4096, np.uint8)
+    place(memory, A_ADDR, a)
+    place(memory, B_ADDR, b)
+    program = [
+        Instruction(Op.LOAD_WGT, dram_addr=B_ADDR, dram_stride=n, rows=4, spad_row=0, width=n),
+        # A's two K-slices into activation rows 0-4 and 8-12.
+        Instruction(Op.LOAD_ACT, dram_addr=A_ADDR, dram_stride=k, rows=m, spad_row=0, width=2),
+        Instruction(
+            Op.LOAD_ACT,
+            dram_addr=A_ADDR + 2,
+            dram_stride=k,
+            rows=m,
+            spad_row=8,
+            width=2,
+            push_next=True,
+        ),
+        Instruction(
+            Op.MATMUL, act_row=0, wgt_row=0, rows=m, acc_row=0, accumulate=0, pop_prev=True
+        ),
+        Instruction(
+            Op.MATMUL, act_row=8, wgt_row=2, rows=m, acc_row=0, accumulate=1, push_next=True
+        ),
+        Instruction(
+            Op.STORE,
+            acc_row=0,
+            rows=m,
+            dram_addr=C_ADDR,
+            dram_stride=4 * n,
+            int8=0,
+            width=n,
+            pop_prev=True,
+        ),
+    ]
+    check_program(program, config)
+    for latency, stall in ((0, 0.0), (7, 0.3)):
+        run = run_accelerator(
+            config, memory, encode_program(program), latency=latency, stall=stall, seed=latency
+        )
+        out = run.memory[C_ADDR : C_ADDR + 4 * m * n].view(np.int32).reshape(m, n)
+        np.testing.assert_array_equal(out, gemm(a, b))
+
+
+def test_output_stationary_tile():
+    config = config_of(2, 3, "os")
+    k = 5
+    a, b = operands(9, 2, k, 3)  # A 2 x 5 (R rows), B 5 x 3 (C columns)
+    memory = np.zeros(4096, np.uint8)
+    place(memory, A_ADDR, np.ascontiguousarray(a.T))  # OS reads columns of A: store A^T
+    place(memory, B_ADDR, b)
+    program = [
+        Instruction(Op.LOAD_ACT, dram_addr=A_ADDR, dram_stride=2, rows=k, spad_row=0, width=2),
+        Instruction(
+            Op.LOAD_WGT,
+            dram_addr=B_ADDR,
+            dram_stride=3,
+            rows=k,
+            spad_row=0,
+            width=3,
+            push_next=True,
+        ),
+        Instruction(
+            Op.MATMUL,
+            act_row=0,
+            wgt_row=0,
+            rows=k,
+            acc_row=2,
+            accumulate=0,
+            pop_prev=True,
+            push_next=True,
+        ),
+        Instruction(
+            Op.STORE,
+            acc_row=2,
+            rows=2,
+            dram_addr=C_ADDR,
+            dram_stride=12,
+            int8=0,
+            width=3,
+            pop_prev=True,
+        ),
+    ]
+    check_program(program, config)
+    run = run_accelerator(config, memory, encode_program(program))
+    out = run.memory[C_ADDR : C_ADDR + 24].view(np.int32).reshape(2, 3)
+    np.testing.assert_array_equal(out, gemm(a, b))
+
+
+def test_fence_orders_without_tokens():
+    config = config_of()
+    m, k, n = 4, 2, 2
+    a, b = operands(11, m, k, n)
+    memory = np.zeros(4096, np.uint8)
+    place(memory, A_ADDR, a)
+    place(memory, B_ADDR, b)
+    program = [
+        Instruction(Op.LOAD_WGT, dram_addr=B_ADDR, dram_stride=n, rows=k, spad_row=0, width=n),
+        Instruction(Op.LOAD_ACT, dram_addr=A_ADDR, dram_stride=k, rows=m, spad_row=0, width=k),
+        Instruction(Op.FENCE),
+        Instruction(Op.MATMUL, act_row=0, wgt_row=0, rows=m, acc_row=0, accumulate=0),
+        Instruction(Op.FENCE),
+        Instruction(Op.STORE, acc_row=0, rows=m, dram_addr=C_ADDR, dram_stride=8, int8=0, width=n),
+    ]
+    check_program(program, config)
+    run = run_accelerator(config, memory, encode_program(program))
+    out = run.memory[C_ADDR : C_ADDR + 4 * m * n].view(np.int32).reshape(m, n)
+    np.testing.assert_array_equal(out, gemm(a, b))
+    assert run.counters["dependency_stall"] > 0
+
+
+@pytest.mark.parametrize(
+    ("bad", "code"),
+    [
+        (
+            Instruction(Op.LOAD_ACT, dram_addr=4090, dram_stride=2, rows=4, spad_row=0, width=2),
+            ErrorCode.DRAM_RANGE,
+        ),
+        (
+            Instruction(Op.LOAD_WGT, dram_addr=0, dram_stride=2, rows=4, spad_row=127, width=2),
+            ErrorCode.SPAD_RANGE,
+        ),
+        (
+            Instruction(Op.LOAD_ACT, dram_addr=0, dram_stride=2, rows=4, spad_row=0, width=3),
+            ErrorCode.TILE_TOO_LARGE,
+        ),
+        (
+            Instruction(Op.MATMUL, act_row=0, wgt_row=0, rows=4, acc_row=14, accumulate=0),
+            ErrorCode.ACC_RANGE,
+        ),
+        (
+            Instruction(Op.STORE, acc_row=0, rows=0, dram_addr=0, dram_stride=8, int8=0, width=2),
+            ErrorCode.BAD_FIELD,
+        ),
+        (
+            Instruction(
+                Op.STORE,
+                acc_row=0,
+                rows=2,
+                dram_addr=0,
+                dram_stride=8,
+                int8=0,
+                width=2,
+                push_next=True,
+            ),
+            ErrorCode.BAD_DEPS,
+        ),
+        (
+            Instruction(Op.SPMM, nz_addr=0, nz_beats=1, x_row=0, k=1, acc_row=0, accumulate=0),
+            ErrorCode.BAD_OPCODE,
+        ),
+    ],
+)
+def test_bad_instruction_stops_with_code_and_index(bad, code):
+    config = config_of()
+    m, k, n = 3, 2, 2
+    a, b = operands(5, m, k, n)
+    memory = np.random.default_rng(2).integers(0, 256, 4096, dtype=np.uint8)
+    place(memory, A_ADDR, a)
+    place(memory, B_ADDR, b)
+    good = ws_program(m, k, n)
+    program = [*good[:3], bad, *good[3:]]  # the STORE after the bad word must not run
+    if code is not ErrorCode.BAD_OPCODE:
+        with pytest.raises(ValueError):  # the host checker agrees (SPMM is valid to the host)
+            check_program(program, config)
+    words = encode_program(program)
+    run = run_accelerator(config, memory, words)
+    assert (run.error, run.error_index) == (code, 3)
+    np.testing.assert_array_equal(run.memory, memory)  # nothing was stored
+
+
+def test_unknown_opcode_and_stray_bits():
+    config = config_of()
+    memory = np.zeros(4096, np.uint8)
+    words = encode_program([Instruction(Op.FENCE)] * 3)
+    words[1, 0] = 9  # opcode 9
+    words[2, 3] = 1 << 31  # a FENCE with bit 127 set
+    run = run_accelerator(config, memory, words)
+    assert (run.error, run.error_index) == (ErrorCode.BAD_OPCODE, 1)
+    words[1, 0] = 0
+    run = run_accelerator(config, memory, words)
+    assert (run.error, run.error_index) == (ErrorCode.BAD_FIELD, 2)
