@@ -17,15 +17,18 @@ Controller
     - load unit: LOAD_ACT / LOAD_WGT / LOAD_PARAMS through the load DMA into the activation or
       weight scratchpad or the requantizer's lanes (16-byte parameter records);
     - compute unit: MATMUL commands go to the engine back to back (it pipelines them); each
-      one's tokens are pushed when its last output row is in the accumulator memory;
+      one's tokens are pushed when its last output row is in the accumulator memory. An SPMM
+      waits until no MATMUL is in flight, then runs alone on the `SpmmEngine` (which takes over
+      the weight scratchpad's read port and the accumulator memory's write port);
     - store unit: accumulator rows, through the requantizer (int8) or raw (int32), to the store
       DMA.
-    SPMM is not built into the accelerator yet: the dispatcher reports it as BAD_OPCODE.
+    Errors found while running (SPMM: SPARSE_FORMAT, ACC_RANGE for an output row past the
+    accumulator memory) stop the dispatcher the same way, with the index of that instruction.
 
 Counters (`hdl.top_ports.COUNTERS`) count from reset.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import data, fifo, wiring
 
 from hdl.accumulator import AccumulatorMemory
@@ -37,6 +40,7 @@ from hdl.matmul_engine import MatmulEngine
 from hdl.mem_arbiter import MemoryArbiter
 from hdl.requant import Requantizer
 from hdl.scratchpad import Scratchpad
+from hdl.spmm_engine import SpmmEngine, nonzero_beat_bytes
 from hdl.top_ports import accelerator_signature
 
 #: Instruction words each of the three queues holds.
@@ -68,37 +72,48 @@ class Accelerator(wiring.Component):
         load_bytes = max(rows, cols, PARAM_RECORD_BYTES)
         m.submodules.load_dma = load_dma = LoadDma(bus, load_bytes, max(act_rows, wgt_rows, cols))
         m.submodules.store_dma = store_dma = StoreDma(bus, 4 * cols)
-        m.submodules.arbiter = arbiter = MemoryArbiter(bus, 2)
+        m.submodules.spmm = spmm = SpmmEngine(config, wgt_rows, config.acc_rows)
+        m.submodules.arbiter = arbiter = MemoryArbiter(bus, 3)
         wiring.connect(m, load_dma.req, arbiter.m0.req)
         wiring.connect(m, arbiter.m0.rdata, load_dma.rdata)
         wiring.connect(m, store_dma.req, arbiter.m1.req)
         wiring.connect(m, store_dma.wdata, arbiter.m1.wdata)
+        wiring.connect(m, spmm.req, arbiter.m2.req)
+        wiring.connect(m, arbiter.m2.rdata, spmm.rdata)
         wiring.connect(m, arbiter.mem, wiring.flipped(self.mem))
         wiring.connect(m, matmul.act_req, act.read_req)
         wiring.connect(m, act.read_data, matmul.act_data)
-        wiring.connect(m, matmul.wgt_req, wgt.read_req)
-        wiring.connect(m, wgt.read_data, matmul.wgt_data)
-        wiring.connect(m, matmul.acc_write, acc.write)
+        sparse_mode = Signal()  # the SPMM engine owns the weight reads and accumulator writes
+        _select_streams(m, sparse_mode, wgt.read_req, spmm.x_req, matmul.wgt_req)
+        _select_streams(m, sparse_mode, acc.write, spmm.acc_write, matmul.acc_write)
+        m.d.comb += [
+            spmm.x_data.payload.eq(wgt.read_data.payload),
+            matmul.wgt_data.payload.eq(wgt.read_data.payload),
+            spmm.x_data.valid.eq(wgt.read_data.valid & sparse_mode),
+            matmul.wgt_data.valid.eq(wgt.read_data.valid & ~sparse_mode),
+            wgt.read_data.ready.eq(Mux(sparse_mode, spmm.x_data.ready, matmul.wgt_data.ready)),
+        ]
 
         queues = {}
         for name in ("load", "compute", "store"):
-            queues[name] = fifo.SyncFIFOBuffered(width=WORD_BITS, depth=QUEUE_DEPTH)
+            # Each entry: the word and its index in the command stream (for runtime errors).
+            queues[name] = fifo.SyncFIFOBuffered(width=WORD_BITS + 32, depth=QUEUE_DEPTH)
             m.submodules[f"{name}_queue"] = queues[name]
         tokens = _Tokens(m)
         load_busy = self._load_unit(m, queues["load"], tokens, load_dma, act, wgt, requant)
-        compute_busy = self._compute_unit(m, queues["compute"], tokens, matmul)
+        compute_busy = self._compute_unit(m, queues["compute"], tokens, matmul, spmm, sparse_mode)
         store_busy = self._store_unit(m, queues["store"], tokens, acc, requant, store_dma)
         units_idle = ~load_busy & ~compute_busy & ~store_busy
         queues_empty = Const(1)
         for queue in queues.values():  # `level`: r_rdy rises a cycle after a write
             queues_empty = queues_empty & (queue.level == 0)
-        self._dispatcher(m, queues, queues_empty & units_idle)
+        self._dispatcher(m, queues, queues_empty & units_idle, spmm)
         m.d.comb += self.idle.eq(queues_empty & units_idle)
         self._counters(m, queues, tokens, (load_busy, compute_busy, store_busy), matmul)
         return m
 
     # ---------------------------------------------------------------------------------------
-    def _dispatcher(self, m: Module, queues, all_idle) -> None:
+    def _dispatcher(self, m: Module, queues, all_idle, spmm) -> None:
         word = self.cmd.payload
         op = word[:4]
         code = _check(m, word, self.config)
@@ -107,7 +122,7 @@ class Accelerator(wiring.Component):
         fence = op == Op.FENCE
         target = {
             "load": (op == Op.LOAD_ACT) | (op == Op.LOAD_WGT) | (op == Op.LOAD_PARAMS),
-            "compute": op == Op.MATMUL,
+            "compute": (op == Op.MATMUL) | (op == Op.SPMM),
             "store": op == Op.STORE,
         }
         room = Const(1)
@@ -118,11 +133,20 @@ class Accelerator(wiring.Component):
         m.d.comb += self.cmd.ready.eq(ready)
         taken = self.cmd.valid & ready
         for name, queue in queues.items():
-            m.d.comb += [queue.w_data.eq(word), queue.w_en.eq(taken & ~bad & target[name])]
+            entry = Cat(word, index)
+            m.d.comb += [queue.w_data.eq(entry), queue.w_en.eq(taken & ~bad & target[name])]
         with m.If(taken):
             m.d.sync += index.eq(index + 1)
-            with m.If(bad):
-                m.d.sync += [stopped.eq(1), self.error.eq(code), self.error_index.eq(index)]
+        # The first error, found at dispatch or while running, stops the dispatcher for good.
+        runtime = (spmm.format_error | spmm.range_error) & ~self._spmm_reported
+        with m.If(~stopped & taken & bad):
+            m.d.sync += [stopped.eq(1), self.error.eq(code), self.error_index.eq(index)]
+        with m.Elif(~stopped & runtime):
+            m.d.sync += [stopped.eq(1), self.error_index.eq(self._spmm_index)]
+            with m.If(spmm.format_error):
+                m.d.sync += self.error.eq(ErrorCode.SPARSE_FORMAT)
+            with m.Else():
+                m.d.sync += self.error.eq(ErrorCode.ACC_RANGE)
         self._dispatch_blocked = self.cmd.valid & ~ready & ~stopped
         self._fence_waiting = self.cmd.valid & fence & ~bad & ~all_idle & ~stopped
 
@@ -195,41 +219,64 @@ class Accelerator(wiring.Component):
         return running
 
     # ---------------------------------------------------------------------------------------
-    def _compute_unit(self, m: Module, queue, tokens, matmul) -> Signal:
+    def _compute_unit(self, m: Module, queue, tokens, matmul, spmm, sparse_mode) -> Signal:
         head = _view(Op.MATMUL, queue.r_data)
+        sparse = _view(Op.SPMM, queue.r_data)
+        is_spmm = queue.r_data[:4] == Op.SPMM
         pushes = fifo.SyncFIFOBuffered(width=2, depth=QUEUE_DEPTH)
         m.submodules.compute_pushes = pushes
         in_flight = Signal(range(QUEUE_DEPTH + 1))
         ok = tokens.available("l2c", head.deps.pop_prev) & tokens.available(
             "s2c", head.deps.pop_next
         )
-        start = queue.r_rdy & ok & matmul.cmd.ready & pushes.w_rdy
+        # A MATMUL starts while the SPMM engine is idle; an SPMM once nothing is in flight.
+        engine_free = Mux(is_spmm, (in_flight == 0) & spmm.cmd.ready, matmul.cmd.ready)
+        start = queue.r_rdy & ok & ~sparse_mode & engine_free & pushes.w_rdy
         self._compute_waiting = queue.r_rdy & ~ok
         command = matmul.cmd.payload
         m.d.comb += [
-            matmul.cmd.valid.eq(start),
+            matmul.cmd.valid.eq(start & ~is_spmm),
             command.act_row.eq(head.act_row),
             command.wgt_row.eq(head.wgt_row),
             command.rows.eq(head.rows),
             command.acc_row.eq(head.acc_row),
             command.accumulate.eq(head.accumulate),
+            spmm.cmd.valid.eq(start & is_spmm),
+            spmm.cmd.payload.nz_addr.eq(sparse.nz_addr),
+            spmm.cmd.payload.nz_beats.eq(sparse.nz_beats),
+            spmm.cmd.payload.x_row.eq(sparse.x_row),
+            spmm.cmd.payload.k.eq(sparse.k),
+            spmm.cmd.payload.acc_row.eq(sparse.acc_row),
+            spmm.cmd.payload.accumulate.eq(sparse.accumulate),
             queue.r_en.eq(start),
             pushes.w_data.eq(Cat(head.deps.push_prev, head.deps.push_next)),
             pushes.w_en.eq(start),
         ]
+        # The SPMM's index, for an error found while it runs (reported once).
+        self._spmm_index = Signal(32)
+        self._spmm_reported = Signal()
+        with m.If(start & is_spmm):
+            m.d.sync += [sparse_mode.eq(1), self._spmm_index.eq(queue.r_data[WORD_BITS:])]
+        with m.If(spmm.format_error | spmm.range_error):
+            m.d.sync += self._spmm_reported.eq(1)
         with m.If(start):
             m.d.comb += [
                 tokens.pop("l2c", head.deps.pop_prev),
                 tokens.pop("s2c", head.deps.pop_next),
             ]
-        with m.If(matmul.done):
+        finished = matmul.done | spmm.done
+        with m.If(spmm.done):
+            m.d.sync += sparse_mode.eq(0)
+        with m.If(finished):
             m.d.comb += [
                 pushes.r_en.eq(1),
                 tokens.push("c2l", pushes.r_data[0]),
                 tokens.push("c2s", pushes.r_data[1]),
             ]
-        m.d.sync += in_flight.eq(in_flight + start - matmul.done)
-        self._macs_started = Mux(start, head.rows * (self.config.rows * self.config.cols), 0)
+        m.d.sync += in_flight.eq(in_flight + start - finished)
+        rows, cols = self.config.rows, self.config.cols
+        macs = Mux(is_spmm, 0, head.rows * (rows * cols))  # SPMM: counted from its beats
+        self._macs_started = Mux(start, macs, 0)
         return in_flight != 0
 
     # ---------------------------------------------------------------------------------------
@@ -318,6 +365,18 @@ class Accelerator(wiring.Component):
             m.d.sync += counter.eq(counter + increment)
 
 
+def _select_streams(m: Module, select, target, when_true, when_false) -> None:
+    """Drive the `target` stream from `when_true` while `select` is high, else `when_false`."""
+    m.d.comb += [
+        target.valid.eq(Mux(select, when_true.valid, when_false.valid)),
+        target.payload.eq(
+            Mux(select, Value.cast(when_true.payload), Value.cast(when_false.payload))
+        ),
+        when_true.ready.eq(select & target.ready),
+        when_false.ready.eq(~select & target.ready),
+    ]
+
+
 def _view(op: Op, word) -> data.View:
     """A 128-bit word seen through `op`'s layout (its low `LAYOUTS[op].size` bits)."""
     return data.View(LAYOUTS[op], word[: LAYOUTS[op].size])
@@ -357,7 +416,7 @@ def _check(m: Module, word, config: AccelConfig) -> Signal:
     code = Signal(ErrorCode)
     views = {o: _view(o, word) for o in LAYOUTS}
     load, params = views[Op.LOAD_ACT], views[Op.LOAD_PARAMS]
-    matmul, store = views[Op.MATMUL], views[Op.STORE]
+    matmul, store, spmm = views[Op.MATMUL], views[Op.STORE], views[Op.SPMM]
     ws = config.dataflow is Dataflow.WS
 
     def past(start, count, limit):
@@ -391,6 +450,17 @@ def _check(m: Module, word, config: AccelConfig) -> Signal:
                 ErrorCode.ACC_RANGE,
             ),
         ],
+        Op.SPMM: [
+            (word[LAYOUTS[Op.SPMM].size :].any(), ErrorCode.BAD_FIELD),
+            ((spmm.nz_beats == 0) | (spmm.k == 0), ErrorCode.BAD_FIELD),
+            (spmm.k > config.sparse_depth, ErrorCode.TILE_TOO_LARGE),
+            (past(spmm.x_row, spmm.k, wgt_rows), ErrorCode.SPAD_RANGE),
+            (past(spmm.acc_row, 1, config.acc_rows), ErrorCode.ACC_RANGE),
+            (
+                dram_end(spmm.nz_addr, 1, 0, spmm.nz_beats * nonzero_beat_bytes(config)),
+                ErrorCode.DRAM_RANGE,
+            ),
+        ],
         Op.STORE: [
             (word[LAYOUTS[Op.STORE].size :].any(), ErrorCode.BAD_FIELD),
             ((store.rows == 0) | (store.width == 0), ErrorCode.BAD_FIELD),
@@ -408,7 +478,7 @@ def _check(m: Module, word, config: AccelConfig) -> Signal:
             (deps[1] | deps[3], ErrorCode.BAD_DEPS),
         ],
     }
-    m.d.comb += code.eq(ErrorCode.BAD_OPCODE)  # SPMM and opcodes 7-15
+    m.d.comb += code.eq(ErrorCode.BAD_OPCODE)  # opcodes 7-15
     with m.Switch(op):
         for o, rules in checks.items():
             with m.Case(o):

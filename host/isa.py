@@ -24,7 +24,6 @@ Example::
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -43,6 +42,7 @@ from hdl.isa import (
     Queue,
     scratchpad_rows,
 )
+from hdl.spmm_engine import nonzero_beat_bytes
 from sim.golden.checks import require_array
 from sim.golden.requant import RequantParams, decompose_multiplier
 
@@ -219,13 +219,6 @@ class Geometry:
             dataflow=config.dataflow,
             sparse_depth=config.sparse_depth,
         )
-
-
-def nonzero_beat_bytes(config: AccelConfig) -> int:
-    """Bytes of one sparse-engine ``nonzeros`` beat in main memory (a whole number of 4-byte
-    words, as `sim.stream_program.pack_beats` packs it)."""
-    bits = config.sparse_groups * (8 + (config.sparse_depth - 1).bit_length()) + 2
-    return 4 * math.ceil(bits / 32)
 
 
 def check_program(

@@ -2,8 +2,8 @@
 
 `StandIn` has the real top's ports (`hdl.top_ports.accelerator_signature`) and drives the real
 memory port protocol, but runs a made-up command set (`STANDIN_OPS`), not docs/isa.md. Build
-words with `copy_word`, `write_word`, `orphan_word`, `word`. Its timing, which the harness tests derive their
-exact cycle counts from (the memory always accepts requests):
+words with `copy_word`, `write_word`, `orphan_word`, `word`. Its timing, which the harness tests
+derive their exact cycle counts from (the memory always accepts requests):
 
 - A command is accepted in a cycle where the request side is idle (and no error, no WAIT, task
   queue not full); the cycle after, the data side sees its task.

@@ -8,12 +8,20 @@ shape come with the scheduler (host/schedule.py) and the native harness.
 import numpy as np
 import pytest
 from accel_pysim import run_accelerator
+from sparse_operands import sparse_operands
 
 from hdl.config import AccelConfig
 from hdl.isa import ErrorCode, Op
-from host.isa import Instruction, check_program, encode_program, pack_param_records
+from host.isa import (
+    Instruction,
+    ProgramError,
+    check_program,
+    encode_program,
+    pack_param_records,
+)
 from sim.golden.gemm import gemm
 from sim.golden.requant import RequantParams, requantize_float
+from sim.sparse_program import spmm_program
 
 A_ADDR, B_ADDR, C_ADDR, P_ADDR = 0, 512, 1024, 2048
 
@@ -27,6 +35,7 @@ def config_of(rows=2, cols=2, dataflow="ws"):
         acc_rows=16,
         bus_bytes=4,
         mem_bytes=4096,
+        sparse_depth=16,
     )
 
 
@@ -278,8 +287,8 @@ def test_fence_orders_without_tokens():
             ErrorCode.BAD_DEPS,
         ),
         (
-            Instruction(Op.SPMM, nz_addr=0, nz_beats=1, x_row=0, k=1, acc_row=0, accumulate=0),
-            ErrorCode.BAD_OPCODE,
+            Instruction(Op.SPMM, nz_addr=0, nz_beats=1, x_row=0, k=17, acc_row=0, accumulate=0),
+            ErrorCode.TILE_TOO_LARGE,
         ),
     ],
 )
@@ -292,9 +301,9 @@ def test_bad_instruction_stops_with_code_and_index(bad, code):
     place(memory, B_ADDR, b)
     good = ws_program(m, k, n)
     program = [*good[:3], bad, *good[3:]]  # the STORE after the bad word must not run
-    if code is not ErrorCode.BAD_OPCODE:
-        with pytest.raises(ValueError):  # the host checker agrees (SPMM is valid to the host)
-            check_program(program, config)
+    with pytest.raises(ProgramError, match=r"^instruction 3: ") as caught:
+        check_program(program, config)  # the host checker agrees
+    assert caught.value.code is code
     words = encode_program(program)
     run = run_accelerator(config, memory, words)
     assert (run.error, run.error_index) == (code, 3)
@@ -312,3 +321,71 @@ def test_unknown_opcode_and_stray_bits():
     words[1, 0] = 0
     run = run_accelerator(config, memory, words)
     assert (run.error, run.error_index) == (ErrorCode.BAD_FIELD, 2)
+
+
+def spmm_program_in_memory(w, x, config, memory):
+    """Place X (K x C) and W's packed nonzeros beats in memory; the SPMM program."""
+    program_beats = spmm_program(w, x, config).inputs["nonzeros"]
+    place(memory, B_ADDR, x)
+    place(memory, P_ADDR, program_beats)
+    k, n = w.shape[1], w.shape[0]
+    return [
+        Instruction(
+            Op.LOAD_WGT,
+            dram_addr=B_ADDR,
+            dram_stride=x.shape[1],
+            rows=k,
+            spad_row=0,
+            width=x.shape[1],
+            push_next=True,
+        ),
+        Instruction(
+            Op.SPMM,
+            nz_addr=P_ADDR,
+            nz_beats=program_beats.shape[0],
+            x_row=0,
+            k=k,
+            acc_row=1,
+            accumulate=0,
+            pop_prev=True,
+            push_next=True,
+        ),
+        Instruction(
+            Op.STORE,
+            acc_row=1,
+            rows=n,
+            dram_addr=C_ADDR,
+            dram_stride=4 * x.shape[1],
+            int8=0,
+            width=x.shape[1],
+            pop_prev=True,
+        ),
+    ]
+
+
+@pytest.mark.parametrize("sparsity", [0.0, 0.5, 0.9])
+def test_sparse_gemm_through_the_spmm_engine(sparsity):
+    config = config_of()  # G = 2 nonzeros x C = 2 columns per cycle
+    w, x = sparse_operands(int(sparsity * 10), 6, 9, 2, sparsity)
+    memory = np.zeros(4096, np.uint8)
+    program = spmm_program_in_memory(w, x, config, memory)
+    check_program(program, config)
+    run = run_accelerator(config, memory, encode_program(program))
+    assert run.error is ErrorCode.NONE
+    out = run.memory[C_ADDR : C_ADDR + 4 * 6 * 2].view(np.int32).reshape(6, 2)
+    np.testing.assert_array_equal(out, gemm(w, x))
+
+
+def test_spmm_runtime_errors_name_the_instruction():
+    config = config_of()
+    w, x = sparse_operands(1, 3, 5, 2, 0.0)
+    memory = np.zeros(4096, np.uint8)
+    program = spmm_program_in_memory(w, x, config, memory)
+    # The X block holds 5 rows; claiming 4 makes index 4 of the nonzeros past k.
+    short = Instruction(Op.SPMM, **{**program[1].fields, "k": 4}, pop_prev=True)
+    run = run_accelerator(config, memory, encode_program([program[0], short]))
+    assert (run.error, run.error_index) == (ErrorCode.SPARSE_FORMAT, 1)
+    # 3 output rows from accumulator row 14 of 16: the third is past the end.
+    late = Instruction(Op.SPMM, **{**program[1].fields, "acc_row": 14}, pop_prev=True)
+    run = run_accelerator(config, memory, encode_program([program[0], late]))
+    assert (run.error, run.error_index) == (ErrorCode.ACC_RANGE, 1)

@@ -165,9 +165,9 @@ static_assert(member_words<decltype(Vaccel::mem___05Fwdata___05Fpayload)>()
 static_assert(member_words<decltype(Vaccel::counters)>()
                   == bits_to_words(kCounters * kCounterBits),
               "counters must be TESSERA_COUNTERS fields of TESSERA_COUNTER_BITS bits");
-static_assert(bits_to_words(9 * kBus) <= kMaxWords
+static_assert(bits_to_words(9 * kBus) + 2 <= kMaxWords
                   && bits_to_words(kCounters * kCounterBits) + 2 <= kMaxWords,
-              "a port is too wide for kMaxWords");
+              "a port is too wide for kMaxWords (field() reads two words past a field)");
 static_assert(kCounterBits <= 64, "counters wider than 64 bits");
 
 // Bits [bit, bit + width) of a word array (width <= 64; reads up to two words past the field).
@@ -180,8 +180,27 @@ inline uint64_t field(const uint32_t* w, int bit, int width) {
     return width == 64 ? value : value & ((uint64_t{1} << width) - 1);
 }
 
-inline uint8_t byte_of(const uint32_t* w, int64_t i) {
-    return static_cast<uint8_t>(w[i / 4] >> (8 * (i % 4)));
+// Bus words are copied between memory and port words with memcpy: byte i of a word is bits
+// [8i, 8i + 8) of the port, which is byte i of the uint32 array on a little-endian host.
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the harness assumes a little-endian host");
+
+// Write the bus word in `w` (data bytes, then one strobe bit per byte) to `target`.
+inline void write_strobed(uint8_t* target, const uint32_t* w) {
+    const auto* data = reinterpret_cast<const uint8_t*>(w);
+    for (int64_t base = 0; base < kBus; base += 64) {
+        const int width = static_cast<int>(std::min<int64_t>(64, kBus - base));
+        const uint64_t all = width == 64 ? ~uint64_t{0} : (uint64_t{1} << width) - 1;
+        uint64_t strobe = field(w, static_cast<int>(8 * kBus + base), width);
+        if (strobe == all) {
+            std::memcpy(target + base, data + base, static_cast<size_t>(width));
+            continue;
+        }
+        while (strobe) {
+            const int i = __builtin_ctzll(strobe);
+            target[base + i] = data[base + i];
+            strobe &= strobe - 1;
+        }
+    }
 }
 
 // ---- the memory model's bursts ----
@@ -398,11 +417,8 @@ TESSERA_EXPORT int64_t tessera_accel_run(void* handle, uint8_t* memory, int64_t 
             // The memory holding back a read (latency, bandwidth) is not the design's hang.
             const bool memory_owes = head && head->snapped && !rdata_valid;
             if (rdata_valid) {
-                std::memset(buffer, 0, sizeof(buffer));
-                const uint8_t* bytes = head->data.data() + head->sent * kBus;
-                for (int64_t i = 0; i < kBus; ++i) {
-                    buffer[i / 4] |= static_cast<uint32_t>(bytes[i]) << (8 * (i % 4));
-                }
+                buffer[0] = 0;  // a bus of 1 or 2 bytes fills only part of word 0
+                std::memcpy(buffer, head->data.data() + head->sent * kBus, kBus);
                 put(top.mem___05Frdata___05Fpayload, buffer);
             }
             top.mem___05Frdata___05Fvalid = rdata_valid;
@@ -482,12 +498,7 @@ TESSERA_EXPORT int64_t tessera_accel_run(void* handle, uint8_t* memory, int64_t 
             }
             if (wdata_moved) {
                 WriteBurst& write = writes.front();
-                for (int64_t i = 0; i < kBus; ++i) {
-                    const int strobe_bit = static_cast<int>(8 * kBus + i);
-                    if ((buffer[strobe_bit / 32] >> (strobe_bit % 32)) & 1u) {
-                        memory[write.addr + i] = byte_of(buffer, i);
-                    }
-                }
+                write_strobed(memory + write.addr, buffer);
                 write.addr += kBus;
                 if (--write.left == 0) writes.pop_front();
                 ++written;

@@ -1,0 +1,161 @@
+"""The SPMM engine: one sparse-engine pass from main memory and the weight scratchpad.
+
+Each ``cmd`` beat is one SPMM instruction's fields (docs/isa.md): the X block is weight-scratchpad
+rows ``x_row`` .. ``x_row + k - 1`` (C int8 each), read through ``x_req``/``x_data`` into the
+`hdl.sparse.SparseEngine`'s ``acts`` stream; ``nz_beats`` packed ``nonzeros`` beats are read
+from main memory at ``nz_addr`` by an embedded `hdl.dma_load.LoadDma` (one beat per
+`nonzero_beat_bytes` record, over ``req``/``rdata``); output row n of the engine goes to
+accumulator row ``acc_row + n`` (``acc_write``), added or overwriting. ``done`` pulses when the
+pass's last row (the engine's ``last``) has been written.
+
+Errors (sticky until reset, for the controller to report): ``format_error`` when the sparse
+engine flags its input (an index at or past k), ``range_error`` when an output row would fall
+past the accumulator memory (that row is dropped, the pass still completes, so nothing hangs).
+One command runs at a time; ``cmd.ready`` is high when the engine is idle.
+"""
+
+from amaranth.hdl import Module, Signal, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from hdl.accumulator import accumulator_write_layout
+from hdl.config import AccelConfig
+from hdl.dma_load import LoadDma
+from hdl.isa import DRAM_ADDRESS_BITS, ROWS_BITS
+from hdl.memport import request_layout
+from hdl.scratchpad import row_index_bits
+from hdl.sparse import SparseEngine, nonzeros_layout
+
+
+def nonzero_beat_bytes(config: AccelConfig) -> int:
+    """Bytes of one packed ``nonzeros`` beat in main memory: its payload in whole 4-byte words."""
+    bits = nonzeros_layout(config).size
+    return 4 * ((bits + 31) // 32)
+
+
+def spmm_command_layout(wgt_rows: int, acc_rows: int) -> data.StructLayout:
+    """Payload of ``cmd``: the SPMM fields with row indices as wide as the memories need."""
+    return data.StructLayout(
+        {
+            "nz_addr": DRAM_ADDRESS_BITS,
+            "nz_beats": 20,
+            "x_row": row_index_bits(wgt_rows),
+            "k": ROWS_BITS,
+            "acc_row": row_index_bits(acc_rows),
+            "accumulate": 1,
+        }
+    )
+
+
+class SpmmEngine(wiring.Component):
+    """SPMM instructions through the sparse engine; see the module docstring.
+
+    Parameters
+    ----------
+    config: the sparse engine (cols, sparse_lanes, sparse_depth) and bus width.
+    wgt_rows, acc_rows: rows of the weight scratchpad and the accumulator memory.
+    """
+
+    def __init__(self, config: AccelConfig, wgt_rows: int, acc_rows: int):
+        if not isinstance(config, AccelConfig):
+            raise TypeError(f"config must be an AccelConfig, not {type(config)!r}")
+        self.config, self.wgt_rows, self.acc_rows = config, wgt_rows, acc_rows
+        cols = config.cols
+        super().__init__(
+            {
+                "cmd": In(stream.Signature(spmm_command_layout(wgt_rows, acc_rows))),
+                "x_req": Out(stream.Signature(unsigned(row_index_bits(wgt_rows)))),
+                "x_data": In(stream.Signature(data.ArrayLayout(unsigned(8), cols))),
+                "req": Out(stream.Signature(request_layout())),
+                "rdata": In(stream.Signature(unsigned(8 * config.bus_bytes))),
+                "acc_write": Out(stream.Signature(accumulator_write_layout(cols, acc_rows))),
+                "done": Out(1),
+                "busy": Out(1),
+                "format_error": Out(1),
+                "range_error": Out(1),
+            }
+        )
+
+    def elaborate(self, platform):
+        m = Module()
+        config = self.config
+        beat_bytes = nonzero_beat_bytes(config)
+        m.submodules.sparse = sparse = SparseEngine(config)
+        m.submodules.reader = reader = LoadDma(config.bus_bytes, beat_bytes, 2)
+        wiring.connect(m, reader.req, wiring.flipped(self.req))
+        wiring.connect(m, wiring.flipped(self.rdata), reader.rdata)
+
+        busy = Signal()
+        command = Signal(spmm_command_layout(self.wgt_rows, self.acc_rows))
+        m.d.comb += [self.cmd.ready.eq(~busy), self.busy.eq(busy)]
+        start = self.cmd.valid & self.cmd.ready
+        reader_pending = Signal()
+        x_left = Signal(ROWS_BITS + 1)
+        x_row = Signal.like(self.x_req.payload)
+        with m.If(start):
+            m.d.sync += [
+                busy.eq(1),
+                command.eq(self.cmd.payload),
+                reader_pending.eq(1),
+                x_left.eq(self.cmd.payload.k),
+                x_row.eq(self.cmd.payload.x_row),
+            ]
+
+        # The nonzeros: nz_beats records of beat_bytes from nz_addr, straight into the engine.
+        dma = reader.cmd.payload
+        m.d.comb += [
+            reader.cmd.valid.eq(reader_pending),
+            dma.dram_addr.eq(command.nz_addr),
+            dma.dram_stride.eq(beat_bytes),
+            dma.rows.eq(command.nz_beats),
+            dma.spad_row.eq(0),
+            dma.width.eq(beat_bytes),
+        ]
+        with m.If(reader.cmd.valid & reader.cmd.ready):
+            m.d.sync += reader_pending.eq(0)
+        m.d.comb += [
+            sparse.nonzeros.valid.eq(reader.write.valid),
+            sparse.nonzeros.payload.as_value().eq(
+                reader.write.payload.data.as_value()[: nonzeros_layout(config).size]
+            ),
+            reader.write.ready.eq(sparse.nonzeros.ready),
+        ]
+
+        # The X block: k weight-scratchpad rows, `last` on the final one.
+        m.d.comb += [self.x_req.valid.eq(busy & (x_left != 0)), self.x_req.payload.eq(x_row)]
+        with m.If(self.x_req.valid & self.x_req.ready):
+            m.d.sync += [x_row.eq(x_row + 1), x_left.eq(x_left - 1)]
+        x_sent = Signal(ROWS_BITS)
+        x_last = x_sent == command.k - 1
+        m.d.comb += [
+            sparse.acts.valid.eq(self.x_data.valid),
+            sparse.acts.payload.data.eq(self.x_data.payload),
+            sparse.acts.payload.last.eq(x_last),
+            self.x_data.ready.eq(sparse.acts.ready),
+        ]
+        with m.If(sparse.acts.valid & sparse.acts.ready):
+            m.d.sync += x_sent.eq(x_sent + 1)
+            with m.If(x_last):
+                m.d.sync += x_sent.eq(0)
+
+        # Output rows to the accumulator memory; a row past its end is dropped and flagged.
+        row = Signal(ROWS_BITS + 1)
+        target = command.acc_row + row
+        inside = target < self.acc_rows
+        write = self.acc_write
+        m.d.comb += [
+            write.valid.eq(sparse.out.valid & inside),
+            write.payload.row.eq(target),
+            write.payload.data.eq(sparse.out.payload.data),
+            write.payload.accumulate.eq(command.accumulate),
+            sparse.out.ready.eq(write.ready | ~inside),
+        ]
+        with m.If(sparse.out.valid & sparse.out.ready):
+            m.d.sync += row.eq(row + 1)
+            with m.If(~inside):
+                m.d.sync += self.range_error.eq(1)
+            with m.If(sparse.out.payload.last):
+                m.d.sync += [row.eq(0), busy.eq(0)]
+                m.d.comb += self.done.eq(1)
+        m.d.comb += self.format_error.eq(sparse.error)
+        return m
