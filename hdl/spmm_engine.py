@@ -8,13 +8,16 @@ from main memory at ``nz_addr`` by an embedded `hdl.dma_load.LoadDma` (one beat 
 accumulator row ``acc_row + n`` (``acc_write``), added or overwriting. ``done`` pulses when the
 pass's last row (the engine's ``last``) has been written.
 
+``macs`` is the number of useful multiply-accumulates the engine starts this cycle: C times the
+nonzero values of the ``nonzeros`` beat it takes (padding entries are zeros).
+
 Errors (sticky until reset, for the controller to report): ``format_error`` when the sparse
 engine flags its input (an index at or past k), ``range_error`` when an output row would fall
 past the accumulator memory (that row is dropped, the pass still completes, so nothing hangs).
 One command runs at a time; ``cmd.ready`` is high when the engine is idle.
 """
 
-from amaranth.hdl import Module, Signal, unsigned
+from amaranth.hdl import Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -71,6 +74,7 @@ class SpmmEngine(wiring.Component):
                 "acc_write": Out(stream.Signature(accumulator_write_layout(cols, acc_rows))),
                 "done": Out(1),
                 "busy": Out(1),
+                "macs": Out(range(config.sparse_lanes + 1)),
                 "format_error": Out(1),
                 "range_error": Out(1),
             }
@@ -120,6 +124,11 @@ class SpmmEngine(wiring.Component):
             ),
             reader.write.ready.eq(sparse.nonzeros.ready),
         ]
+
+        beat = sparse.nonzeros.payload
+        nonzero = sum(beat.entries[g].value != 0 for g in range(config.sparse_groups))
+        taken = sparse.nonzeros.valid & sparse.nonzeros.ready
+        m.d.comb += self.macs.eq(Mux(taken, nonzero * config.cols, 0))
 
         # The X block: k weight-scratchpad rows, `last` on the final one.
         m.d.comb += [self.x_req.valid.eq(busy & (x_left != 0)), self.x_req.payload.eq(x_row)]

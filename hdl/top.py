@@ -274,8 +274,9 @@ class Accelerator(wiring.Component):
                 tokens.push("c2s", pushes.r_data[1]),
             ]
         m.d.sync += in_flight.eq(in_flight + start - finished)
+        self._spmm_macs = spmm.macs
         rows, cols = self.config.rows, self.config.cols
-        macs = Mux(is_spmm, 0, head.rows * (rows * cols))  # SPMM: counted from its beats
+        macs = Mux(is_spmm, 0, head.rows * (rows * cols))  # SPMM: counted by its engine
         self._macs_started = Mux(start, macs, 0)
         return in_flight != 0
 
@@ -349,7 +350,7 @@ class Accelerator(wiring.Component):
             "load_busy": busy[0],
             "compute_busy": busy[1],
             "store_busy": busy[2],
-            "macs": self._macs_started,
+            "macs": self._macs_started + self._spmm_macs,
             "bytes_read": Mux(mem.rdata.valid & mem.rdata.ready, bus, 0),
             "bytes_written": Mux(mem.wdata.valid & mem.wdata.ready, written, 0),
             "memory_stall": (busy[0] | busy[2]) & ~moved,

@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hdl.config import AccelConfig, Dataflow
-from hdl.isa import PARAM_RECORD_BYTES, Op
+from hdl.isa import PARAM_RECORD_BYTES, STRIDE_BITS, Op
 from host.alloc import RowPool
 from host.isa import Geometry, Instruction
 from sim.golden.checks import require_array, require_gemm_operands
@@ -197,7 +197,7 @@ def gemm_schedule(
         A negative address or a shape below 1; K above `MAX_K_NO_OVERFLOW` (the int32
         accumulator could wrap); a configuration whose scratchpad bank cannot hold one tile
         (WS: R weight rows; at least one activation row) or whose accumulator cannot hold one
-        OS block (R rows); a field out of its range (e.g. a row stride of 2**24 bytes or more).
+        OS block (R rows); a row stride of 2**24 bytes or more; an address past 2**32.
     """
     config = _require_config(config)
     addresses = [
@@ -212,9 +212,11 @@ def gemm_schedule(
             f"k must be at most {MAX_K_NO_OVERFLOW} (int32 accumulation of int8 products), "
             f"not {k!r}; split K and add the partial results in wider precision"
         )
+    out_bytes = 4 if requant is None else 1
+    a_stride = k if config.dataflow is Dataflow.WS else m
+    _check_strides({"A": a_stride, "B": n, "C": n * out_bytes})
     block_rows = _block_rows(config, m)
     builder = _ProgramBuilder(config)
-    out_bytes = 4 if requant is None else 1
     for j0 in range(0, n, config.cols):
         width = min(config.cols, n - j0)
         if requant is not None:
@@ -232,6 +234,16 @@ def gemm_schedule(
                 width=width,
             )
     return builder.finish()
+
+
+def _check_strides(strides: dict[str, int]) -> None:
+    """`ValueError` naming the first matrix whose row stride does not fit ``dram_stride``."""
+    for name, stride in strides.items():
+        if stride >= 1 << STRIDE_BITS:
+            raise ValueError(
+                f"{name}'s row stride must be below 2**{STRIDE_BITS} bytes (dram_stride), "
+                f"not {stride!r}"
+            )
 
 
 def _block_rows(config: AccelConfig, m: int) -> int:
@@ -513,13 +525,14 @@ def spmm_schedule(layout: SpmmLayout) -> list[Instruction]:
     TypeError
         `layout` is not a `SpmmLayout`.
     ValueError
-        The configuration's weight banks have no rows.
+        The configuration's weight banks have no rows, or a row stride of 2**24 bytes or more.
     """
     if not isinstance(layout, SpmmLayout):
         raise TypeError(f"layout must be a SpmmLayout, not {layout!r}")
     config = layout.config
     if _bank_rows(config)[1] < 1:
         raise ValueError(f"spad_bytes = {config.spad_bytes} leaves weight banks without rows")
+    _check_strides({"X": layout.m, "Y": 4 * layout.m})
     builder = _ProgramBuilder(config)
     block_rows = max(rows for _, rows in layout.row_groups)
     for j0 in range(0, layout.m, config.cols):

@@ -42,23 +42,61 @@ def run_accelerator(config, memory, words, *, latency=0, stall=0.0, seed=0, max_
             if offer:
                 ctx.set(dut.cmd.payload, values[sent])
             sampled = await ctx.tick().sample(
-                dut.cmd.ready, port.req.valid, port.req.ready, port.req.payload.addr,
-                port.req.payload.beats, port.req.payload.write, port.rdata.valid,
-                port.rdata.ready, port.wdata.valid, port.wdata.ready, port.wdata.payload.data,
-                port.wdata.payload.strobe, dut.idle, dut.error,
+                dut.cmd.ready,
+                port.req.valid,
+                port.req.ready,
+                port.req.payload.addr,
+                port.req.payload.beats,
+                port.req.payload.write,
+                port.rdata.valid,
+                port.rdata.ready,
+                port.wdata.valid,
+                port.wdata.ready,
+                port.wdata.payload.data,
+                port.wdata.payload.strobe,
+                dut.idle,
+                dut.error,
             )
-            (_, _, cmd_ready, req_valid, req_ready, addr, beats, write, rdata_valid,
-             rdata_ready, wdata_valid, wdata_ready, wdata, strobe, idle, error) = sampled
+            (
+                _,
+                _,
+                cmd_ready,
+                req_valid,
+                req_ready,
+                addr,
+                beats,
+                write,
+                rdata_valid,
+                rdata_ready,
+                wdata_valid,
+                wdata_ready,
+                wdata,
+                strobe,
+                idle,
+                error,
+            ) = sampled
             model.edge(
-                {"req_valid": req_valid, "req_ready": req_ready, "req": (addr, beats, write),
-                 "rdata_valid": rdata_valid, "rdata_ready": rdata_ready,
-                 "wdata_valid": wdata_valid, "wdata_ready": wdata_ready, "wdata": (wdata, strobe)}
+                {
+                    "req_valid": req_valid,
+                    "req_ready": req_ready,
+                    "req": (addr, beats, write),
+                    "rdata_valid": rdata_valid,
+                    "rdata_ready": rdata_ready,
+                    "wdata_valid": wdata_valid,
+                    "wdata_ready": wdata_ready,
+                    "wdata": (wdata, strobe),
+                }
             )
             if offer and cmd_ready:
                 sent += 1
             cycle += 1
             stopped = error != ErrorCode.NONE
-            if idle and not offer and not (cmd_ready and offer) and (sent == len(values) or stopped):
+            if (
+                idle
+                and not offer
+                and not (cmd_ready and offer)
+                and (sent == len(values) or stopped)
+            ):
                 break
             if idle and stopped:
                 break
@@ -71,5 +109,6 @@ def run_accelerator(config, memory, words, *, latency=0, stall=0.0, seed=0, max_
     sim.add_clock(1e-8)
     sim.add_testbench(testbench)
     sim.run()
-    return PysimRun(model.memory, result["cycles"], result["error"], result["error_index"],
-                    result["counters"])
+    return PysimRun(
+        model.memory, result["cycles"], result["error"], result["error_index"], result["counters"]
+    )

@@ -260,7 +260,7 @@ def test_a_small_accumulator_reuses_rows_through_store_tokens():
             config_of(2, 2, 256, 16, "ws"),
             lambda c: gemm_schedule(0, 1 << 25, 0, 1, 1 << 25, 1, c),
             ValueError,
-            r"dram_stride must be in \[0, 2\*\*24\), not 33554432$",
+            r"^B's row stride must be below 2\*\*24 bytes \(dram_stride\), not 33554432$",
         ),
         (
             config_of(2, 2, 256, 16, "ws"),

@@ -374,6 +374,7 @@ def test_sparse_gemm_through_the_spmm_engine(sparsity):
     assert run.error is ErrorCode.NONE
     out = run.memory[C_ADDR : C_ADDR + 4 * 6 * 2].view(np.int32).reshape(6, 2)
     np.testing.assert_array_equal(out, gemm(w, x))
+    assert run.counters["macs"] == np.count_nonzero(w) * 2
 
 
 def test_spmm_runtime_errors_name_the_instruction():
