@@ -16,7 +16,8 @@ Memory layout (byte addresses, everything row-major, no padding):
   a load copies contiguous bytes;
 - B at ``b_addr``: K x N, row stride N;
 - C at ``c_addr``: M x N, row stride N (int8) or 4N bytes (int32, little-endian);
-- requantized output: N parameter records of 16 bytes at ``requant`` (`param_records`).
+- requantized output: N parameter records of 16 bytes at ``requant``
+  (`host.isa.pack_param_records`).
 
 Tiling: a *step* is one MATMUL with its loads; a *block* is the accumulator rows one STORE
 drains. Weight-stationary: block = up to ``M_t`` rows of A by one N-tile of C columns; step =
@@ -48,12 +49,12 @@ import numpy as np
 from hdl.config import AccelConfig, Dataflow
 from hdl.isa import PARAM_RECORD_BYTES, STRIDE_BITS, Op
 from host.alloc import RowPool
-from host.isa import Geometry, Instruction
-from sim.golden.checks import require_array, require_gemm_operands
+from host.isa import Geometry, Instruction, pack_param_records
+from sim.golden.checks import require_gemm_operands
 from sim.golden.gemm import MAX_K_NO_OVERFLOW
-from sim.golden.requant import RequantParams, decompose_multiplier
+from sim.golden.requant import RequantParams
 from sim.golden.sparse import csr_compress
-from sim.sparse_program import _nonzero_beats
+from sim.sparse_program import nonzero_beats
 
 #: Largest ``rows`` of one instruction (16-bit field).
 MAX_ROWS = (1 << 16) - 1
@@ -181,8 +182,8 @@ def gemm_schedule(
     config : AccelConfig
         The hardware; its dataflow decides the tiling and A's layout.
     requant : int or None
-        None: C is int32. Otherwise the address of N parameter records (`param_records`) and C
-        is int8, requantized per column.
+        None: C is int32. Otherwise the address of N parameter records
+        (`host.isa.pack_param_records`) and C is int8, requantized per column.
 
     Returns
     -------
@@ -301,32 +302,6 @@ def _matmul_block_steps(builder, addresses, block, shape, acc_row: int) -> None:
         builder.step(loads, compute, first=k0 == 0, last=k0 + k_tile >= k)
 
 
-def param_records(bias: np.ndarray, params: RequantParams) -> np.ndarray:
-    """uint8 [N, 16]: the requantizer parameter record of each output channel (docs/isa.md):
-    int32 bias LE at 0, m24 (3 bytes LE) at 4, shift at 7, int8 zero point at 8, ReLU at 9.
-
-    Raises
-    ------
-    TypeError, ValueError
-        `bias` is not an int32 vector of ``params.channels`` entries, or `params` is not a
-        `RequantParams`.
-    """
-    if not isinstance(params, RequantParams):
-        raise TypeError(f"params must be a RequantParams, not {params!r}")
-    bias = require_array("bias", bias, np.int32, 1)
-    if bias.shape[0] != params.channels:
-        raise ValueError(f"bias must have {params.channels} entries, not {bias.shape[0]!r}")
-    m24, shift = decompose_multiplier(params.multiplier)
-    records = np.zeros((params.channels, PARAM_RECORD_BYTES), np.uint8)
-    records[:, 0:4] = bias.astype("<i4").view(np.uint8).reshape(-1, 4)
-    for byte in range(3):
-        records[:, 4 + byte] = (m24 >> (8 * byte)) & 0xFF
-    records[:, 7] = shift
-    records[:, 8] = params.out_zero_point & 0xFF
-    records[:, 9] = params.relu
-    return records
-
-
 def _place(sizes: list[int], align: int) -> tuple[list[int], int]:
     """Start address of each region of `sizes` bytes, one after the other, and the end."""
     starts, end = [], 0
@@ -422,7 +397,7 @@ def gemm_memory(
     records = None
     if params is not None:
         bias = np.zeros(n, np.int32) if bias is None else bias
-        records = param_records(bias, params).reshape(-1)
+        records = pack_param_records(bias, params)
     a_image = a if config.dataflow is Dataflow.WS else a.T
     out_bytes = 4 if params is None else 1
     pieces = [a_image.reshape(-1), b.reshape(-1), records, np.zeros(m * n * out_bytes, np.uint8)]
@@ -488,7 +463,8 @@ def spmm_memory(
     Raises
     ------
     TypeError, ValueError
-        Operands that are not int8 matrices of matching shapes, or K > 65536.
+        Operands that are not int8 matrices of matching shapes, K > 65536, or a configuration
+        whose weight banks have no rows.
     """
     config = _require_config(config)
     w, x = require_gemm_operands(w, x, ("w", "x"))
@@ -496,10 +472,12 @@ def spmm_memory(
     (n, k), m = w.shape, x.shape[1]
     group_rows = min(n, config.acc_rows // 2, MAX_ROWS)
     depth = min(config.sparse_depth, _bank_rows(config)[1], MAX_ROWS)
+    if depth < 1:
+        raise ValueError(f"spad_bytes = {config.spad_bytes} leaves weight banks without rows")
     groups = tuple((r0, min(group_rows, n - r0)) for r0 in range(0, n, group_rows))
     chunks = tuple((k0, min(depth, k - k0)) for k0 in range(0, k, depth))
     beats = [
-        [_nonzero_beats(csr_compress(w[r0 : r0 + rows]), k0, k0 + kc, config) for k0, kc in chunks]
+        [nonzero_beats(csr_compress(w[r0 : r0 + rows]), k0, k0 + kc, config) for k0, kc in chunks]
         for r0, rows in groups
     ]
     flat = [x.reshape(-1)] + [b.astype("<u4").view(np.uint8).reshape(-1) for g in beats for b in g]
@@ -525,13 +503,11 @@ def spmm_schedule(layout: SpmmLayout) -> list[Instruction]:
     TypeError
         `layout` is not a `SpmmLayout`.
     ValueError
-        The configuration's weight banks have no rows, or a row stride of 2**24 bytes or more.
+        A row stride of 2**24 bytes or more.
     """
     if not isinstance(layout, SpmmLayout):
         raise TypeError(f"layout must be a SpmmLayout, not {layout!r}")
     config = layout.config
-    if _bank_rows(config)[1] < 1:
-        raise ValueError(f"spad_bytes = {config.spad_bytes} leaves weight banks without rows")
     _check_strides({"X": layout.m, "Y": 4 * layout.m})
     builder = _ProgramBuilder(config)
     block_rows = max(rows for _, rows in layout.row_groups)

@@ -26,17 +26,20 @@ Semantics beyond docs/isa.md, chosen here:
   beat both finishes a row past ``acc_rows`` and holds a bad index, SPARSE_FORMAT wins (the
   index is seen when the beat is taken, the row after it).
 
-Errors: `run` applies `host.isa.check_program` first and raises its `ProgramError` before
-anything runs (the model's state is then unchanged). A run-time error (SPMM) raises
-`ProgramError` with its code and index after the earlier instructions ran and the faulting
-SPMM wrote the rows it completed; later instructions do not run.
+Errors: `run` applies `host.isa.check_program` first, with the size of the model's memory image
+as the main-memory size (the hardware uses ``AccelConfig.mem_bytes``), and raises its
+`ProgramError` before anything runs (the model's state is then unchanged). A run-time error
+(SPMM) raises `ProgramError` with its code and index after the earlier instructions ran and the
+faulting SPMM wrote the rows it completed; later instructions do not run.
 
 Race check
 ----------
 Instructions of different queues run concurrently unless something orders them. `Ordering`
 computes exactly which pairs the ISA orders (i finishes before j starts):
 
-- queue order: two instructions of one queue;
+- queue order: the instructions of one queue start in order and finish in order (a unit may
+  overlap them, as the compute unit pipelines MATMULs; pairs within one queue are the unit's
+  own business and never reported);
 - FENCE: everything before a FENCE in program order, and everything after it;
 - tokens: on each channel (queue pair and direction) the n-th pop starts after the n-th push
   finished (pops and pushes of one channel each happen in their queue's order, and the n-th
@@ -104,9 +107,9 @@ class Counters:
     Attributes
     ----------
     macs : int
-        Multiply-accumulates issued: R * C for every row streamed through the array (MATMUL
-        ``rows``: M rows in WS, K rows in OS) and G * C for every nonzeros beat the sparse
-        engine took (padding entries included).
+        Multiply-accumulates, as the accelerator's ``macs`` counter counts them: R * C for every
+        row streamed through the array (MATMUL ``rows``: M rows in WS, K rows in OS), C for
+        every nonzero value of the ``nonzeros`` beats the sparse engine took.
     bytes_loaded : int
         Main-memory bytes read: LOAD_ACT / LOAD_WGT ``rows * width``, LOAD_PARAMS 16 per lane,
         SPMM ``nz_beats`` beats.
@@ -309,7 +312,7 @@ class IsaModel:
         counters.bytes_loaded += ins.nz_beats * nonzero_beat_bytes(self.config)
         bad = (indices >= ins.k).any(axis=1)
         taken = int(np.argmax(bad)) if bad.any() else ins.nz_beats
-        counters.macs += taken * self.config.sparse_lanes
+        counters.macs += self.config.cols * int(np.count_nonzero(values[:taken]))
         x = self.wgt[ins.x_row : ins.x_row + ins.k].astype(np.int64)
         products = np.einsum("bg,bgc->bc", values[:taken], x[indices[:taken]])
         row_of_beat = np.cumsum(row_end[:taken]) - row_end[:taken]

@@ -123,12 +123,12 @@ def spmm_program(w: np.ndarray, x: np.ndarray, config: AccelConfig) -> SparsePro
             last = (np.arange(stop - start) == stop - start - 1)[:, None]
             chunk_acts.append(pack_beats([(block, 8), (last, 1)]))
         acts += chunk_acts
-        nonzeros += [_nonzero_beats(csr, start, stop, config)] * blocks
+        nonzeros += [nonzero_beats(csr, start, stop, config)] * blocks
     inputs = {"acts": np.concatenate(acts), "nonzeros": np.concatenate(nonzeros)}
     return SparseProgram(inputs, n * blocks * math.ceil(k / depth), config, n, m, k, csr.nnz)
 
 
-def _nonzero_beats(csr: CsrMatrix, start: int, stop: int, config: AccelConfig) -> np.ndarray:
+def nonzero_beats(csr: CsrMatrix, start: int, stop: int, config: AccelConfig) -> np.ndarray:
     """Packed ``nonzeros`` beats of one pass: W's columns [start, stop), every row."""
     n = csr.shape[0]
     groups = config.sparse_groups

@@ -8,18 +8,17 @@ import pytest
 
 from hdl.config import AccelConfig
 from hdl.isa import Op, Queue
-from host.isa import check_program
+from host.isa import Instruction, check_program
 from host.schedule import (
     gemm_memory,
     gemm_schedule,
     matmul_steps,
-    param_records,
     spmm_memory,
     spmm_schedule,
 )
 from sim.golden.gemm import MAX_K_NO_OVERFLOW, gemm
 from sim.golden.requant import RequantParams, requantize_float
-from sim.isa_model import IsaModel, Ordering
+from sim.isa_model import IsaModel, Ordering, RaceError
 
 # (rows, cols, spad_bytes, acc_rows): small scratchpads and accumulators, so that M, N and K
 # split into several blocks and tiles and the accumulator rows are reused.
@@ -70,10 +69,13 @@ def test_random_gemms_equal_the_golden_model(array, int8, dataflow):
     shapes = [
         (1, 1, 1),
         (r, c, r),
-        *(tuple(rng.integers(1, 3 * s + 6) for s in (r, c, r)) for _ in range(3)),
+        *(
+            tuple(int(v) for v in rng.integers(1, [3 * r + 6, 3 * c + 6, 3 * r + 6]))
+            for _ in range(6)
+        ),
     ]
     for m, n, k in shapes:
-        a, b, bias, params = random_gemm(rng, int(m), int(n), int(k), int8)
+        a, b, bias, params = random_gemm(rng, m, n, k, int8)
         result, _, _, _, program = run_gemm(config, a, b, bias, params)
         np.testing.assert_array_equal(result, expected(a, b, bias, params), err_msg=f"{m}x{n}x{k}")
         assert Counter(i.op for i in program)[Op.MATMUL] == matmul_steps(m, n, k, config)
@@ -98,28 +100,16 @@ def test_the_layout_puts_a_transposed_for_output_stationary():
         np.testing.assert_array_equal(memory[8:20].view(np.int8), b.reshape(-1))
 
 
-def test_param_records_hold_each_field_where_docs_isa_says():
+def test_parameter_records_hold_each_field_where_docs_isa_says():
     params = RequantParams(np.array([0.5, 3.0], np.float32), out_zero_point=-3, relu=True)
-    records = param_records(np.array([-2, 1 << 20], np.int32), params)
-    assert records[0].tolist() == [
-        0xFE,
-        0xFF,
-        0xFF,
-        0xFF,
-        0,
-        0,
-        0x80,
-        24,
-        0xFD,
-        1,
-        0,
-        0,
-        0,
-        0,
-        0,
-        0,
-    ]
-    assert records[1].tolist() == [0, 0, 0x10, 0, 0, 0, 0xC0, 22, 0xFD, 1, 0, 0, 0, 0, 0, 0]
+    a, b = np.ones((1, 1), np.int8), np.ones((1, 2), np.int8)
+    bias = np.array([-2, 1 << 20], np.int32)
+    memory, layout = gemm_memory(a, b, config_of(2, 2, 256, 16, "ws"), bias=bias, params=params)
+    records = memory[layout.params_addr : layout.params_addr + 32].reshape(2, 16)
+    # bias LE, m24 LE (0.5 = 2**23 * 2**-24, 3 = 3 * 2**22 * 2**-22), shift, zero point, ReLU
+    assert records[0, :10].tolist() == [0xFE, 0xFF, 0xFF, 0xFF, 0, 0, 0x80, 24, 0xFD, 1]
+    assert records[1, :10].tolist() == [0, 0, 0x10, 0, 0, 0, 0xC0, 22, 0xFD, 1]
+    assert not records[:, 10:].any()
 
 
 def test_operands_anywhere_in_memory_at_any_alignment():
@@ -182,14 +172,43 @@ def test_loads_and_stores_overlap_compute(dataflow):
         assert not order.before(computes[step - 1], first_load)  # may run during step - 1
         if step >= 2:
             assert order.before(computes[step - 2], first_load)  # its bank is released
-    overlapping = [
-        (store, compute)
-        for store in stores
-        for compute in computes
-        if compute > store and not order.before(store, compute)
+    for store in stores:
+        later = [c for c in computes if c > store]
+        if later:
+            assert not order.before(store, later[0])  # the next block may compute meanwhile
+
+
+def without_flag(program, index, flag):
+    ins = program[index]
+    changed = list(program)
+    changed[index] = Instruction(ins.op, **ins.fields, **{**ins.deps, flag: False})
+    return changed
+
+
+@pytest.mark.parametrize("workload", ["ws", "os", "spmm"])
+def test_every_token_the_schedule_pops_is_needed(workload):
+    """Clearing any one pop flag of a scheduled program makes the model find a race."""
+    rng = np.random.default_rng(8)
+    if workload == "spmm":
+        config = AccelConfig(rows=2, cols=2, sparse_lanes=4, sparse_depth=4, acc_rows=16)
+        w = rng.integers(-3, 4, (20, 9), dtype=np.int8)
+        memory, layout = spmm_memory(w, rng.integers(-128, 128, (9, 3), dtype=np.int8), config)
+        program = spmm_schedule(layout)
+    else:
+        config = config_of(2, 2, 256, 16, workload)
+        a, b, _, _ = random_gemm(rng, 12, 5, 5, False)
+        memory, layout = gemm_memory(a, b, config)
+        program = layout.schedule()
+    pops = [
+        (i, flag)
+        for i, ins in enumerate(program)
+        for flag in ("pop_prev", "pop_next")
+        if ins.deps[flag]
     ]
-    assert overlapping  # some later MATMUL may run while a STORE drains
-    assert all(not order.before(s, c) for s, c in overlapping)
+    assert len(pops) > 40
+    for index, flag in pops:
+        with pytest.raises(RaceError):
+            IsaModel(config, memory).run(without_flag(program, index, flag))
 
 
 def test_a_small_accumulator_reuses_rows_through_store_tokens():
@@ -276,15 +295,13 @@ def test_a_small_accumulator_reuses_rows_through_store_tokens():
             ValueError,
             r"^inner dimensions differ",
         ),
-        (
-            None,
-            lambda c: param_records(
-                np.zeros(2, np.int32), RequantParams(np.ones(3, np.float32), 0)
-            ),
-            ValueError,
-            r"^bias must have 3 entries, not 2$",
-        ),
         (None, lambda c: spmm_schedule("layout"), TypeError, r"^layout must be a SpmmLayout"),
+        (
+            AccelConfig(rows=1, cols=256, spad_bytes=256),
+            lambda c: spmm_memory(np.ones((1, 1), np.int8), np.ones((1, 1), np.int8), c),
+            ValueError,
+            r"^spad_bytes = 256 leaves weight banks without rows$",
+        ),
     ],
 )
 def test_bad_arguments_name_the_value(config, call, error, message):
