@@ -7,11 +7,12 @@ derive their exact cycle counts from (the memory always accepts requests):
 
 - A command is accepted in a cycle where the request side is idle (and no error, no WAIT, task
   queue not full); the cycle after, the data side sees its task.
-- COPY takes the request side three cycles: accept, read request, write request. WRITE and
-  ORPHAN take two (accept, request); NOP and a bad opcode one.
+- COPY takes the request side three cycles: accept, read request, write request. WRITE takes
+  three too (accept, a cycle without request, write request), so that its word, offered as soon
+  as its task is the head one, can come before its request. ORPHAN takes two (accept, read
+  request); NOP and a bad opcode one.
 - The data side runs the tasks in order with no gap between them: COPY passes each read word
-  straight on as a write word (``rdata`` to ``wdata`` combinationally, all strobes set); WRITE
-  offers its one word as soon as it is the head task.
+  straight on as a write word (``rdata`` to ``wdata`` combinationally, all strobes set).
 - ``idle`` is high when the request side is idle and the task queue is empty (and no WAIT).
 """
 
@@ -131,7 +132,7 @@ class StandIn(wiring.Component):
                         with m.Case(STANDIN_OPS["WRITE"]):
                             m.d.comb += [tasks.w_en.eq(1), new.beats.eq(1)]
                             m.d.sync += [dst.eq(command[8:40]), beats.eq(1)]
-                            m.next = "WRITE"
+                            m.next = "DELAY"
                         with m.Case(STANDIN_OPS["WAIT"]):
                             m.d.sync += stuck.eq(1)
                         with m.Case(STANDIN_OPS["ORPHAN"]):
@@ -152,6 +153,8 @@ class StandIn(wiring.Component):
                     ]
                     with m.If(self.mem.req.ready):
                         m.next = after
+            with m.State("DELAY"):  # WRITE's word is offered before its request
+                m.next = "WRITE"
             with m.State("WRITE"):
                 m.d.comb += [
                     self.mem.req.valid.eq(1),

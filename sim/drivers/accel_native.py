@@ -556,7 +556,7 @@ class NativeAccelerator:
                 f"native simulation of the accelerator {why}; stopped at cycle "
                 f"{status[_CYCLES]} with {status[_ACCEPTED]} of {program.shape[0]} instruction "
                 f"words accepted, {status[_PENDING_READS]} read and {status[_PENDING_WRITES]} "
-                f"write words outstanding",
+                f"write words outstanding; last transfer in cycle {status[_LAST_TRANSFER]}",
                 int(status[_CYCLES]),
                 named,
             )

@@ -37,7 +37,8 @@ Builds are content-addressed in ``cache_dir()/native/<key>/`` (key: Verilog, har
 flags, tool versions), built under a lock with a marker file (`sim.toolchain.cached_build`), so
 a design is Verilated once per machine; Verilator's run-time objects and the optimised netlists
 are cached too. Cold builds on 2 cores: 2x2 about 4 s (plus 7 s once for the run-time objects),
-16x16 about 15-30 s (Yosys 5-10 s of it, then cached).
+16x16 about 15-30 s (Yosys 5-10 s of it, then cached). `sim.drivers.accel_native` builds the
+whole accelerator with the same machinery (`_build_library`) and its own harness.
 """
 
 from __future__ import annotations

@@ -15,13 +15,14 @@
 // after reset. In each cycle the harness drives the inputs with the clock low (the next
 // instruction word on `cmd`, held until accepted; the memory's side of `mem`), lets the logic
 // settle (eval), samples valid/ready, then evaluates the rising edge and applies what
-// transferred to the memory model. The run stops, before the edge of cycle c, with c cycles:
+// transferred to the memory model. The run stops, before the edge of cycle c, with c cycles
+// (status[kCycles]; a faulty request stops the run in the cycle it was accepted in):
 //   - when every word has been accepted and `idle` is high: success;
 //   - when `error` is nonzero and `idle` is high: the accelerator's error (code and index);
 //   - after max_cycles cycles (kTimeout) or quiet_limit quiet cycles in a row (kHang): a cycle is
 //     quiet when nothing transferred on cmd, req, rdata or wdata, the progress counter (the
-//     `macs` field) did not change, and the memory was not itself holding back read data
-//     (latency or bandwidth);
+//     `macs` field) did not change, and the memory was not itself holding back a read word or a
+//     write word (latency, bandwidth);
 //   - when a request leaves the memory (kMemoryRange) or breaks the port protocol (kProtocol):
 //     a misaligned address, a burst of zero beats, or `idle` high with bursts outstanding.
 //
@@ -415,7 +416,7 @@ TESSERA_EXPORT int64_t tessera_accel_run(void* handle, uint8_t* memory, int64_t 
             const bool rdata_valid =
                 head && head->snapped && cycle >= head->ready_cycle && read_credit >= kBus;
             // The memory holding back a read (latency, bandwidth) is not the design's hang.
-            const bool memory_owes = head && head->snapped && !rdata_valid;
+            const bool read_owed = head && head->snapped && !rdata_valid;
             if (rdata_valid) {
                 buffer[0] = 0;  // a bus of 1 or 2 bytes fills only part of word 0
                 std::memcpy(buffer, head->data.data() + head->sent * kBus, kBus);
@@ -457,6 +458,8 @@ TESSERA_EXPORT int64_t tessera_accel_run(void* handle, uint8_t* memory, int64_t 
             const bool rdata_moved = rdata_valid && top.mem___05Frdata___05Fready;
             const bool wdata_valid = top.mem___05Fwdata___05Fvalid;
             const bool wdata_moved = wdata_valid && wdata_ready;
+            // Nor is a write word held off for bandwidth alone.
+            const bool memory_owes = read_owed || (wdata_valid && !writes.empty() && !wdata_ready);
             if (wdata_moved) get(buffer, top.mem___05Fwdata___05Fpayload);
             if (cmd_valid && !cmd_moved) ++status[kCmdStall];
             if (rdata_valid && !rdata_moved) ++status[kRdataStall];
@@ -465,6 +468,7 @@ TESSERA_EXPORT int64_t tessera_accel_run(void* handle, uint8_t* memory, int64_t 
             harness->eval();
 
             // Apply the transfers: the request first (its write burst may take this edge's word).
+            // A faulty request stops the run at once; this edge's data transfers are dropped.
             if (req_valid) {
                 const uint64_t addr = request & 0xFFFFFFFFu;
                 const int64_t beats = static_cast<int64_t>((request >> 32) & 0xFFFFu);
