@@ -12,7 +12,8 @@ rows ahead of the data (a FIFO holds each row's offset, length and destination),
 latency L keeps streaming at one bus word per cycle when ``outstanding`` >= L / words per row.
 A row is presented on ``write`` in the cycle after its last word arrives. The next command is
 accepted as soon as the previous one has issued its last request, so commands pipeline too.
-``done`` pulses for one cycle when the last row of a command is written.
+``done`` pulses for one cycle when the last row of a command is written. Each row carries its
+command's ``tag`` (the accelerator routes rows by it while commands overlap).
 
 Assumes ``width`` <= the row width and that the rows lie inside memory (the controller checks
 both before issuing the command, `host.isa.check_program` does on the host).
@@ -26,9 +27,13 @@ from hdl.isa import DRAM_ADDRESS_BITS, ROWS_BITS, STRIDE_BITS, WIDTH_BITS
 from hdl.memport import request_layout
 from hdl.scratchpad import row_index_bits
 
+#: Bits of the tag a command carries to each of its rows (e.g. which memory they are for).
+TAG_BITS = 2
+
 
 def load_command_layout(spad_rows: int) -> data.StructLayout:
-    """Payload of ``cmd``: the LOAD instruction's fields, ``spad_row`` as wide as a row index."""
+    """Payload of ``cmd``: the LOAD instruction's fields, ``spad_row`` as wide as a row index,
+    and a ``tag`` that comes out with each of the command's rows."""
     return data.StructLayout(
         {
             "dram_addr": DRAM_ADDRESS_BITS,
@@ -36,7 +41,16 @@ def load_command_layout(spad_rows: int) -> data.StructLayout:
             "rows": ROWS_BITS,
             "spad_row": row_index_bits(spad_rows),
             "width": WIDTH_BITS,
+            "tag": TAG_BITS,
         }
+    )
+
+
+def load_write_layout(row_bytes: int, spad_rows: int) -> data.StructLayout:
+    """Payload of ``write``: the scratchpad row, its bytes and its command's tag."""
+    row = data.ArrayLayout(unsigned(8), row_bytes)
+    return data.StructLayout(
+        {"row": unsigned(row_index_bits(spad_rows)), "data": row, "tag": TAG_BITS}
     )
 
 
@@ -62,14 +76,12 @@ class LoadDma(wiring.Component):
         self.outstanding = outstanding
         #: Most words one row can span (when it starts at the last byte of a word).
         self.max_beats = (row_bytes + bus_bytes - 2) // bus_bytes + 1
-        index = unsigned(row_index_bits(spad_rows))
-        row = data.ArrayLayout(unsigned(8), row_bytes)
         super().__init__(
             {
                 "cmd": In(stream.Signature(load_command_layout(spad_rows))),
                 "req": Out(stream.Signature(request_layout())),
                 "rdata": In(stream.Signature(unsigned(8 * bus_bytes))),
-                "write": Out(stream.Signature(data.StructLayout({"row": index, "data": row}))),
+                "write": Out(stream.Signature(load_write_layout(row_bytes, spad_rows))),
                 "done": Out(1),
                 "busy": Out(1),
             }
@@ -85,6 +97,7 @@ class LoadDma(wiring.Component):
                 "width": WIDTH_BITS,
                 "row": row_index_bits(self.spad_rows),
                 "last": 1,
+                "tag": TAG_BITS,
             }
         )
         m.submodules.meta = meta = fifo.SyncFIFOBuffered(
@@ -98,6 +111,7 @@ class LoadDma(wiring.Component):
         rows_left = Signal(ROWS_BITS)
         width = Signal(WIDTH_BITS)
         row = Signal(row_index_bits(self.spad_rows))
+        tag = Signal(TAG_BITS)
         offset = address[:shift] if shift else 0
         beats = ((offset + width - 1) >> shift) + 1
 
@@ -111,6 +125,7 @@ class LoadDma(wiring.Component):
                 rows_left.eq(command.rows),
                 width.eq(command.width),
                 row.eq(command.spad_row),
+                tag.eq(command.tag),
             ]
 
         entry = data.View(meta_layout, meta.w_data)
@@ -124,6 +139,7 @@ class LoadDma(wiring.Component):
             entry.width.eq(width),
             entry.row.eq(row),
             entry.last.eq(rows_left == 1),
+            entry.tag.eq(tag),
             meta.w_en.eq(self.req.valid & self.req.ready),
         ]
         with m.If(self.req.valid & self.req.ready):
@@ -167,6 +183,7 @@ class LoadDma(wiring.Component):
                     out_valid.eq(1),
                     out_last.eq(current.last),
                     self.write.payload.row.eq(current.row),
+                    self.write.payload.tag.eq(current.tag),
                     self.write.payload.data.eq(gathered[: 8 * self.row_bytes] & keep),
                 ]
             with m.Else():

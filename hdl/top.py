@@ -70,10 +70,14 @@ class Accelerator(wiring.Component):
         m.submodules.matmul = matmul = MatmulEngine(config, act_rows, wgt_rows, config.acc_rows)
         m.submodules.requant = requant = Requantizer(config)
         load_bytes = max(rows, cols, PARAM_RECORD_BYTES)
-        m.submodules.load_dma = load_dma = LoadDma(bus, load_bytes, max(act_rows, wgt_rows, cols))
+        # Enough rows in flight to cover the memory latency: one row per cycle after the first.
+        outstanding = max(32, 1 << (config.mem_latency + 8).bit_length())
+        m.submodules.load_dma = load_dma = LoadDma(
+            bus, load_bytes, max(act_rows, wgt_rows, cols), outstanding=outstanding
+        )
         m.submodules.store_dma = store_dma = StoreDma(bus, 4 * cols)
         m.submodules.spmm = spmm = SpmmEngine(config, wgt_rows, config.acc_rows)
-        m.submodules.arbiter = arbiter = MemoryArbiter(bus, 3)
+        m.submodules.arbiter = arbiter = MemoryArbiter(bus, 3, outstanding=outstanding)
         wiring.connect(m, load_dma.req, arbiter.m0.req)
         wiring.connect(m, arbiter.m0.rdata, load_dma.rdata)
         wiring.connect(m, store_dma.req, arbiter.m1.req)
@@ -152,39 +156,38 @@ class Accelerator(wiring.Component):
 
     # ---------------------------------------------------------------------------------------
     def _load_unit(self, m: Module, queue, tokens, dma, act, wgt, requant) -> Signal:
+        """LOADs go to the DMA back to back (the next is taken once the previous has issued its
+        requests), so their memory latencies overlap; each row carries its load's target as the
+        DMA tag, and each load's tokens are pushed when its last row is written."""
         load = _view(Op.LOAD_ACT, queue.r_data)
         params = _view(Op.LOAD_PARAMS, queue.r_data)
         op = queue.r_data[:4]
-        running, command_pending = Signal(), Signal()
-        target = Signal(4)  # the running load's opcode
-        push_next = Signal()
-        can_start = queue.r_rdy & ~running & tokens.available("c2l", load.deps.pop_next)
-        self._load_waiting = queue.r_rdy & ~running & ~can_start
-        with m.If(can_start):
-            m.d.comb += [queue.r_en.eq(1), tokens.pop("c2l", load.deps.pop_next)]
-            m.d.sync += [
-                running.eq(1),
-                command_pending.eq(1),
-                target.eq(op),
-                push_next.eq(load.deps.push_next),
-            ]
-            is_params = op == Op.LOAD_PARAMS
-            command = dma.cmd.payload
-            m.d.sync += [
-                command.dram_addr.eq(load.dram_addr),
-                command.dram_stride.eq(Mux(is_params, PARAM_RECORD_BYTES, load.dram_stride)),
-                command.rows.eq(Mux(is_params, params.lanes, load.rows)),
-                command.spad_row.eq(Mux(is_params, 0, load.spad_row)),
-                command.width.eq(Mux(is_params, PARAM_RECORD_BYTES, load.width)),
-            ]
-        m.d.comb += dma.cmd.valid.eq(command_pending)
-        with m.If(dma.cmd.valid & dma.cmd.ready):
-            m.d.sync += command_pending.eq(0)
+        pushes = fifo.SyncFIFOBuffered(width=1, depth=QUEUE_DEPTH)
+        m.submodules.load_pushes = pushes
+        in_flight = Signal(range(QUEUE_DEPTH + 1))
+        ok = tokens.available("c2l", load.deps.pop_next)
+        self._load_waiting = queue.r_rdy & ~ok
+        is_params = op == Op.LOAD_PARAMS
+        command = dma.cmd.payload
+        m.d.comb += [
+            dma.cmd.valid.eq(queue.r_rdy & ok & pushes.w_rdy),
+            command.dram_addr.eq(load.dram_addr),
+            command.dram_stride.eq(Mux(is_params, PARAM_RECORD_BYTES, load.dram_stride)),
+            command.rows.eq(Mux(is_params, params.lanes, load.rows)),
+            command.spad_row.eq(Mux(is_params, 0, load.spad_row)),
+            command.width.eq(Mux(is_params, PARAM_RECORD_BYTES, load.width)),
+            command.tag.eq(op - Op.LOAD_ACT.value),  # 0 activations, 1 weights, 2 parameters
+            pushes.w_data.eq(load.deps.push_next),
+        ]
+        start = dma.cmd.valid & dma.cmd.ready
+        with m.If(start):
+            m.d.comb += [queue.r_en.eq(1), tokens.pop("c2l", load.deps.pop_next), pushes.w_en.eq(1)]
         with m.If(dma.done):
-            m.d.sync += running.eq(0)
-            m.d.comb += tokens.push("l2c", push_next)
+            m.d.comb += [pushes.r_en.eq(1), tokens.push("l2c", pushes.r_data[0])]
+        m.d.sync += in_flight.eq(in_flight + start - dma.done)
+        target = dma.write.payload.tag
 
-        # Route the DMA's rows to the target of the running load.
+        # Route each row by its load's tag.
         row = dma.write.payload
         record = row.data.as_value()
         param = requant.params.payload
@@ -201,22 +204,22 @@ class Accelerator(wiring.Component):
             param.relu.eq(record[72]),
         ]
         with m.Switch(target):
-            with m.Case(Op.LOAD_ACT):
+            with m.Case(0):
                 m.d.comb += [
                     act.write.valid.eq(dma.write.valid),
                     dma.write.ready.eq(act.write.ready),
                 ]
-            with m.Case(Op.LOAD_WGT):
+            with m.Case(1):
                 m.d.comb += [
                     wgt.write.valid.eq(dma.write.valid),
                     dma.write.ready.eq(wgt.write.ready),
                 ]
-            with m.Case(Op.LOAD_PARAMS):
+            with m.Case(2):
                 m.d.comb += [
                     requant.params.valid.eq(dma.write.valid),
                     dma.write.ready.eq(requant.params.ready),
                 ]
-        return running
+        return in_flight != 0
 
     # ---------------------------------------------------------------------------------------
     def _compute_unit(self, m: Module, queue, tokens, matmul, spmm, sparse_mode) -> Signal:
