@@ -1,0 +1,136 @@
+"""The whole accelerator (hdl/top.py) in the native Verilator harness with scheduled programs.
+
+Random GEMMs (ragged shapes, both dataflows, int32 and requantized int8, several memory latencies
+and bandwidths) and sparse products run from memory and equal sim.golden; the hardware's final
+memory and counters equal the functional model's; a bad program stops with its code and index.
+The 256^3 utilization run on the default 16x16 configuration is `slow` (a cold build of about 1-2
+minutes).
+"""
+
+import numpy as np
+import pytest
+from sparse_operands import sparse_operands
+
+from hdl.config import AccelConfig
+from hdl.isa import ErrorCode, Op
+from host.isa import Instruction, encode_program
+from host.schedule import gemm_memory, spmm_memory, spmm_schedule
+from sim.drivers.accel_native import NativeAccelerator
+from sim.golden.gemm import gemm
+from sim.golden.requant import RequantParams, requantize_float
+from sim.isa_model import IsaModel
+
+MEMORY = 1 << 16
+
+
+@pytest.fixture(scope="module")
+def accelerator():
+    sims = {}
+
+    def get(dataflow, **options):
+        key = (dataflow, tuple(sorted(options.items())))
+        if key not in sims:
+            config = AccelConfig(
+                rows=4,
+                cols=4,
+                dataflow=dataflow,
+                spad_bytes=1024,
+                acc_rows=64,
+                bus_bytes=8,
+                mem_latency=12,
+                mem_bytes=MEMORY,
+                sparse_depth=32,
+                **options,
+            )
+            sims[key] = NativeAccelerator(config)
+        return sims[key]
+
+    yield get
+    for sim in sims.values():
+        sim.close()
+
+
+def run_both(sim, memory, program, **options):
+    """Gateware and functional model on the same image; returns the gateware's memory."""
+    image = np.zeros(MEMORY, np.uint8)
+    image[: memory.size] = memory
+    model = IsaModel(sim.config, image.copy())
+    counters = model.run(program)
+    run = sim.run(image, encode_program(program), **options)
+    assert run.error is ErrorCode.NONE
+    np.testing.assert_array_equal(image, model.memory)
+    assert run.counters["macs"] == counters.macs
+    assert run.counters["bytes_written"] == counters.bytes_stored
+    return image, run
+
+
+@pytest.mark.parametrize("dataflow", ["ws", "os"])
+def test_random_gemms_from_memory(accelerator, dataflow):
+    sim = accelerator(dataflow)
+    rng = np.random.default_rng(1 if dataflow == "ws" else 2)
+    for index, (m, k, n) in enumerate([(1, 1, 1), (13, 9, 7), (20, 33, 10), (5, 70, 17)]):
+        a = rng.integers(-128, 128, (m, k), dtype=np.int8)
+        b = rng.integers(-128, 128, (k, n), dtype=np.int8)
+        a[0], b[:, 0] = -128, -128
+        memory, layout = gemm_memory(a, b, sim.config)
+        latency, bandwidth = [(0, 8), (12, 8), (40, 4), (3, 2)][index]
+        image, _ = run_both(
+            sim, memory, layout.schedule(), latency=latency, bytes_per_cycle=bandwidth
+        )
+        np.testing.assert_array_equal(layout.result(image), gemm(a, b))
+
+
+@pytest.mark.parametrize("dataflow", ["ws", "os"])
+def test_requantized_gemm(accelerator, dataflow):
+    sim = accelerator(dataflow)
+    rng = np.random.default_rng(3)
+    m, k, n = 11, 19, 9
+    a = rng.integers(-128, 128, (m, k), dtype=np.int8)
+    b = rng.integers(-128, 128, (k, n), dtype=np.int8)
+    bias = rng.integers(-20000, 20000, n).astype(np.int32)
+    params = RequantParams(np.exp2(rng.uniform(-14, -8, n)).astype(np.float32), -3, relu=True)
+    memory, layout = gemm_memory(a, b, sim.config, bias=bias, params=params)
+    image, _ = run_both(sim, memory, layout.schedule())
+    sums = (gemm(a, b).astype(np.int64) + bias).astype(np.int32)
+    np.testing.assert_array_equal(layout.result(image), requantize_float(sums, params))
+
+
+@pytest.mark.parametrize("sparsity", [0.0, 0.75, 0.99])
+def test_sparse_products(accelerator, sparsity):
+    sim = accelerator("ws")
+    w, x = sparse_operands(int(100 * sparsity), 21, 70, 9, sparsity)  # K = 70 > depth 32
+    memory, layout = spmm_memory(w, x, sim.config)
+    image, _ = run_both(sim, memory, spmm_schedule(layout))
+    np.testing.assert_array_equal(layout.result(image), gemm(w, x))
+
+
+def test_a_bad_instruction_stops_with_its_code_and_index(accelerator):
+    sim = accelerator("ws")
+    program = [
+        Instruction(Op.LOAD_ACT, dram_addr=0, dram_stride=4, rows=2, spad_row=0, width=4),
+        Instruction(Op.LOAD_WGT, dram_addr=MEMORY - 4, dram_stride=4, rows=2, spad_row=0, width=4),
+        Instruction(Op.STORE, acc_row=0, rows=1, dram_addr=64, dram_stride=16, int8=0, width=4),
+    ]
+    image = np.arange(MEMORY, dtype=np.uint32).astype(np.uint8)
+    before = image.copy()
+    run = sim.run(image, encode_program(program))
+    assert (run.error, run.error_index) == (ErrorCode.DRAM_RANGE, 1)
+    np.testing.assert_array_equal(image, before)  # the STORE after it never ran
+
+
+@pytest.mark.slow
+def test_256_cubed_on_16x16_from_memory():
+    """Issue 5's utilization point: 16 bytes/cycle, 64-cycle latency. Measured 75.5 %, below the
+    85 % target (docs/performance.md); this guards the measured figure against regressions."""
+    config = AccelConfig(rows=16, cols=16, bus_bytes=16, mem_latency=64, mem_bytes=1 << 20)
+    rng = np.random.default_rng(0)
+    a = rng.integers(-128, 128, (256, 256), dtype=np.int8)
+    b = rng.integers(-128, 128, (256, 256), dtype=np.int8)
+    memory, layout = gemm_memory(a, b, config)
+    image = np.zeros(config.mem_bytes, np.uint8)
+    image[: memory.size] = memory
+    with NativeAccelerator(config) as sim:
+        run = sim.run(image, encode_program(layout.schedule()))
+    np.testing.assert_array_equal(layout.result(image), gemm(a, b))
+    utilization = 256**3 / (run.cycles * 256)
+    assert utilization >= 0.75, utilization
