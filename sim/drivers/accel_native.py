@@ -44,6 +44,7 @@ from sim.drivers.native import (
     NETLISTS,
     SimulationTimeoutError,
     _build_library,
+    _call_model,
     _native_source,
     _optimized_verilog,
 )
@@ -528,21 +529,7 @@ class NativeAccelerator:
         with self._lock:
             if not self._finalizer.alive:
                 raise RuntimeError("this NativeAccelerator is closed")
-            if vcd_path is None:
-                result = self._lib.tessera_accel_run(self._handle, *args)
-                error = self._lib.tessera_accel_error(self._handle) if result == _FATAL else b""
-            else:
-                path = Path(vcd_path)
-                if not path.parent.is_dir():
-                    raise FileNotFoundError(f"no folder {path.parent} for the VCD file")
-                handle = self._lib.tessera_accel_create(os.fsencode(path))
-                if not handle:
-                    raise OSError(f"cannot write the VCD file {path}")
-                try:
-                    result = self._lib.tessera_accel_run(handle, *args)
-                    error = self._lib.tessera_accel_error(handle) if result == _FATAL else b""
-                finally:
-                    self._lib.tessera_accel_destroy(handle)
+            result, error = _call_model(self._lib, "tessera_accel", self._handle, vcd_path, args)
         named = dict(zip(COUNTERS, (int(value) for value in counters), strict=True))
         if result >= 0:
             return self._result(int(result), status, named)

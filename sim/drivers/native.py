@@ -748,21 +748,7 @@ class NativeSim:
         with self._lock:
             if not self._finalizer.alive:
                 raise RuntimeError("this NativeSim is closed")
-            if vcd_path is None:
-                result = self._lib.tessera_run(self._handle, *args)
-                error = self._lib.tessera_error(self._handle) if result == _FATAL else b""
-            else:
-                path = Path(vcd_path)
-                if not path.parent.is_dir():
-                    raise FileNotFoundError(f"no folder {path.parent} for the VCD file")
-                handle = self._lib.tessera_create(os.fsencode(path))
-                if not handle:
-                    raise OSError(f"cannot write the VCD file {path}")
-                try:
-                    result = self._lib.tessera_run(handle, *args)
-                    error = self._lib.tessera_error(handle) if result == _FATAL else b""
-                finally:
-                    self._lib.tessera_destroy(handle)
+            result, error = _call_model(self._lib, "tessera", self._handle, vcd_path, args)
         named = self._counters(counters)
         if result >= 0:
             return output, int(result), named
@@ -799,6 +785,29 @@ class NativeSim:
             f"{counters['out_beats']} of {program.output_beats} output beats collected "
             f"(input beats consumed: {consumed})"
         )
+
+
+def _call_model(lib, prefix: str, handle, vcd_path, args) -> tuple[int, bytes]:
+    """Call ``<prefix>_run(handle, *args)`` of a harness library; (result, fatal message).
+
+    With `vcd_path`, the run goes instead to a fresh model (``<prefix>_create(path)``) that
+    writes the waveform and is destroyed afterwards. The caller holds the model's lock.
+    """
+    run, error = getattr(lib, f"{prefix}_run"), getattr(lib, f"{prefix}_error")
+    if vcd_path is None:
+        result = run(handle, *args)
+        return result, error(handle) if result == _FATAL else b""
+    path = Path(vcd_path)
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"no folder {path.parent} for the VCD file")
+    traced = getattr(lib, f"{prefix}_create")(os.fsencode(path))
+    if not traced:
+        raise OSError(f"cannot write the VCD file {path}")
+    try:
+        result = run(traced, *args)
+        return result, error(traced) if result == _FATAL else b""
+    finally:
+        getattr(lib, f"{prefix}_destroy")(traced)
 
 
 _SIMS: dict[tuple[Any, ...], NativeSim] = {}
