@@ -56,6 +56,11 @@ from sim.golden.requant import RequantParams
 from sim.golden.sparse import csr_compress
 from sim.sparse_program import nonzero_beats
 
+#: Weight buffers the activation-reuse schedule rotates through (steps of loads in flight).
+REUSE_DEPTH = 8
+#: Most N-tiles that share one resident slice of A (their blocks fill the accumulator).
+REUSE_GROUP = 8
+
 #: Largest ``rows`` of one instruction (16-bit field).
 MAX_ROWS = (1 << 16) - 1
 
@@ -96,6 +101,13 @@ class _ProgramBuilder:
         self._computes: list[_Draft] = []  # one per step
         self._stored: deque[tuple[int, _Draft]] = deque()  # (acc row, STORE) still holding rows
         self._reuses_stored_rows = False  # the next block's first compute must pop a STORE token
+        # Resident activation slices (activation-reuse schedule): how many were loaded, and
+        # the first row each bank holds (slice g goes to bank g % 2, across M-blocks).
+        self.slices_loaded = 0
+        self.slice_rows: list[int | None] = [None, None]
+        #: Steps whose operands may be in flight at once: step s's first load waits for the
+        #: MATMUL of step s - depth to release its buffer (2: the two banks).
+        self.depth = 2
 
     def load_params(self, dram_addr: int, lanes: int, *, fence: bool) -> None:
         """LOAD_PARAMS of `lanes` records, behind a FENCE when earlier stores used old ones."""
@@ -115,6 +127,18 @@ class _ProgramBuilder:
             self._reuses_stored_rows = True
             return self._acc.allocate(rows)
 
+    def allocate_block(self, rows: int) -> tuple[int, bool]:
+        """Like `begin_block`, for a caller that opens several blocks at once: returns the first
+        row and whether the block reuses a stored block's rows (its first MATMUL must then pop
+        the STORE's token, `step(..., reuses=...)`)."""
+        try:
+            return self._acc.allocate(rows), False
+        except ValueError:
+            start, store = self._stored.popleft()
+            self._acc.free(start)
+            store.flags["push_prev"] = True
+            return self._acc.allocate(rows), True
+
     def operand_rows(self, act_rows: int, wgt_rows: int) -> tuple[int, int]:
         """First activation and weight rows for the next step's operands, in bank step % 2
         (the step two before, in the same bank, gives its rows up; 0 rows: none, row 0)."""
@@ -126,13 +150,24 @@ class _ProgramBuilder:
         starts = iter(start for _, start in self._held[bank])
         return tuple(next(starts) if n else 0 for n in (act_rows, wgt_rows))
 
-    def step(self, loads: list[_Draft], compute: _Draft, *, first: bool, last: bool) -> None:
-        """Append one step; `first` / `last`: the step opens / closes its block."""
-        loads[0].flags["pop_next"] = len(self._computes) >= 2  # its bank is free again
+    def step(
+        self,
+        loads: list[_Draft],
+        compute: _Draft,
+        *,
+        first: bool,
+        last: bool,
+        reuses: bool | None = None,
+    ) -> None:
+        """Append one step; `first` / `last`: the step opens / closes its block; `reuses`: the
+        block's rows were a stored block's (default: as `begin_block` last said)."""
+        loads[0].flags["pop_next"] = len(self._computes) >= self.depth  # its buffer is free
         loads[-1].flags["push_next"] = True  # operands ready
+        if reuses is None:
+            reuses = self._reuses_stored_rows
         compute.flags.update(
             pop_prev=True,
-            pop_next=first and self._reuses_stored_rows,
+            pop_next=first and reuses,
             push_prev=True,  # bank released; the last two are cleared in `finish`
             push_next=last,  # block done: the STORE may drain it
         )
@@ -149,7 +184,7 @@ class _ProgramBuilder:
 
     def finish(self) -> list[Instruction]:
         """The instructions, with no token pushed that nothing pops."""
-        for compute in self._computes[-2:]:
+        for compute in self._computes[-self.depth :]:
             compute.flags["push_prev"] = False
         return [Instruction(d.op, **d.fields, **d.flags) for d in self.drafts]
 
@@ -216,8 +251,29 @@ def gemm_schedule(
     out_bytes = 4 if requant is None else 1
     a_stride = k if config.dataflow is Dataflow.WS else m
     _check_strides({"A": a_stride, "B": n, "C": n * out_bytes})
-    block_rows = _block_rows(config, m)
+    block_rows = _block_rows(config, m)  # also refuses configurations without room for a tile
     builder = _ProgramBuilder(config)
+    reuse_rows = _reuse_block_rows(config, m, n) if requant is None else 0
+    if reuse_rows:
+        # Weight tiles rotate through `depth` buffers, so their loads run that many steps
+        # ahead of the MATMULs and hide the memory latency (fewer than the N-tiles: see
+        # `_ws_reuse_block` for why the activation prefetch then stays safe).
+        group = _reuse_group(config, n)
+        buffers = Geometry.of(config).wgt_rows // config.rows
+        builder.depth = max(2, min(REUSE_DEPTH, group - 1, buffers))
+        builder.weight_slots = [
+            builder._pools[1].allocate(config.rows) for _ in range(builder.depth)
+        ]
+        tiles = list(range(0, n, config.cols))
+        for g in range(0, len(tiles), group):
+            # A trailing group of fewer than 3 tiles joins the one before.
+            if len(tiles) - g < 3 and g > 0:
+                continue
+            chosen = tiles[g : g + group] if len(tiles) - (g + group) >= 3 else tiles[g:]
+            for m0 in range(0, m, reuse_rows):
+                rows = min(reuse_rows, m - m0)
+                _ws_reuse_block(builder, addresses, (m0, rows, reuse_rows), (m, n, k), chosen)
+        return builder.finish()
     for j0 in range(0, n, config.cols):
         width = min(config.cols, n - j0)
         if requant is not None:
@@ -274,6 +330,100 @@ def _block_rows(config: AccelConfig, m: int) -> int:
             f"tile needs R = {r} rows in each bank (spad_bytes >= {2 * r * config.cols})"
         )
     return min(m, act_bank, config.acc_rows // 2, MAX_ROWS)
+
+
+def _reuse_group(config: AccelConfig, n: int) -> int:
+    """N-tiles that share one resident slice of A in the activation-reuse schedule."""
+    return min(math.ceil(n / config.cols), REUSE_GROUP)
+
+
+def _reuse_block_rows(config: AccelConfig, m: int, n: int) -> int:
+    """Rows of A kept resident per M-block by the activation-reuse schedule, or 0 to use the
+    plain one: weight-stationary, groups of at least 3 N-tiles (see `_ws_reuse_block`), and
+    blocks of at least 2R + C - 1 rows (so back-to-back tiles hide the array's latency) whose
+    group of N-tiles fits the accumulator memory twice (one group computes while the previous
+    one is stored)."""
+    group = _reuse_group(config, n)
+    if config.dataflow is not Dataflow.WS or group < 3:
+        return 0
+    act_bank, wgt_bank = _bank_rows(config)
+    if config.rows > wgt_bank:
+        return 0
+    rows = min(m, act_bank, config.acc_rows // (2 * group), MAX_ROWS)
+    return rows if rows >= min(m, 2 * config.rows + config.cols - 1) else 0
+
+
+def _ws_reuse_block(builder, addresses, block, shape, tiles: list[int]) -> None:
+    """One M-block with A resident: for each K-tile, A's slice is loaded once (into the next
+    activation bank, ahead of time) and every N-tile's weight tile streams against it,
+    accumulating into that N-tile's block of the accumulator memory.
+
+    The slice of K-tile t + 1 is loaded between the last two weight loads of K-tile t. The
+    weight load of step s waits for the MATMUL of step s - D (D = ``builder.depth`` weight
+    buffers, at most the number of N-tiles minus 1), so when the prefetch starts every MATMUL
+    up to step tJ + J - 2 - D >= tJ - 1 has finished: all of the slice before, which read the
+    same activation bank (slices alternate banks across M-blocks too). A block's STORE follows
+    its last MATMUL.
+    """
+    (a_addr, b_addr, c_addr), (m0, rows, block_rows), (_, n, k) = addresses, block, shape
+    config = builder.config
+    r, cols = config.rows, config.cols
+    activations = builder._pools[0]
+    blocks = [builder.allocate_block(block_rows) for _ in tiles]
+    k_tiles = list(range(0, k, r))
+    held = builder.slice_rows
+    weight_slots = builder.weight_slots
+
+    def load_slice(t: int) -> int:
+        """Emit the load of K-slice t into the next bank; returns its first row."""
+        bank = builder.slices_loaded % 2
+        builder.slices_loaded += 1
+        if held[bank] is not None:
+            activations.free(held[bank])
+        held[bank] = activations.allocate(rows, bank=bank)
+        k0 = k_tiles[t]
+        fields = {
+            "dram_addr": a_addr + m0 * k + k0,
+            "dram_stride": k,
+            "rows": rows,
+            "width": min(r, k - k0),
+            "spad_row": held[bank],
+        }
+        builder.drafts.append(_Draft(Op.LOAD_ACT, fields))
+        return held[bank]
+
+    slice_row = load_slice(0)
+    for t, k0 in enumerate(k_tiles):
+        depth = min(r, k - k0)
+        next_row = slice_row
+        for j, j0 in enumerate(tiles):
+            if j == len(tiles) - 1 and t + 1 < len(k_tiles):
+                next_row = load_slice(t + 1)  # prefetch the next K-slice
+            width = min(cols, n - j0)
+            wgt_row = weight_slots[len(builder._computes) % len(weight_slots)]
+            weights = {
+                "dram_addr": b_addr + k0 * n + j0,
+                "dram_stride": n,
+                "rows": depth,
+                "width": width,
+                "spad_row": wgt_row,
+            }
+            acc_row, reuses = blocks[j]
+            fields = {"act_row": slice_row, "wgt_row": wgt_row, "rows": rows, "acc_row": acc_row}
+            compute = _Draft(Op.MATMUL, {**fields, "accumulate": t > 0})
+            last = t == len(k_tiles) - 1
+            load = _Draft(Op.LOAD_WGT, weights)
+            builder.step([load], compute, first=t == 0, last=last, reuses=reuses)
+            if last:
+                builder.store(
+                    acc_row,
+                    rows=rows,
+                    dram_addr=c_addr + (m0 * n + j0) * 4,
+                    dram_stride=n * 4,
+                    int8=0,
+                    width=width,
+                )
+        slice_row = next_row
 
 
 def _matmul_block_steps(builder, addresses, block, shape, acc_row: int) -> None:
@@ -550,8 +700,10 @@ def _k_tile(config: AccelConfig, k: int) -> int:
     return min(k, *_bank_rows(config), MAX_ROWS)
 
 
-def matmul_steps(m: int, n: int, k: int, config: AccelConfig) -> int:
+def matmul_steps(m: int, n: int, k: int, config: AccelConfig, *, requant: bool = False) -> int:
     """MATMUL instructions `gemm_schedule` emits for an M x K by K x N product: N-tiles x
-    blocks x K-tiles."""
-    blocks = math.ceil(n / config.cols) * math.ceil(m / _block_rows(config, m))
+    blocks x K-tiles (`requant`: int8 output, which never takes the activation-reuse path)."""
+    block_rows = 0 if requant else _reuse_block_rows(config, m, n)
+    block_rows = block_rows or _block_rows(config, m)
+    blocks = math.ceil(n / config.cols) * math.ceil(m / block_rows)
     return blocks * math.ceil(k / _k_tile(config, k))

@@ -120,8 +120,8 @@ def test_a_bad_instruction_stops_with_its_code_and_index(accelerator):
 
 @pytest.mark.slow
 def test_256_cubed_on_16x16_from_memory():
-    """Issue 5's utilization point: 16 bytes/cycle, 64-cycle latency. Measured 75.5 %, below the
-    85 % target (docs/performance.md); this guards the measured figure against regressions."""
+    """Issue 5's utilization point: 16 bytes/cycle, 64-cycle latency, target >= 85 %. Measured
+    95.8 % (68,387 cycles, docs/performance.md)."""
     config = AccelConfig(rows=16, cols=16, bus_bytes=16, mem_latency=64, mem_bytes=1 << 20)
     rng = np.random.default_rng(0)
     a = rng.integers(-128, 128, (256, 256), dtype=np.int8)
@@ -133,4 +133,4 @@ def test_256_cubed_on_16x16_from_memory():
         run = sim.run(image, encode_program(layout.schedule()))
     np.testing.assert_array_equal(layout.result(image), gemm(a, b))
     utilization = 256**3 / (run.cycles * 256)
-    assert utilization >= 0.75, utilization
+    assert utilization >= 0.90, utilization
