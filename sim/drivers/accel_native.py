@@ -45,6 +45,7 @@ from sim.drivers.native import (
     SimulationTimeoutError,
     _build_library,
     _call_model,
+    _declare_lifecycle,
     _native_source,
     _optimized_verilog,
 )
@@ -342,14 +343,7 @@ def build_accel_native(
 def _load(path: Path) -> ctypes.CDLL:
     lib = ctypes.CDLL(str(path))
     pointer, i64, u64 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_uint64
-    lib.tessera_accel_info.argtypes = [pointer]
-    lib.tessera_accel_info.restype = None
-    lib.tessera_accel_create.argtypes = [ctypes.c_char_p]
-    lib.tessera_accel_create.restype = pointer
-    lib.tessera_accel_destroy.argtypes = [pointer]
-    lib.tessera_accel_destroy.restype = None
-    lib.tessera_accel_error.argtypes = [pointer]
-    lib.tessera_accel_error.restype = ctypes.c_char_p
+    _declare_lifecycle(lib, "tessera_accel")
     lib.tessera_accel_run.argtypes = [
         pointer,  # handle
         pointer,  # memory

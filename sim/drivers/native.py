@@ -108,6 +108,7 @@ _CFLAGS = ("-fPIC", "-fvisibility=hidden", "-DVL_USER_FATAL")
 _PREFIX = "Varray"  # C++ class of the model (--prefix); harness.cpp includes "Varray.h"
 _LIBRARY = "libtessera.so"
 _FASTOPS = "fastops.h"  # faster sign extension for the model, see sim/native/fastops.h
+_COMMON = "harness_common.h"  # what every harness shares (ports, model lifecycle, vl_fatal)
 _MAKEFILE = "tessera.mk"
 
 
@@ -405,9 +406,10 @@ def _build_library(
 
     `macros` are the harness's -D flags; `record` goes into the marker file (``BUILT.json``)
     with the build's flags, times and tool versions. The cache key covers the Verilog, the
-    harness, ``fastops.h``, the makefile, every flag and the tool versions.
+    harness, ``harness_common.h``, ``fastops.h``, the makefile, every flag and the tool versions.
     """
     fastops = _native_source(_FASTOPS)
+    common = _native_source(_COMMON)
     makefile = _wrapper_makefile(prefix)
     args = [*NATIVE_BUILD_ARGS, *(["--trace"] if trace else [])]
     cflags = [*_CFLAGS, *macros, *(["-DTESSERA_TRACE"] if trace else [])]
@@ -417,6 +419,7 @@ def _build_library(
         _FORMAT,
         verilog,
         harness,
+        common,
         fastops,
         makefile,
         args,
@@ -441,6 +444,7 @@ def _build_library(
             shutil.rmtree(obj_dir)
         verilog_path.write_text(verilog)
         (directory / "harness.cpp").write_text(harness)
+        (directory / _COMMON).write_text(common)
         (directory / _FASTOPS).write_text(fastops)
         (directory / _MAKEFILE).write_text(makefile)
         verilate = [
@@ -534,17 +538,24 @@ def build_native(
 # --------------------------------------------------------------------------------------------
 
 
+def _declare_lifecycle(lib: ctypes.CDLL, prefix: str) -> None:
+    """Prototypes of a harness library's ``<prefix>_info/create/destroy/error`` (the functions
+    of sim/native/harness_common.h that every harness exports)."""
+    pointer = ctypes.c_void_p
+    for name, argtypes, restype in (
+        ("info", [pointer], None),
+        ("create", [ctypes.c_char_p], pointer),
+        ("destroy", [pointer], None),
+        ("error", [pointer], ctypes.c_char_p),
+    ):
+        function = getattr(lib, f"{prefix}_{name}")
+        function.argtypes, function.restype = argtypes, restype
+
+
 def _load(path: Path) -> ctypes.CDLL:
     lib = ctypes.CDLL(str(path))
     pointer, i64, u64, f64 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_uint64, ctypes.c_double
-    lib.tessera_info.argtypes = [pointer]
-    lib.tessera_info.restype = None
-    lib.tessera_create.argtypes = [ctypes.c_char_p]
-    lib.tessera_create.restype = pointer
-    lib.tessera_destroy.argtypes = [pointer]
-    lib.tessera_destroy.restype = None
-    lib.tessera_error.argtypes = [pointer]
-    lib.tessera_error.restype = ctypes.c_char_p
+    _declare_lifecycle(lib, "tessera")
     lib.tessera_run.argtypes = [
         pointer,  # handle
         pointer,  # in0

@@ -7,8 +7,8 @@
 //   TESSERA_COUNTERS     fields of the `counters` port (len(hdl.top_ports.COUNTERS))
 //   TESSERA_COUNTER_BITS bits of each field (hdl.top_ports.COUNTER_BITS)
 // TESSERA_TRACE adds VCD tracing (the model must be Verilated with --trace).
-// VL_USER_FATAL must be defined for the whole build: vl_fatal below throws instead of exiting the
-// host process, and every exported function catches. The library is built with
+// VL_USER_FATAL must be defined for the whole build: vl_fatal (harness_common.h) throws instead
+// of exiting the host process, and every exported function catches. The library is built with
 // -fvisibility=hidden, so only the tessera_accel_* functions are exported.
 //
 // Each call resets the model and runs cycles until it stops. Cycle 0 is the first clock edge
@@ -51,6 +51,7 @@
 #include <vector>
 
 #include "Vaccel.h"
+#include "harness_common.h"
 #include "verilated.h"
 #ifdef TESSERA_TRACE
 #include "verilated_vcd_c.h"
@@ -111,39 +112,9 @@ constexpr int kCounters = TESSERA_COUNTERS;
 constexpr int kCounterBits = TESSERA_COUNTER_BITS;
 constexpr int kMaxWords = 40;  // uint32 words of the widest port (wdata at B = 128: 36)
 
-// ---- ports <-> uint32 words (bit 0 of the port is bit 0 of word 0), as in harness.cpp ----
-
-constexpr int64_t words_of(const CData*) { return 1; }
-constexpr int64_t words_of(const SData*) { return 1; }
-constexpr int64_t words_of(const IData*) { return 1; }
-constexpr int64_t words_of(const QData*) { return 2; }
-template <std::size_t N>
-constexpr int64_t words_of(const VlWide<N>*) {
-    return static_cast<int64_t>(N);
-}
-
-inline void put(CData& port, const uint32_t* w) { port = static_cast<CData>(w[0]); }
-inline void put(SData& port, const uint32_t* w) { port = static_cast<SData>(w[0]); }
-inline void put(IData& port, const uint32_t* w) { port = w[0]; }
-inline void put(QData& port, const uint32_t* w) {
-    port = static_cast<QData>(w[0]) | (static_cast<QData>(w[1]) << 32);
-}
-template <std::size_t N>
-inline void put(VlWide<N>& port, const uint32_t* w) {
-    std::memcpy(port.m_storage, w, N * sizeof(EData));
-}
-
-inline void get(uint32_t* w, const CData& port) { w[0] = port; }
-inline void get(uint32_t* w, const SData& port) { w[0] = port; }
-inline void get(uint32_t* w, const IData& port) { w[0] = port; }
-inline void get(uint32_t* w, const QData& port) {
-    w[0] = static_cast<uint32_t>(port);
-    w[1] = static_cast<uint32_t>(port >> 32);
-}
-template <std::size_t N>
-inline void get(uint32_t* w, const VlWide<N>& port) {
-    std::memcpy(w, port.m_storage, N * sizeof(EData));
-}
+using tessera::get;
+using tessera::put;
+using tessera::words_of;
 
 constexpr int64_t bits_to_words(int64_t bits) { return (bits + 31) / 32; }
 
@@ -222,36 +193,9 @@ struct WriteBurst {
     int64_t left;   // words not written yet
 };
 
-struct Harness {
-    std::unique_ptr<VerilatedContext> context;
-    std::unique_ptr<Vaccel> top;
-#ifdef TESSERA_TRACE
-    std::unique_ptr<VerilatedVcdC> trace;
-#endif
-    uint64_t time = 0;
-    std::string error;
-
-    void eval() {
-        top->eval();
-#ifdef TESSERA_TRACE
-        if (trace) trace->dump(time);
-#endif
-        time += 5;
-    }
-};
+using Harness = tessera::Harness<Vaccel>;
 
 }  // namespace
-
-// Verilator reports fatal errors here (VL_USER_FATAL): throw so that the host process survives.
-void vl_fatal(const char* filename, int linenum, const char* hier, const char* msg) {
-    (void)hier;
-    Verilated::threadContextp()->gotError(true);
-    throw std::runtime_error(std::string("Verilator fatal error: ") + (msg ? msg : "?") + " ("
-                             + (filename ? filename : "?") + ":" + std::to_string(linenum) + ")");
-}
-
-// The library is built with -fvisibility=hidden: only these functions are exported.
-#define TESSERA_EXPORT __attribute__((visibility("default")))
 
 extern "C" {
 
@@ -275,48 +219,15 @@ TESSERA_EXPORT void tessera_accel_info(int64_t* info) {
 // A new model; with a non-null `vcd_path` (traced builds only) every cycle goes to that VCD file.
 // Returns null on failure (e.g. the VCD file cannot be written, or tracing is not built in).
 TESSERA_EXPORT void* tessera_accel_create(const char* vcd_path) {
-    try {
-        auto harness = std::make_unique<Harness>();
-        harness->context = std::make_unique<VerilatedContext>();
-        harness->context->fatalOnError(true);
-#ifdef TESSERA_TRACE
-        if (vcd_path) harness->context->traceEverOn(true);
-#endif
-        harness->top = std::make_unique<Vaccel>(harness->context.get());
-        if (vcd_path) {
-#ifdef TESSERA_TRACE
-            harness->trace = std::make_unique<VerilatedVcdC>();
-            harness->top->trace(harness->trace.get(), 99);
-            harness->trace->open(vcd_path);
-            if (!harness->trace->isOpen()) return nullptr;
-#else
-            return nullptr;
-#endif
-        }
-        return harness.release();
-    } catch (...) {
-        return nullptr;
-    }
+    return tessera::create_harness<Vaccel>(vcd_path);
 }
 
 // Close the trace (if any) and free the model.
-TESSERA_EXPORT void tessera_accel_destroy(void* handle) {
-    auto* harness = static_cast<Harness*>(handle);
-    if (!harness) return;
-    try {
-#ifdef TESSERA_TRACE
-        if (harness->trace) harness->trace->close();
-#endif
-        harness->top->final();
-    } catch (...) {
-    }
-    delete harness;
-}
+TESSERA_EXPORT void tessera_accel_destroy(void* handle) { tessera::destroy_harness<Vaccel>(handle); }
 
 // Message of the last kFatal result of tessera_accel_run on this handle ("" if none).
 TESSERA_EXPORT const char* tessera_accel_error(void* handle) {
-    auto* harness = static_cast<Harness*>(handle);
-    return harness ? harness->error.c_str() : "";
+    return tessera::harness_error<Vaccel>(handle);
 }
 
 // Reset the model and run `program` (`words` instruction words of four uint32, least significant

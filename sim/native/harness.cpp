@@ -7,8 +7,8 @@
 //   TESSERA_IN0          name of input stream 0 (e.g. weights, operands, params, acts)
 //   TESSERA_IN1          name of input stream 1 (two-stream units only)
 // TESSERA_TRACE adds VCD tracing (the model must be Verilated with --trace).
-// VL_USER_FATAL must be defined for the whole build: vl_fatal below throws instead of exiting the
-// host process, and every exported function catches. The library is built with
+// VL_USER_FATAL must be defined for the whole build: vl_fatal (harness_common.h) throws instead
+// of exiting the host process, and every exported function catches. The library is built with
 // -fvisibility=hidden, so only the tessera_* functions are exported (TESSERA_EXPORT).
 //
 // Cycle semantics are those of sim/drivers/pysim.py: after reset, cycle 0 is the first clock
@@ -29,6 +29,7 @@
 #include <string>
 
 #include "Varray.h"
+#include "harness_common.h"
 #include "verilated.h"
 #ifdef TESSERA_TRACE
 #include "verilated_vcd_c.h"
@@ -69,44 +70,9 @@ enum Counter : int {
     kCounters = 8,
 };
 
-// ---- payload <-> uint32 words (element 0 in the low bits, as sim.array_program.pack_beats) ----
-
-constexpr int64_t words_of(const CData*) { return 1; }
-constexpr int64_t words_of(const SData*) { return 1; }
-constexpr int64_t words_of(const IData*) { return 1; }
-constexpr int64_t words_of(const QData*) { return 2; }
-template <std::size_t N>
-constexpr int64_t words_of(const VlWide<N>*) {
-    return static_cast<int64_t>(N);
-}
-
-inline void put(CData& port, const uint32_t* w) { port = static_cast<CData>(w[0]); }
-inline void put(SData& port, const uint32_t* w) { port = static_cast<SData>(w[0]); }
-inline void put(IData& port, const uint32_t* w) { port = w[0]; }
-inline void put(QData& port, const uint32_t* w) {
-    port = static_cast<QData>(w[0]) | (static_cast<QData>(w[1]) << 32);
-}
-template <std::size_t N>
-inline void put(VlWide<N>& port, const uint32_t* w) {
-    std::memcpy(port.m_storage, w, N * sizeof(EData));
-}
-
-inline void get(uint32_t* w, const CData& port) { w[0] = port; }
-inline void get(uint32_t* w, const SData& port) { w[0] = port; }
-inline void get(uint32_t* w, const IData& port) { w[0] = port; }
-inline void get(uint32_t* w, const QData& port) {
-    w[0] = static_cast<uint32_t>(port);
-    w[1] = static_cast<uint32_t>(port >> 32);
-}
-template <std::size_t N>
-inline void get(uint32_t* w, const VlWide<N>& port) {
-    std::memcpy(w, port.m_storage, N * sizeof(EData));
-}
-
-template <typename Port>
-constexpr int64_t port_words(const Port& port) {
-    return words_of(&port);
-}
+using tessera::get;
+using tessera::port_words;
+using tessera::put;
 
 // ---- random numbers: xoshiro256+ seeded by splitmix64 (one generator per stream) ----
 
@@ -162,36 +128,9 @@ struct Producer {
     }
 };
 
-struct Harness {
-    std::unique_ptr<VerilatedContext> context;
-    std::unique_ptr<Varray> top;
-#ifdef TESSERA_TRACE
-    std::unique_ptr<VerilatedVcdC> trace;
-#endif
-    uint64_t time = 0;
-    std::string error;
-
-    void eval() {
-        top->eval();
-#ifdef TESSERA_TRACE
-        if (trace) trace->dump(time);
-#endif
-        time += 5;
-    }
-};
+using Harness = tessera::Harness<Varray>;
 
 }  // namespace
-
-// Verilator reports fatal errors here (VL_USER_FATAL): throw so that the host process survives.
-void vl_fatal(const char* filename, int linenum, const char* hier, const char* msg) {
-    (void)hier;
-    Verilated::threadContextp()->gotError(true);
-    throw std::runtime_error(std::string("Verilator fatal error: ") + (msg ? msg : "?") + " ("
-                             + (filename ? filename : "?") + ":" + std::to_string(linenum) + ")");
-}
-
-// The library is built with -fvisibility=hidden: only these functions are exported.
-#define TESSERA_EXPORT __attribute__((visibility("default")))
 
 extern "C" {
 
@@ -222,48 +161,15 @@ TESSERA_EXPORT void tessera_info(int64_t* info) {
 // A new model; with a non-null `vcd_path` (traced builds only) every cycle goes to that VCD file.
 // Returns null on failure (e.g. the VCD file cannot be written, or tracing is not built in).
 TESSERA_EXPORT void* tessera_create(const char* vcd_path) {
-    try {
-        auto harness = std::make_unique<Harness>();
-        harness->context = std::make_unique<VerilatedContext>();
-        harness->context->fatalOnError(true);
-#ifdef TESSERA_TRACE
-        if (vcd_path) harness->context->traceEverOn(true);
-#endif
-        harness->top = std::make_unique<Varray>(harness->context.get());
-        if (vcd_path) {
-#ifdef TESSERA_TRACE
-            harness->trace = std::make_unique<VerilatedVcdC>();
-            harness->top->trace(harness->trace.get(), 99);
-            harness->trace->open(vcd_path);
-            if (!harness->trace->isOpen()) return nullptr;
-#else
-            return nullptr;
-#endif
-        }
-        return harness.release();
-    } catch (...) {
-        return nullptr;
-    }
+    return tessera::create_harness<Varray>(vcd_path);
 }
 
 // Close the trace (if any) and free the model.
-TESSERA_EXPORT void tessera_destroy(void* handle) {
-    auto* harness = static_cast<Harness*>(handle);
-    if (!harness) return;
-    try {
-#ifdef TESSERA_TRACE
-        if (harness->trace) harness->trace->close();
-#endif
-        harness->top->final();
-    } catch (...) {
-    }
-    delete harness;
-}
+TESSERA_EXPORT void tessera_destroy(void* handle) { tessera::destroy_harness<Varray>(handle); }
 
 // Message of the last kFatal result of tessera_run on this handle ("" if none).
 TESSERA_EXPORT const char* tessera_error(void* handle) {
-    auto* harness = static_cast<Harness*>(handle);
-    return harness ? harness->error.c_str() : "";
+    return tessera::harness_error<Varray>(handle);
 }
 
 // Reset the model and run one program. `in1`/`beats1` are ignored by single-stream designs. With
