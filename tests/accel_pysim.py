@@ -41,52 +41,12 @@ def run_accelerator(config, memory, words, *, latency=0, stall=0.0, seed=0, max_
             ctx.set(dut.cmd.valid, offer)
             if offer:
                 ctx.set(dut.cmd.payload, values[sent])
-            sampled = await ctx.tick().sample(
-                dut.cmd.ready,
-                port.req.valid,
-                port.req.ready,
-                port.req.payload.addr,
-                port.req.payload.beats,
-                port.req.payload.write,
-                port.rdata.valid,
-                port.rdata.ready,
-                port.wdata.valid,
-                port.wdata.ready,
-                port.wdata.payload.data,
-                port.wdata.payload.strobe,
-                dut.idle,
-                dut.error,
+            memory_port = model.watch(port)
+            _, _, *sampled = await ctx.tick().sample(
+                *memory_port, dut.cmd.ready, dut.idle, dut.error
             )
-            (
-                _,
-                _,
-                cmd_ready,
-                req_valid,
-                req_ready,
-                addr,
-                beats,
-                write,
-                rdata_valid,
-                rdata_ready,
-                wdata_valid,
-                wdata_ready,
-                wdata,
-                strobe,
-                idle,
-                error,
-            ) = sampled
-            model.edge(
-                {
-                    "req_valid": req_valid,
-                    "req_ready": req_ready,
-                    "req": (addr, beats, write),
-                    "rdata_valid": rdata_valid,
-                    "rdata_ready": rdata_ready,
-                    "wdata_valid": wdata_valid,
-                    "wdata_ready": wdata_ready,
-                    "wdata": (wdata, strobe),
-                }
-            )
+            model.edge(sampled[: len(memory_port)])
+            cmd_ready, idle, error = sampled[len(memory_port) :]
             if offer and cmd_ready:
                 sent += 1
             cycle += 1

@@ -2,7 +2,8 @@
 
 `MemoryModel.step` is called once per cycle by a testbench, before the clock edge: it drives the
 memory side of the port (``req.ready``, ``rdata``, ``wdata.ready``) from seeded random
-back-pressure and a fixed latency, and `MemoryModel.edge` applies what transferred at the edge.
+back-pressure and a fixed latency, and `MemoryModel.edge` applies what transferred at the edge
+(given the values of the signals `MemoryModel.watch` lists).
 """
 
 from collections import deque
@@ -56,31 +57,48 @@ class MemoryModel:
             ctx.set(port.wdata.ready, wdata_ready and (bool(self.writes) or requesting))
         self._drive = {"cycle": cycle}
 
-    def edge(self, sampled: dict) -> None:
-        """Apply the transfers of this cycle's edge (`sampled`: valid/ready/payload values)."""
+    def watch(self, port) -> list:
+        """The signals of `port` that `edge` needs, sampled at the clock edge in this order."""
+        signals = [port.req.valid, port.req.ready, port.req.payload.addr, port.req.payload.beats]
+        signals.append(port.req.payload.write)
+        if hasattr(port, "rdata"):
+            signals += [port.rdata.valid, port.rdata.ready]
+        if hasattr(port, "wdata"):
+            signals += [port.wdata.valid, port.wdata.ready]
+            signals += [port.wdata.payload.data, port.wdata.payload.strobe]
+        self._has = (hasattr(port, "rdata"), hasattr(port, "wdata"))
+        return signals
+
+    def edge(self, values) -> None:
+        """Apply the transfers of this cycle's edge; `values` as sampled from `watch(port)`."""
+        values = list(values)
+        req_valid, req_ready, addr, beats, write = values[:5]
+        rest = values[5:]
+        has_rdata, has_wdata = self._has
+        rdata_valid, rdata_ready = rest[:2] if has_rdata else (0, 0)
+        rest = rest[2:] if has_rdata else rest
+        wdata_valid, wdata_ready, data, strobe = rest[:4] if has_wdata else (0, 0, 0, 0)
         cycle = self._drive["cycle"]
-        if sampled["req_valid"] and sampled["req_ready"]:  # before this edge's data
-            addr, beats, write = sampled["req"]
+        if req_valid and req_ready:  # before this edge's data
             assert addr % self.bus == 0, f"unaligned request address {addr}"
             self.requests.append((addr, beats, write))
             if write:
                 self.writes.append([addr // self.bus, beats])
             else:
                 self.reads.append([cycle + 1 + self.latency, addr // self.bus, beats])
-        if sampled["rdata_valid"] and sampled["rdata_ready"]:
+        if rdata_valid and rdata_ready:
             read = self.reads[0]
             read[1] += 1
             read[2] -= 1
             if read[2] == 0:
                 self.reads.popleft()
-        if sampled.get("wdata_valid") and sampled.get("wdata_ready"):
-            data, strobe = sampled["wdata"]
-            write = self.writes[0]
-            start = write[0] * self.bus
+        if wdata_valid and wdata_ready:
+            burst = self.writes[0]
+            start = burst[0] * self.bus
             for byte in range(self.bus):
                 if strobe >> byte & 1:
                     self.memory[start + byte] = (data >> (8 * byte)) & 0xFF
-            write[0] += 1
-            write[1] -= 1
-            if write[1] == 0:
+            burst[0] += 1
+            burst[1] -= 1
+            if burst[1] == 0:
                 self.writes.popleft()

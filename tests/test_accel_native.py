@@ -366,34 +366,10 @@ def pysim_run(config, memory, words, latency):
             elif ctx.get(dut.idle):
                 result["cycles"] = cycle
                 return
-            sampled = await ctx.tick().sample(
-                dut.cmd.ready,
-                mem.req.valid,
-                mem.req.ready,
-                mem.req.payload.addr,
-                mem.req.payload.beats,
-                mem.req.payload.write,
-                mem.rdata.valid,
-                mem.rdata.ready,
-                mem.wdata.valid,
-                mem.wdata.ready,
-                mem.wdata.payload.data,
-                mem.wdata.payload.strobe,
-            )
-            ready, req_valid, req_ready, addr, beats, write, *rest = sampled[2:]
-            r_valid, r_ready, w_valid, w_ready, w_data, w_strobe = rest
-            model.edge(
-                {
-                    "req_valid": req_valid,
-                    "req_ready": req_ready,
-                    "req": (addr, beats, write),
-                    "rdata_valid": r_valid,
-                    "rdata_ready": r_ready,
-                    "wdata_valid": w_valid,
-                    "wdata_ready": w_ready,
-                    "wdata": (w_data, w_strobe),
-                }
-            )
+            memory_port = model.watch(mem)
+            _, _, *sampled = await ctx.tick().sample(*memory_port, dut.cmd.ready)
+            model.edge(sampled[: len(memory_port)])
+            ready = sampled[len(memory_port)]
             accepted += offer and ready
             cycle += 1
 

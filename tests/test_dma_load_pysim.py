@@ -62,43 +62,17 @@ def run_dma(bus, row_bytes, commands, *, latency=0, stall=0.0, idle=0.0, seed=0,
                     ctx.set(getattr(dut.cmd.payload, name), value)
             write_ready = not (stall and rng.random() < stall)
             ctx.set(dut.write.ready, write_ready)
-            values = await ctx.tick().sample(
+            memory_port = model.watch(dut)
+            _, _, *values = await ctx.tick().sample(
+                *memory_port,
                 dut.cmd.ready,
-                dut.req.valid,
-                dut.req.ready,
-                dut.req.payload.addr,
-                dut.req.payload.beats,
-                dut.rdata.valid,
-                dut.rdata.ready,
                 dut.write.valid,
                 dut.write.payload.row,
                 dut.write.payload.data.as_value(),
                 dut.done,
             )
-            (
-                _,
-                _,
-                cmd_ready,
-                req_valid,
-                req_ready,
-                addr,
-                beats,
-                rdata_valid,
-                rdata_ready,
-                write_valid,
-                row,
-                data,
-                done,
-            ) = values
-            model.edge(
-                {
-                    "req_valid": req_valid,
-                    "req_ready": req_ready,
-                    "req": (addr, beats, 0),
-                    "rdata_valid": rdata_valid,
-                    "rdata_ready": rdata_ready,
-                }
-            )
+            model.edge(values[: len(memory_port)])
+            cmd_ready, write_valid, row, data, done = values[len(memory_port) :]
             if offer and cmd_ready:
                 pending.pop(0)
             if write_valid and write_ready:

@@ -61,48 +61,12 @@ def run_dma(bus, row_bytes, commands, *, latency=0, stall=0.0, idle=0.0, seed=0)
             ctx.set(dut.data.valid, give)
             if give:
                 ctx.set(dut.data.payload.as_value(), int.from_bytes(data[0].tobytes(), "little"))
-            values = await ctx.tick().sample(
-                dut.cmd.ready,
-                dut.data.ready,
-                dut.req.valid,
-                dut.req.ready,
-                dut.req.payload.addr,
-                dut.req.payload.beats,
-                dut.req.payload.write,
-                dut.wdata.valid,
-                dut.wdata.ready,
-                dut.wdata.payload.data,
-                dut.wdata.payload.strobe,
-                dut.done,
+            memory_port = model.watch(dut)
+            _, _, *values = await ctx.tick().sample(
+                *memory_port, dut.cmd.ready, dut.data.ready, dut.done
             )
-            (
-                _,
-                _,
-                cmd_ready,
-                data_ready,
-                req_valid,
-                req_ready,
-                addr,
-                beats,
-                write,
-                wdata_valid,
-                wdata_ready,
-                wdata,
-                strobe,
-                done,
-            ) = values
-            model.edge(
-                {
-                    "req_valid": req_valid,
-                    "req_ready": req_ready,
-                    "req": (addr, beats, write),
-                    "rdata_valid": 0,
-                    "rdata_ready": 0,
-                    "wdata_valid": wdata_valid,
-                    "wdata_ready": wdata_ready,
-                    "wdata": (wdata, strobe),
-                }
-            )
+            model.edge(values[: len(memory_port)])
+            cmd_ready, data_ready, done = values[len(memory_port) :]
             if offer and cmd_ready:
                 pending.pop(0)
             if give and data_ready:

@@ -96,22 +96,8 @@ def test_concurrent_masters_get_their_own_data(latency, stall):
             ctx.set(store.data.valid, bool(data))
             if data:
                 ctx.set(store.data.payload.as_value(), int.from_bytes(data[0].tobytes(), "little"))
-            signals = [
-                port.req.valid,
-                port.req.ready,
-                port.req.payload.addr,
-                port.req.payload.beats,
-                port.req.payload.write,
-                port.rdata.valid,
-                port.rdata.ready,
-                port.wdata.valid,
-                port.wdata.ready,
-                port.wdata.payload.data,
-                port.wdata.payload.strobe,
-                store.cmd.ready,
-                store.data.ready,
-                store.done,
-            ]
+            memory_port = model.watch(port)
+            signals = [*memory_port, store.cmd.ready, store.data.ready, store.done]
             for load in rig.loads:
                 signals += [
                     load.cmd.ready,
@@ -120,36 +106,10 @@ def test_concurrent_masters_get_their_own_data(latency, stall):
                     load.write.payload.data.as_value(),
                 ]
             _, _, *values = await ctx.tick().sample(*signals)
-            (
-                req_valid,
-                req_ready,
-                addr,
-                beats,
-                write,
-                rdata_valid,
-                rdata_ready,
-                wdata_valid,
-                wdata_ready,
-                wdata,
-                strobe,
-                store_cmd_ready,
-                data_ready,
-                done,
-            ) = values[:14]
-            model.edge(
-                {
-                    "req_valid": req_valid,
-                    "req_ready": req_ready,
-                    "req": (addr, beats, write),
-                    "rdata_valid": rdata_valid,
-                    "rdata_ready": rdata_ready,
-                    "wdata_valid": wdata_valid,
-                    "wdata_ready": wdata_ready,
-                    "wdata": (wdata, strobe),
-                }
-            )
+            model.edge(values[: len(memory_port)])
+            store_cmd_ready, data_ready, done, *loads_seen = values[len(memory_port) :]
             for i in range(2):
-                cmd_ready, valid, row, value = values[14 + 4 * i : 18 + 4 * i]
+                cmd_ready, valid, row, value = loads_seen[4 * i : 4 * i + 4]
                 if pending[i] and cmd_ready:
                     pending[i].pop(0)
                 if valid:
