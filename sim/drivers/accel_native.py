@@ -27,8 +27,6 @@ from __future__ import annotations
 import ctypes
 import dataclasses
 import os
-import threading
-import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -44,8 +42,8 @@ from sim.drivers.native import (
     NETLISTS,
     SimulationTimeoutError,
     _build_library,
-    _call_model,
     _declare_lifecycle,
+    _HarnessModel,
     _native_source,
     _optimized_verilog,
 )
@@ -372,7 +370,7 @@ def _count(name: str, value: Any, low: int, high: int | None = None) -> int:
     return int(value)
 
 
-class NativeAccelerator:
+class NativeAccelerator(_HarnessModel):
     """The accelerator of `config` as a native Verilator simulation.
 
     Parameters
@@ -420,22 +418,7 @@ class NativeAccelerator:
                 f"bytes, counters, counter bits, traced, status: found {found}, expected "
                 f"{expected}); delete {self.build.directory} to rebuild it"
             )
-        self._lock = threading.Lock()
-        handle = self._lib.tessera_accel_create(None)
-        if not handle:
-            raise RuntimeError(f"tessera_accel_create failed for {self.build.library}")
-        self._handle = handle
-        self._finalizer = weakref.finalize(self, self._lib.tessera_accel_destroy, handle)
-
-    def close(self) -> None:
-        """Free the simulation model (also done when the object is garbage-collected)."""
-        self._finalizer()
-
-    def __enter__(self) -> NativeAccelerator:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+        self._open(self._lib, "tessera_accel", self.build.library)
 
     def run(
         self,
@@ -520,10 +503,7 @@ class NativeAccelerator:
             counters.ctypes.data,
             status.ctypes.data,
         )
-        with self._lock:
-            if not self._finalizer.alive:
-                raise RuntimeError("this NativeAccelerator is closed")
-            result, error = _call_model(self._lib, "tessera_accel", self._handle, vcd_path, args)
+        result, error = self._call(vcd_path, args)
         named = dict(zip(COUNTERS, (int(value) for value in counters), strict=True))
         if result >= 0:
             return self._result(int(result), status, named)

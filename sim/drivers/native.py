@@ -576,7 +576,58 @@ def _load(path: Path) -> ctypes.CDLL:
     return lib
 
 
-class NativeSim:
+class _HarnessModel:
+    """The persistent model of a loaded harness library (``<prefix>_*`` functions of
+    sim/native/harness_common.h): created on `_open`, freed by `close`, on leaving a ``with``
+    block or when collected; one run at a time (`_call` holds a lock)."""
+
+    def _open(self, lib: ctypes.CDLL, prefix: str, library: Path) -> None:
+        self._lib, self._prefix = lib, prefix
+        self._lock = threading.Lock()
+        handle = getattr(lib, f"{prefix}_create")(None)
+        if not handle:
+            raise RuntimeError(f"{prefix}_create failed for {library}")
+        self._handle = handle
+        self._finalizer = weakref.finalize(self, getattr(lib, f"{prefix}_destroy"), handle)
+
+    def close(self) -> None:
+        """Free the simulation model (also done when the object is garbage-collected)."""
+        self._finalizer()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _call(self, vcd_path, args) -> tuple[int, bytes]:
+        """Call ``<prefix>_run(handle, *args)``; (result, fatal message).
+
+        With `vcd_path`, the run goes instead to a fresh model (``<prefix>_create(path)``) that
+        writes the waveform and is destroyed afterwards.
+        """
+        lib, prefix = self._lib, self._prefix
+        run, error = getattr(lib, f"{prefix}_run"), getattr(lib, f"{prefix}_error")
+        with self._lock:
+            if not self._finalizer.alive:
+                raise RuntimeError(f"this {type(self).__name__} is closed")
+            if vcd_path is None:
+                result = run(self._handle, *args)
+                return result, error(self._handle) if result == _FATAL else b""
+            path = Path(vcd_path)
+            if not path.parent.is_dir():
+                raise FileNotFoundError(f"no folder {path.parent} for the VCD file")
+            traced = getattr(lib, f"{prefix}_create")(os.fsencode(path))
+            if not traced:
+                raise OSError(f"cannot write the VCD file {path}")
+            try:
+                result = run(traced, *args)
+                return result, error(traced) if result == _FATAL else b""
+            finally:
+                getattr(lib, f"{prefix}_destroy")(traced)
+
+
+class NativeSim(_HarnessModel):
     """One hardware unit of `config` as a native Verilator simulation.
 
     Parameters
@@ -623,22 +674,7 @@ class NativeSim:
                 f"{expected}); delete {self.build.directory} to rebuild it"
             )
         self.words = dict(zip(self.streams, (words0, words1), strict=False))
-        self._lock = threading.Lock()
-        handle = self._lib.tessera_create(None)
-        if not handle:
-            raise RuntimeError(f"tessera_create failed for {self.build.library}")
-        self._handle = handle
-        self._finalizer = weakref.finalize(self, self._lib.tessera_destroy, handle)
-
-    def close(self) -> None:
-        """Free the simulation model (also done when the object is garbage-collected)."""
-        self._finalizer()
-
-    def __enter__(self) -> NativeSim:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+        self._open(self._lib, "tessera", self.build.library)
 
     def _check_program(self, program: StreamProgram) -> list[np.ndarray]:
         if not isinstance(program, StreamProgram):
@@ -756,10 +792,7 @@ class NativeSim:
             quiet,
             counters.ctypes.data,
         )
-        with self._lock:
-            if not self._finalizer.alive:
-                raise RuntimeError("this NativeSim is closed")
-            result, error = _call_model(self._lib, "tessera", self._handle, vcd_path, args)
+        result, error = self._call(vcd_path, args)
         named = self._counters(counters)
         if result >= 0:
             return output, int(result), named
@@ -796,29 +829,6 @@ class NativeSim:
             f"{counters['out_beats']} of {program.output_beats} output beats collected "
             f"(input beats consumed: {consumed})"
         )
-
-
-def _call_model(lib, prefix: str, handle, vcd_path, args) -> tuple[int, bytes]:
-    """Call ``<prefix>_run(handle, *args)`` of a harness library; (result, fatal message).
-
-    With `vcd_path`, the run goes instead to a fresh model (``<prefix>_create(path)``) that
-    writes the waveform and is destroyed afterwards. The caller holds the model's lock.
-    """
-    run, error = getattr(lib, f"{prefix}_run"), getattr(lib, f"{prefix}_error")
-    if vcd_path is None:
-        result = run(handle, *args)
-        return result, error(handle) if result == _FATAL else b""
-    path = Path(vcd_path)
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"no folder {path.parent} for the VCD file")
-    traced = getattr(lib, f"{prefix}_create")(os.fsencode(path))
-    if not traced:
-        raise OSError(f"cannot write the VCD file {path}")
-    try:
-        result = run(traced, *args)
-        return result, error(traced) if result == _FATAL else b""
-    finally:
-        getattr(lib, f"{prefix}_destroy")(traced)
 
 
 _SIMS: dict[tuple[Any, ...], NativeSim] = {}
