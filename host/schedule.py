@@ -255,21 +255,17 @@ def gemm_schedule(
     builder = _ProgramBuilder(config)
     reuse_rows = _reuse_block_rows(config, m, n) if requant is None else 0
     if reuse_rows:
+        groups = _reuse_groups(config, n)
         # Weight tiles rotate through `depth` buffers, so their loads run that many steps
-        # ahead of the MATMULs and hide the memory latency (fewer than the N-tiles: see
-        # `_ws_reuse_block` for why the activation prefetch then stays safe).
-        group = _reuse_group(config, n)
+        # ahead of the MATMULs and hide the memory latency; fewer than the N-tiles of every
+        # group (see `_ws_reuse_block` for why the activation prefetch then stays safe).
         buffers = Geometry.of(config).wgt_rows // config.rows
-        builder.depth = max(2, min(REUSE_DEPTH, group - 1, buffers))
+        smallest = min(len(group) for group in groups)
+        builder.depth = max(2, min(REUSE_DEPTH, smallest - 1, buffers))
         builder.weight_slots = [
             builder._pools[1].allocate(config.rows) for _ in range(builder.depth)
         ]
-        tiles = list(range(0, n, config.cols))
-        for g in range(0, len(tiles), group):
-            # A trailing group of fewer than 3 tiles joins the one before.
-            if len(tiles) - g < 3 and g > 0:
-                continue
-            chosen = tiles[g : g + group] if len(tiles) - (g + group) >= 3 else tiles[g:]
+        for chosen in groups:
             for m0 in range(0, m, reuse_rows):
                 rows = min(reuse_rows, m - m0)
                 _ws_reuse_block(builder, addresses, (m0, rows, reuse_rows), (m, n, k), chosen)
@@ -333,8 +329,23 @@ def _block_rows(config: AccelConfig, m: int) -> int:
 
 
 def _reuse_group(config: AccelConfig, n: int) -> int:
-    """N-tiles that share one resident slice of A in the activation-reuse schedule."""
+    """Most N-tiles that share one resident slice of A in the activation-reuse schedule."""
     return min(math.ceil(n / config.cols), REUSE_GROUP)
+
+
+def _reuse_groups(config: AccelConfig, n: int) -> list[list[int]]:
+    """The N-tiles' first columns split into as few groups of at most `REUSE_GROUP` as
+    possible, their sizes differing by one at most (so the smallest is as large as it can be:
+    it bounds the weight buffers in flight, `_ws_reuse_block`)."""
+    tiles = list(range(0, n, config.cols))
+    count = math.ceil(len(tiles) / REUSE_GROUP)
+    size, extra = divmod(len(tiles), count)
+    groups, start = [], 0
+    for g in range(count):
+        end = start + size + (g < extra)
+        groups.append(tiles[start:end])
+        start = end
+    return groups
 
 
 def _reuse_block_rows(config: AccelConfig, m: int, n: int) -> int:
@@ -505,6 +516,27 @@ class GemmLayout:
         return data.view(dtype).reshape(self.m, self.n).astype(dtype.newbyteorder("="))
 
 
+def gemm_layout(
+    m: int, n: int, k: int, config: AccelConfig, *, requant: bool = False, align: int = 16
+) -> GemmLayout:
+    """Where `gemm_memory` puts an M x K by K x N GEMM: A (or A^T for OS), B, the N parameter
+    records (int8 output, `requant`) and C, in that order, each region aligned to `align`.
+
+    Raises
+    ------
+    TypeError, ValueError
+        A shape below 1, a bad `align` or config.
+    """
+    config = _require_config(config)
+    m, n, k = (_require_int(name, value, 1) for name, value in (("m", m), ("n", n), ("k", k)))
+    align = _require_int("align", align, 1)
+    out_bytes = 1 if requant else 4
+    sizes = [m * k, k * n] + ([n * PARAM_RECORD_BYTES] if requant else []) + [m * n * out_bytes]
+    starts, size = _place(sizes, align)
+    params_addr = starts[2] if requant else None
+    return GemmLayout(config, m, n, k, starts[0], starts[1], starts[-1], params_addr, size)
+
+
 def gemm_memory(
     a: np.ndarray,
     b: np.ndarray,
@@ -526,7 +558,7 @@ def gemm_memory(
         Requantize C to int8 with these (bias: int32 [N], zeros when omitted); without
         `params`, C is int32 and `bias` must be omitted.
     align : int
-        Every region starts at a multiple of this many bytes.
+        Every region starts at a multiple of this many bytes (`gemm_layout`).
 
     Returns
     -------
@@ -540,25 +572,19 @@ def gemm_memory(
     """
     config = _require_config(config)
     a, b = require_gemm_operands(a, b)
-    align = _require_int("align", align, 1)
     (m, k), n = a.shape, b.shape[1]
     if params is None and bias is not None:
         raise ValueError("bias needs params: the requantizer adds it, int32 output has none")
-    records = None
+    layout = gemm_layout(m, n, k, config, requant=params is not None, align=align)
+    memory = np.zeros(layout.size, np.uint8)
+    a_image = a if config.dataflow is Dataflow.WS else a.T
+    pieces = [(layout.a_addr, a_image), (layout.b_addr, b)]
     if params is not None:
         bias = np.zeros(n, np.int32) if bias is None else bias
-        records = pack_param_records(bias, params)
-    a_image = a if config.dataflow is Dataflow.WS else a.T
-    out_bytes = 4 if params is None else 1
-    pieces = [a_image.reshape(-1), b.reshape(-1), records, np.zeros(m * n * out_bytes, np.uint8)]
-    present = [piece for piece in pieces if piece is not None]
-    starts, size = _place([piece.size for piece in present], align)
-    memory = np.zeros(size, np.uint8)
-    for start, piece in zip(starts, present, strict=True):
-        memory[start : start + piece.size] = np.ascontiguousarray(piece).view(np.uint8)
-    a_addr, b_addr, *rest = starts
-    params_addr = rest[0] if records is not None else None
-    layout = GemmLayout(config, m, n, k, a_addr, b_addr, rest[-1], params_addr, size)
+        pieces.append((layout.params_addr, pack_param_records(bias, params)))
+    for start, piece in pieces:
+        flat = np.ascontiguousarray(piece).reshape(-1).view(np.uint8)
+        memory[start : start + flat.size] = flat
     return memory, layout
 
 

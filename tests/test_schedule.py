@@ -367,3 +367,15 @@ def test_sparse_chunks_and_row_groups_follow_the_configuration():
         (0, 64),
         (64, 36),
     )
+
+
+@pytest.mark.parametrize("tiles", range(3, 27))
+def test_activation_reuse_is_race_free_for_any_number_of_n_tiles(tiles):
+    """The reuse path splits the N-tiles into groups and keeps fewer weight tiles in flight
+    than the smallest group has (a trailing group of 4 behind groups of 8 once raced: its
+    slice prefetch overwrote a bank the MATMULs still read)."""
+    config = AccelConfig(rows=4, cols=4, spad_bytes=1024, acc_rows=256)  # 64 weight buffers
+    a, b, _, _ = random_gemm(np.random.default_rng(tiles), 12, 4 * tiles - 1, 9, False)
+    result, _, _, _, program = run_gemm(config, a, b)
+    np.testing.assert_array_equal(result, gemm(a, b))
+    assert any(i.op is Op.LOAD_WGT and i.deps["pop_next"] for i in program)
