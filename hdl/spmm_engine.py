@@ -29,6 +29,9 @@ from hdl.memport import request_layout
 from hdl.scratchpad import row_index_bits
 from hdl.sparse import SparseEngine, nonzeros_layout
 
+#: ``nonzeros`` beats (read bursts) the engine's reader keeps in flight.
+NONZERO_READS = 32
+
 
 def nonzero_beat_bytes(config: AccelConfig) -> int:
     """Bytes of one packed ``nonzeros`` beat in main memory: its payload in whole 4-byte words."""
@@ -85,7 +88,9 @@ class SpmmEngine(wiring.Component):
         config = self.config
         beat_bytes = nonzero_beat_bytes(config)
         m.submodules.sparse = sparse = SparseEngine(config)
-        m.submodules.reader = reader = LoadDma(config.bus_bytes, beat_bytes, 2)
+        m.submodules.reader = reader = LoadDma(
+            config.bus_bytes, beat_bytes, 2, outstanding=NONZERO_READS
+        )
         wiring.connect(m, reader.req, wiring.flipped(self.req))
         wiring.connect(m, wiring.flipped(self.rdata), reader.rdata)
 

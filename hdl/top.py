@@ -49,6 +49,13 @@ QUEUE_DEPTH = 8
 TOKEN_BITS = 8
 
 
+def outstanding_reads(config: AccelConfig) -> int:
+    """Read bursts (rows) the load DMA keeps in flight, and bursts of each kind the memory
+    arbiter tracks: enough for one row per cycle at ``config.mem_latency``. A memory slower
+    than that (a longer latency at run time) caps loads at this many rows per latency."""
+    return max(32, 1 << (config.mem_latency + 8).bit_length())
+
+
 class Accelerator(wiring.Component):
     """The whole accelerator for `config`; see the module docstring and docs/isa.md."""
 
@@ -70,8 +77,7 @@ class Accelerator(wiring.Component):
         m.submodules.matmul = matmul = MatmulEngine(config, act_rows, wgt_rows, config.acc_rows)
         m.submodules.requant = requant = Requantizer(config)
         load_bytes = max(rows, cols, PARAM_RECORD_BYTES)
-        # Enough rows in flight to cover the memory latency: one row per cycle after the first.
-        outstanding = max(32, 1 << (config.mem_latency + 8).bit_length())
+        outstanding = outstanding_reads(config)
         m.submodules.load_dma = load_dma = LoadDma(
             bus, load_bytes, max(act_rows, wgt_rows, cols), outstanding=outstanding
         )
@@ -112,7 +118,9 @@ class Accelerator(wiring.Component):
         for queue in queues.values():  # `level`: r_rdy rises a cycle after a write
             queues_empty = queues_empty & (queue.level == 0)
         self._dispatcher(m, queues, queues_empty & units_idle, spmm)
-        m.d.comb += self.idle.eq(queues_empty & units_idle)
+        # Not idle in the cycle a runtime error is being latched into `error` (an SPMM's last
+        # row can be dropped in the cycle the pass ends, so the units are already idle then).
+        m.d.comb += self.idle.eq(queues_empty & units_idle & ~self._runtime_error)
         self._counters(m, queues, tokens, (load_busy, compute_busy, store_busy), matmul)
         return m
 
@@ -143,6 +151,7 @@ class Accelerator(wiring.Component):
             m.d.sync += index.eq(index + 1)
         # The first error, found at dispatch or while running, stops the dispatcher for good.
         runtime = (spmm.format_error | spmm.range_error) & ~self._spmm_reported
+        self._runtime_error = runtime
         with m.If(~stopped & taken & bad):
             m.d.sync += [stopped.eq(1), self.error.eq(code), self.error_index.eq(index)]
         with m.Elif(~stopped & runtime):

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 from accel_standin import StandIn, copy_word, orphan_word, word, write_word
 from amaranth.sim import Simulator
-from memory_model import MemoryModel
 
 from hdl.config import AccelConfig
 from hdl.isa import ErrorCode
@@ -26,6 +25,7 @@ from sim.drivers.accel_native import (
     accel_verilog,
     build_accel_native,
 )
+from sim.drivers.memory_model import MemoryModel
 from sim.drivers.native import SimulationTimeoutError
 
 MEMORY_BYTES = 1 << 13
@@ -347,7 +347,7 @@ def test_vcd_trace_of_a_narrow_bus(narrow, tmp_path):
 
 
 def pysim_run(config, memory, words, latency):
-    """The stand-in in Amaranth's simulator against tests/memory_model.py: (cycles, memory)."""
+    """The stand-in in Amaranth's simulator against sim.drivers.memory_model: (cycles, memory)."""
     dut = StandIn(config)
     model = MemoryModel(memory.copy(), config.bus_bytes, latency, 0.0, 0)
     values = [sum(int(w) << (32 * i) for i, w in enumerate(row)) for row in words]
@@ -382,7 +382,7 @@ def pysim_run(config, memory, words, latency):
 
 @pytest.mark.parametrize("latency", [0, 5])
 def test_same_cycles_and_memory_as_the_pysim_memory_model(wide, latency):
-    """Disjoint copies and writes at full bandwidth: the harness and tests/memory_model.py (an
+    """Disjoint copies and writes at full bandwidth: the harness and sim.drivers.memory_model (an
     independent model of the same rules, in Amaranth's simulator) agree cycle for cycle."""
     commands = [
         ("copy", 0, 2048, 7),

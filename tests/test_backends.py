@@ -1,24 +1,40 @@
-"""The backend interface: get_backend and the golden backend's GemmResult."""
+"""The backend interface: get_backend, the golden backend, and the RTL backends (pysim,
+verilator) running GEMMs end to end on the whole accelerator.
+
+The RTL backends' outputs equal the golden backend's exactly and their hardware counters equal
+the functional model's (sim.isa_model) for the same memory image and program; both RTL backends
+count the same cycles. Their cycles are not compared with the golden backend's (an analytical
+estimate). pysim runs use small configurations (2x3 arrays, 4-byte bus), a few seconds each.
+"""
 
 import numpy as np
 import pytest
+from accel_checks import assert_rtl_result
+from gemm_operands import operands
+from sparse_operands import sparse_operands
 
 from hdl.config import AccelConfig
+from hdl.isa import Op
+from host.isa import Instruction
+from host.schedule import GemmLayout, gemm_memory
 from sim.backends import GemmResult, get_backend
-from sim.cycles import array_cycles, utilization
+from sim.golden.gemm import gemm
+from sim.perf import gemm_estimate
 
 
 def test_golden_backend_gemm():
     rng = np.random.default_rng(0)
     a = rng.integers(-128, 128, (9, 20), dtype=np.int8)
     b = rng.integers(-128, 128, (20, 3), dtype=np.int8)
-    result = get_backend("golden", AccelConfig(rows=4, cols=4)).gemm(a, b)
+    config = AccelConfig(rows=4, cols=4)
+    result = get_backend("golden", config).gemm(a, b)
     assert isinstance(result, GemmResult)
     assert result.output.dtype == np.int32
     np.testing.assert_array_equal(result.output, a.astype(np.int64) @ b.astype(np.int64))
-    assert result.counters["macs"] == 9 * 3 * 20
-    assert result.cycle_model == "analytical"
-    assert result.cycles == array_cycles(9, 3, 20, AccelConfig(rows=4, cols=4))
+    estimate = gemm_estimate(9, 3, 20, config)  # the analytical model of the accelerator
+    assert result.cycle_model == "perf"
+    assert result.cycles == estimate.cycles > 0
+    assert result.counters["macs"] == estimate.macs
 
 
 def test_unknown_backend_lists_available_ones():
@@ -33,37 +49,153 @@ def test_backend_refuses_non_config():
         get_backend("golden", {"rows": 4})
 
 
-@pytest.mark.parametrize("dataflow", ["ws", "os"])
-def test_pysim_backend_agrees_with_golden(dataflow):
-    rng = np.random.default_rng(1)
-    a = rng.integers(-128, 128, (5, 7), dtype=np.int8)
-    b = rng.integers(-128, 128, (7, 3), dtype=np.int8)
-    config = AccelConfig(rows=2, cols=2, dataflow=dataflow)
-    rtl = get_backend("pysim", config).gemm(a, b)
-    model = get_backend("golden", config).gemm(a, b)
-    np.testing.assert_array_equal(rtl.output, model.output)
-    assert rtl.cycles == model.cycles and rtl.cycle_model == "rtl"
-    assert rtl.counters["macs"] == model.counters["macs"] == 105
+def small_config(dataflow: str, rows: int = 2, cols: int = 3, **options) -> AccelConfig:
+    """A configuration pysim simulates quickly; the scheduler still needs several tiles,
+    blocks and double-buffered steps for the shapes below."""
+    fields = dict(
+        rows=rows,
+        cols=cols,
+        dataflow=dataflow,
+        spad_bytes=256,
+        acc_rows=16,
+        bus_bytes=4,
+        mem_latency=3,
+        mem_bytes=1 << 14,
+        sparse_depth=16,
+    )
+    return AccelConfig(**{**fields, **options})
 
 
-@pytest.mark.parametrize("dataflow", ["ws", "os"])
-def test_verilator_backend_agrees_with_golden(dataflow):
-    rng = np.random.default_rng(2)
-    a = rng.integers(-128, 128, (13, 37), dtype=np.int8)
-    b = rng.integers(-128, 128, (37, 11), dtype=np.int8)
-    config = AccelConfig(rows=4, cols=4, dataflow=dataflow)
-    rtl = get_backend("verilator", config).gemm(a, b)
-    np.testing.assert_array_equal(rtl.output, get_backend("golden", config).gemm(a, b).output)
-    assert rtl.cycles == array_cycles(13, 11, 37, config) and rtl.cycle_model == "rtl"
+@pytest.fixture(scope="module")
+def verilator():
+    """One verilator backend per configuration for the module (built once, cached on disk)."""
+    backends = {}
+
+    def get(config):
+        if config not in backends:
+            backends[config] = get_backend("verilator", config)
+        return backends[config]
+
+    yield get
+    for backend in backends.values():
+        backend.close()
 
 
-def test_256_cubed_on_16x16_ws_reaches_90_percent_utilization():
-    """Issue acceptance: fill and drain counted, back-to-back weight tiles overlap."""
-    rng = np.random.default_rng(3)
-    a = rng.integers(-128, 128, (256, 256), dtype=np.int8)
-    b = rng.integers(-128, 128, (256, 256), dtype=np.int8)
-    config = AccelConfig(rows=16, cols=16, dataflow="ws")
-    result = get_backend("verilator", config).gemm(a, b)
+def check_rtl_gemm(result: GemmResult, a: np.ndarray, b: np.ndarray, config: AccelConfig):
+    """Output as the golden backend's; output and counters as the functional model's."""
     np.testing.assert_array_equal(result.output, get_backend("golden", config).gemm(a, b).output)
-    assert result.cycles == array_cycles(256, 256, 256, config) == 65_585
-    assert utilization(256, 256, 256, result.cycles, config) >= 0.90
+    image, layout = gemm_memory(a, b, config)
+    assert_rtl_result(result, config, image, layout.schedule(), layout.result)
+
+
+# Ragged shapes: one element, partial tiles in every dimension, several K-tiles and blocks.
+SMALL_SHAPES = [(1, 1, 1), (7, 5, 4), (9, 7, 2)]  # (M, K, N)
+
+
+@pytest.mark.parametrize("dataflow", ["ws", "os"])
+def test_pysim_backend_runs_gemms_on_the_accelerator(dataflow):
+    config = small_config(dataflow)
+    backend = get_backend("pysim", config)
+    for seed, (m, k, n) in enumerate(SMALL_SHAPES):
+        a, b = operands(seed, m, k, n)  # -128 and 127 planted
+        check_rtl_gemm(backend.gemm(a, b), a, b, config)
+
+
+@pytest.mark.parametrize("dataflow", ["ws", "os"])
+def test_verilator_backend_runs_gemms_on_the_accelerator(verilator, dataflow):
+    config = small_config(
+        dataflow, rows=4, cols=4, spad_bytes=1024, acc_rows=64, bus_bytes=8, mem_latency=12
+    )
+    backend = verilator(config)
+    for seed, (m, k, n) in enumerate([(1, 1, 1), (13, 37, 11), (20, 33, 10), (5, 70, 17)]):
+        a, b = operands(seed, m, k, n)
+        check_rtl_gemm(backend.gemm(a, b), a, b, config)
+
+
+@pytest.mark.parametrize("dataflow", ["ws", "os"])
+def test_pysim_and_verilator_count_the_same_cycles(verilator, dataflow):
+    """Same program, same memory rules: the same cycles and counters, cycle for cycle."""
+    config = small_config(dataflow)
+    a, b = operands(7, 7, 5, 4)
+    w, x = sparse_operands(7, 5, 20, 4, 0.5)
+    pysim, native = get_backend("pysim", config), verilator(config)
+    for product, operands_ in (("gemm", (a, b)), ("spmm", (w, x))):
+        expected = getattr(native, product)(*operands_)
+        found = getattr(pysim, product)(*operands_)
+        np.testing.assert_array_equal(found.output, expected.output)
+        assert found.cycles == expected.cycles, product
+        assert found.counters == expected.counters, product
+
+
+def test_memory_latency_comes_from_the_config():
+    a, b = operands(3, 9, 7, 5)
+    fast = get_backend("pysim", small_config("ws", mem_latency=0)).gemm(a, b)
+    slow = get_backend("pysim", small_config("ws", mem_latency=40)).gemm(a, b)
+    np.testing.assert_array_equal(fast.output, slow.output)
+    assert slow.cycles > fast.cycles + 40
+    assert slow.counters["memory_stall"] > fast.counters["memory_stall"]
+
+
+@pytest.mark.parametrize("name", ["pysim", "verilator"])
+@pytest.mark.parametrize(
+    ("shapes", "dtype", "error", "message"),
+    [
+        (((2, 3), (3, 2)), np.int16, TypeError, r"^{0} must have dtype int8, not int16$"),
+        (((2, 3), (2, 2)), np.int8, ValueError, r"^inner dimensions differ: {0} is 2x3, {1} is"),
+        (((3,), (3, 2)), np.int8, ValueError, r"^{0} must have 2 dimensions, not shape \(3,\)$"),
+    ],
+)
+def test_rtl_backends_refuse_bad_operands(name, shapes, dtype, error, message):
+    """The same checks and messages as the golden models (`sim.golden.checks`)."""
+    backend = get_backend(name, small_config("ws"))
+    first, second = np.zeros(shapes[0], dtype), np.zeros(shapes[1], np.int8)
+    with pytest.raises(error, match=message.format("a", "b")):
+        backend.gemm(first, second)
+    with pytest.raises(error, match=message.format("w", "x")):
+        backend.spmm(first, second)
+
+
+@pytest.mark.parametrize("name", ["pysim", "verilator"])
+def test_operands_larger_than_the_memory_are_refused(name):
+    config = small_config("ws", mem_bytes=256)
+    a, b = operands(0, 8, 16, 8)  # 128 + 128 + 256 bytes
+    with pytest.raises(
+        ValueError,
+        match=r"^the operands and the result need 512 bytes of main memory, more than "
+        r"config.mem_bytes = 256$",
+    ):
+        get_backend(name, config).gemm(a, b)
+
+
+@pytest.mark.parametrize("name", ["pysim", "verilator"])
+def test_an_accelerator_error_is_raised_with_its_code_and_index(name, verilator, monkeypatch):
+    """A scheduler bug: the program's last word reads past config.mem_bytes."""
+    config = small_config("ws")
+    schedule = GemmLayout.schedule
+    bad = Instruction(
+        Op.LOAD_ACT, dram_addr=config.mem_bytes - 2, dram_stride=4, rows=2, spad_row=0, width=2
+    )
+    monkeypatch.setattr(GemmLayout, "schedule", lambda layout: [*schedule(layout), bad])
+    a, b = operands(1, 3, 2, 2)
+    count = len(gemm_memory(a, b, config)[1].schedule())
+    backend = verilator(config) if name == "verilator" else get_backend(name, config)
+    with pytest.raises(
+        RuntimeError,
+        match=rf"^the accelerator stopped with error DRAM_RANGE at instruction {count - 1} of "
+        rf"{count}: .*LOAD_ACT.* \(a bug of the scheduler, host/schedule.py\)$",
+    ):
+        backend.gemm(a, b)
+
+
+def test_verilator_backend_builds_on_first_use_and_closes():
+    config = small_config("os")
+    with get_backend("verilator", config) as backend:
+        assert backend._accelerator is None
+        a, b = operands(2, 3, 4, 5)
+        first = backend.gemm(a, b)
+        model = backend._accelerator
+        assert model is not None
+        assert backend.gemm(a, b).cycles == first.cycles  # same model, reset per run
+        assert backend._accelerator is model
+    assert backend._accelerator is None
+    np.testing.assert_array_equal(first.output, gemm(a, b))

@@ -4,9 +4,9 @@
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
-from memory_model import MemoryModel
 
 from hdl.dma_load import LoadDma
+from sim.drivers.memory_model import MemoryModel
 
 MEMORY_BYTES = 4096
 

@@ -6,13 +6,13 @@ import pytest
 from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.sim import Simulator
-from memory_model import MemoryModel
 from test_dma_load_pysim import expected_writes
 from test_dma_load_pysim import random_commands as load_commands
 
 from hdl.dma_load import LoadDma
 from hdl.dma_store import StoreDma
 from hdl.mem_arbiter import MemoryArbiter
+from sim.drivers.memory_model import MemoryModel
 
 BUS, ROW = 4, 8
 MEMORY_BYTES = 4096  # loads read [0, 4096); stores write [4096, 8192)

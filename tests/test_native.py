@@ -14,7 +14,7 @@ from gemm_operands import operands
 
 from hdl.config import AccelConfig
 from sim.array_program import ArrayProgram, gemm_program
-from sim.cycles import array_cycles
+from sim.cycles import array_cycles, utilization
 from sim.drivers import native
 from sim.drivers.native import NativeSim, SimulationTimeoutError, build_native, run_native
 from sim.drivers.pysim import FlowControl, run_pysim
@@ -110,6 +110,18 @@ def test_16x16_weight_stationary(native_array):
     program = gemm_program(a, b, array.config)
     output, _, _ = array.run(program, FlowControl(0.2, 0.3, 4))
     np.testing.assert_array_equal(program.assemble(output), gemm(a, b))
+
+
+def test_256_cubed_on_16x16_ws_array_reaches_90_percent_utilization(native_array):
+    """The bare array (operands streamed in, no memory): fill and drain counted, back-to-back
+    weight tiles overlap. The whole accelerator from memory: tests/test_top_native.py."""
+    array = native_array(16, 16, "ws")
+    a, b = operands(3, 256, 256, 256)
+    program = gemm_program(a, b, array.config)
+    output, cycles, _ = array.run(program)
+    np.testing.assert_array_equal(program.assemble(output), gemm(a, b))
+    assert cycles == array_cycles(256, 256, 256, array.config) == 65_585
+    assert utilization(256, 256, 256, cycles, array.config) >= 0.90
 
 
 def test_zero_operands_and_extremes(native_array):

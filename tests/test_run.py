@@ -40,11 +40,16 @@ def test_json_report(tmp_path):
     assert report["shape"] == {"m": 5, "n": 7, "k": 300}
     assert report["config"]["dataflow"] == "os"
     assert report["mismatches"] == 0 and report["outputs"] == 35
-    # OS on 4x8: 2 tiles of K = 300 beats, one every 300 cycles, then 2R + C + 1 to drain.
-    assert report["cycles"] == 300 + 300 + 8 + 8 + 1
+    # The golden backend's cycles are the analytical model's, end to end from memory.
+    assert report["cycle_model"] == "perf" and report["cycles"] == report["model_cycles"]
+    assert report["bound"] in ("compute", "read", "write", "latency")
+    # The bare array, OS on 4x8: 2 tiles of K = 300 beats, one every 300 cycles, then
+    # 2R + C + 1 to drain; memory traffic makes the whole run longer.
+    assert report["array_cycles"] == 300 + 300 + 8 + 8 + 1 < report["cycles"]
     # SCALE-Sim: ceil(5/4) * ceil(7/8) = 2 folds of 8 + 8 + 300 - 2 cycles, minus 1.
     assert report["scalesim_cycles"] == 2 * 314 - 1
-    assert report["counters"]["macs"] == 5 * 7 * 300
+    # The hardware counts R x C slots per streamed row: 2 output tiles of 4 x 8 over K = 300.
+    assert report["counters"]["macs"] == 2 * 300 * 4 * 8
 
 
 def test_a_wrong_backend_result_is_reported_as_mismatch(monkeypatch, capsys):
@@ -96,7 +101,7 @@ def test_spmm_workload_reports_exact_cycles_and_speedup(tmp_path, capsys):
     assert "Tessera: sparse int8 GEMM" in out and "exact (18 outputs)" in out
     report = json.loads(path.read_text())
     assert report["nnz"] == 33 and report["cycle_model"] == "rtl"
-    assert report["cycles"] == report["model_cycles"]
+    assert abs(report["model_cycles"] - report["cycles"]) <= 0.10 * report["cycles"]
     assert report["speedup"] == report["dense_cycles"] / report["cycles"]
 
 
@@ -105,8 +110,11 @@ def test_spmm_on_golden_counts_only_nonzero_macs(tmp_path):
     argv = ["--workload", "spmm", "--n", "256", "--k", "256", "--m", "64", "--json", str(path)]
     assert run.main(argv) == 0
     report = json.loads(path.read_text())
+    # C = 16 lanes per nonzero in each of the 64 / 16 column blocks of X.
     assert report["counters"]["macs"] == report["nnz"] * 64 == 6554 * 64
-    assert report["speedup"] > 5  # 90 % zeros by default, equal MAC count
+    # 90 % zeros by default, equal MAC count: faster than the dense accelerator end to end
+    # (memory-bound on the nonzeros' 3 bytes each, so less than the engine's own speed-up).
+    assert report["speedup"] > 1.5
 
 
 def test_bad_sparsity_is_refused(capsys):

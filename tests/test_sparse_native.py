@@ -7,9 +7,11 @@ and cycle counts equal to `sim.cycles.sparse_cycles`. Builds are cached (cold: 5
 
 import numpy as np
 import pytest
+from accel_checks import assert_rtl_result
 from sparse_operands import SPARSITIES, pattern_24_operands, sparse_operands
 
 from hdl.config import AccelConfig
+from host.schedule import spmm_memory, spmm_schedule
 from sim.backends import get_backend
 from sim.cycles import sparse_cycles
 from sim.drivers.native import NativeSim
@@ -85,10 +87,32 @@ def test_same_words_and_cycles_as_pysim(engine):
     assert cycles == reference_cycles
 
 
-def test_verilator_backend_spmm_agrees_with_golden():
-    config = AccelConfig(rows=4, cols=4, sparse_lanes=16, sparse_depth=64)
-    w, x = sparse_operands(8, 40, 100, 9, 0.9)
-    rtl = get_backend("verilator", config).spmm(w, x)
-    model = get_backend("golden", config).spmm(w, x)
-    np.testing.assert_array_equal(rtl.output, model.output)
-    assert rtl.cycles == model.cycles and rtl.cycle_model == "rtl"
+@pytest.fixture(scope="module")
+def backend():
+    """The verilator backend of a 4x4 accelerator, built once for the module."""
+    config = AccelConfig(
+        rows=4,
+        cols=4,
+        sparse_lanes=16,
+        sparse_depth=64,
+        spad_bytes=1024,
+        acc_rows=64,
+        bus_bytes=8,
+        mem_latency=12,
+        mem_bytes=1 << 16,
+    )
+    with get_backend("verilator", config) as verilator:
+        yield verilator
+
+
+@pytest.mark.parametrize("sparsity", [0.0, 0.9, 0.99])
+def test_verilator_backend_spmm_runs_on_the_accelerator(backend, sparsity):
+    """The whole accelerator's SPMM path: several row groups (N = 40 > acc_rows / 2), K-chunks
+    (K = 100 > sparse_depth 64) and column blocks (M = 9 on 4 columns)."""
+    config = backend.config
+    w, x = sparse_operands(8, 40, 100, 9, sparsity)
+    rtl = backend.spmm(w, x)
+    np.testing.assert_array_equal(rtl.output, get_backend("golden", config).spmm(w, x).output)
+    image, layout = spmm_memory(w, x, config)
+    assert len(layout.row_groups) > 1 and len(layout.chunks) > 1
+    assert_rtl_result(rtl, config, image, spmm_schedule(layout), layout.result)

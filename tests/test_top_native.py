@@ -9,6 +9,7 @@ minutes).
 
 import numpy as np
 import pytest
+from accel_checks import assert_counters_agree, model_run
 from sparse_operands import sparse_operands
 
 from hdl.config import AccelConfig
@@ -18,7 +19,7 @@ from host.schedule import gemm_memory, spmm_memory, spmm_schedule
 from sim.drivers.accel_native import NativeAccelerator
 from sim.golden.gemm import gemm
 from sim.golden.requant import RequantParams, requantize_float
-from sim.isa_model import IsaModel
+from sim.perf import gemm_estimate
 
 MEMORY = 1 << 16
 
@@ -54,13 +55,13 @@ def run_both(sim, memory, program, **options):
     """Gateware and functional model on the same image; returns the gateware's memory."""
     image = np.zeros(MEMORY, np.uint8)
     image[: memory.size] = memory
-    model = IsaModel(sim.config, image.copy())
-    counters = model.run(program)
+    model_memory, counters = model_run(sim.config, image, program)
     run = sim.run(image, encode_program(program), **options)
     assert run.error is ErrorCode.NONE
-    np.testing.assert_array_equal(image, model.memory)
-    assert run.counters["macs"] == counters.macs
-    assert run.counters["bytes_written"] == counters.bytes_stored
+    np.testing.assert_array_equal(image, model_memory)
+    assert_counters_agree(run.counters, counters, program, sim.config)
+    assert run.counters["cycles"] == run.cycles
+    assert run.counters["bytes_read"] == run.memory.read_words * sim.config.bus_bytes
     return image, run
 
 
@@ -118,6 +119,23 @@ def test_a_bad_instruction_stops_with_its_code_and_index(accelerator):
     np.testing.assert_array_equal(image, before)  # the STORE after it never ran
 
 
+def test_a_runtime_error_stops_the_run_with_its_code_and_index(accelerator):
+    """An SPMM whose last output row falls past the accumulator: the engine drops it in the
+    cycle its pass ends, and ``idle`` stays low until ACC_RANGE is latched, so the harness
+    (which stops at the first idle cycle) reports the error instead of a clean run."""
+    sim = accelerator("ws")
+    w, x = sparse_operands(1, 3, 5, 2, 0.0)
+    memory, layout = spmm_memory(w, x, sim.config)
+    load, spmm = spmm_schedule(layout)[:2]
+    late = Instruction(
+        Op.SPMM, **{**spmm.fields, "acc_row": sim.config.acc_rows - 2}, pop_prev=True
+    )
+    image = np.zeros(MEMORY, np.uint8)
+    image[: memory.size] = memory
+    run = sim.run(image, encode_program([load, late]))
+    assert (run.error, run.error_index) == (ErrorCode.ACC_RANGE, 1)
+
+
 @pytest.mark.slow
 def test_256_cubed_on_16x16_from_memory():
     """Issue 5's utilization point: 16 bytes/cycle, 64-cycle latency, target >= 85 %. Measured
@@ -134,3 +152,5 @@ def test_256_cubed_on_16x16_from_memory():
     np.testing.assert_array_equal(layout.result(image), gemm(a, b))
     utilization = 256**3 / (run.cycles * 256)
     assert utilization >= 0.90, utilization
+    # The analytical model (sim/perf.py) within 5 % (it predicts this run to the cycle).
+    assert abs(gemm_estimate(256, 256, 256, config).cycles - run.cycles) <= 0.05 * run.cycles

@@ -7,7 +7,6 @@ shape come with the scheduler (host/schedule.py) and the native harness.
 
 import numpy as np
 import pytest
-from accel_pysim import run_accelerator
 from sparse_operands import sparse_operands
 
 from hdl.config import AccelConfig
@@ -19,6 +18,9 @@ from host.isa import (
     encode_program,
     pack_param_records,
 )
+from sim.drivers.accel_native import MemoryRangeError
+from sim.drivers.accel_pysim import run_accelerator
+from sim.drivers.native import SimulationTimeoutError
 from sim.golden.gemm import gemm
 from sim.golden.requant import RequantParams, requantize_float
 from sim.sparse_program import spmm_program
@@ -103,7 +105,7 @@ def test_one_tile_int32_from_memory(m, k, n):
     place(memory, B_ADDR, b)
     program = ws_program(m, k, n)
     check_program(program, config)
-    run = run_accelerator(config, memory, encode_program(program))
+    run = run_accelerator(config, memory, encode_program(program), latency=0)
     assert run.error is ErrorCode.NONE
     out = run.memory[C_ADDR : C_ADDR + 4 * m * n].view(np.int32).reshape(m, n)
     np.testing.assert_array_equal(out, gemm(a, b))
@@ -111,7 +113,8 @@ def test_one_tile_int32_from_memory(m, k, n):
     place(expected, C_ADDR, gemm(a, b))
     np.testing.assert_array_equal(run.memory, expected)
     counters = run.counters
-    assert counters["instructions"] == len(program)
+    assert run.accepted == counters["instructions"] == len(program)
+    assert counters["cycles"] == run.cycles  # stopped before the edge of the first idle cycle
     assert counters["macs"] == m * 2 * 2
     assert counters["bytes_written"] == 4 * m * n
 
@@ -129,7 +132,7 @@ def test_requantized_int8_store():
     # The requantizer lanes add the bias: the store writes requantize(acc + bias).
     program = ws_program(m, k, n, int8=True)
     check_program(program, config)
-    run = run_accelerator(config, memory, encode_program(program))
+    run = run_accelerator(config, memory, encode_program(program), latency=0)
     assert run.error is ErrorCode.NONE
     out = run.memory[C_ADDR : C_ADDR + m * n].view(np.int8).reshape(m, n)
     sums = (gemm(a, b).astype(np.int64) + bias).astype(np.int32)
@@ -223,7 +226,7 @@ def test_output_stationary_tile():
         ),
     ]
     check_program(program, config)
-    run = run_accelerator(config, memory, encode_program(program))
+    run = run_accelerator(config, memory, encode_program(program), latency=0)
     out = run.memory[C_ADDR : C_ADDR + 24].view(np.int32).reshape(2, 3)
     np.testing.assert_array_equal(out, gemm(a, b))
 
@@ -244,7 +247,7 @@ def test_fence_orders_without_tokens():
         Instruction(Op.STORE, acc_row=0, rows=m, dram_addr=C_ADDR, dram_stride=8, int8=0, width=n),
     ]
     check_program(program, config)
-    run = run_accelerator(config, memory, encode_program(program))
+    run = run_accelerator(config, memory, encode_program(program), latency=0)
     out = run.memory[C_ADDR : C_ADDR + 4 * m * n].view(np.int32).reshape(m, n)
     np.testing.assert_array_equal(out, gemm(a, b))
     assert run.counters["dependency_stall"] > 0
@@ -305,7 +308,7 @@ def test_bad_instruction_stops_with_code_and_index(bad, code):
         check_program(program, config)  # the host checker agrees
     assert caught.value.code is code
     words = encode_program(program)
-    run = run_accelerator(config, memory, words)
+    run = run_accelerator(config, memory, words, latency=0)
     assert (run.error, run.error_index) == (code, 3)
     np.testing.assert_array_equal(run.memory, memory)  # nothing was stored
 
@@ -316,10 +319,10 @@ def test_unknown_opcode_and_stray_bits():
     words = encode_program([Instruction(Op.FENCE)] * 3)
     words[1, 0] = 9  # opcode 9
     words[2, 3] = 1 << 31  # a FENCE with bit 127 set
-    run = run_accelerator(config, memory, words)
+    run = run_accelerator(config, memory, words, latency=0)
     assert (run.error, run.error_index) == (ErrorCode.BAD_OPCODE, 1)
     words[1, 0] = 0
-    run = run_accelerator(config, memory, words)
+    run = run_accelerator(config, memory, words, latency=0)
     assert (run.error, run.error_index) == (ErrorCode.BAD_FIELD, 2)
 
 
@@ -370,7 +373,7 @@ def test_sparse_gemm_through_the_spmm_engine(sparsity):
     memory = np.zeros(4096, np.uint8)
     program = spmm_program_in_memory(w, x, config, memory)
     check_program(program, config)
-    run = run_accelerator(config, memory, encode_program(program))
+    run = run_accelerator(config, memory, encode_program(program), latency=0)
     assert run.error is ErrorCode.NONE
     out = run.memory[C_ADDR : C_ADDR + 4 * 6 * 2].view(np.int32).reshape(6, 2)
     np.testing.assert_array_equal(out, gemm(w, x))
@@ -384,9 +387,43 @@ def test_spmm_runtime_errors_name_the_instruction():
     program = spmm_program_in_memory(w, x, config, memory)
     # The X block holds 5 rows; claiming 4 makes index 4 of the nonzeros past k.
     short = Instruction(Op.SPMM, **{**program[1].fields, "k": 4}, pop_prev=True)
-    run = run_accelerator(config, memory, encode_program([program[0], short]))
+    run = run_accelerator(config, memory, encode_program([program[0], short]), latency=0)
     assert (run.error, run.error_index) == (ErrorCode.SPARSE_FORMAT, 1)
     # 3 output rows from accumulator row 14 of 16: the third is past the end.
     late = Instruction(Op.SPMM, **{**program[1].fields, "acc_row": 14}, pop_prev=True)
-    run = run_accelerator(config, memory, encode_program([program[0], late]))
+    run = run_accelerator(config, memory, encode_program([program[0], late]), latency=0)
     assert (run.error, run.error_index) == (ErrorCode.ACC_RANGE, 1)
+
+
+def test_a_cycle_limit_or_a_hang_raises_naming_the_limit():
+    config = config_of()
+    a, b = operands(5, 3, 2, 2)
+    memory = np.zeros(4096, np.uint8)
+    place(memory, A_ADDR, a)
+    place(memory, B_ADDR, b)
+    words = encode_program(ws_program(3, 2, 2))
+    with pytest.raises(
+        SimulationTimeoutError,
+        match=r"did not finish within max_cycles=10; stopped at cycle 10 with \d of 4 instruction",
+    ) as caught:
+        run_accelerator(config, memory, words, latency=0, max_cycles=10)
+    assert caught.value.cycles == caught.value.counters["cycles"] == 10
+    # A MATMUL waiting for a token that no LOAD pushes: nothing moves any more.
+    stuck = Instruction(
+        Op.MATMUL, act_row=0, wgt_row=0, rows=2, acc_row=0, accumulate=0, pop_prev=True
+    )
+    with pytest.raises(SimulationTimeoutError, match=r"hung: nothing moved for 40 cycles"):
+        run_accelerator(config, memory, encode_program([stuck]), latency=0, quiet_cycles=40)
+
+
+def test_a_burst_past_the_end_of_the_memory_array_raises():
+    """Inside config.mem_bytes (the accelerator's own check passes) but past the array."""
+    config = config_of()
+    load = Instruction(Op.LOAD_ACT, dram_addr=2000, dram_stride=2, rows=1, spad_row=0, width=2)
+    with pytest.raises(
+        MemoryRangeError,
+        match=r"^read burst at address 2000 \(0x7d0\) of 1 words reaches byte 2004, past the "
+        r"end of memory \(1024 bytes\), at cycle \d+$",
+    ) as caught:
+        run_accelerator(config, np.zeros(1024, np.uint8), encode_program([load]), latency=0)
+    assert (caught.value.address, caught.value.beats, caught.value.write) == (2000, 1, False)

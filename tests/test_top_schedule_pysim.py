@@ -7,16 +7,16 @@ the gateware itself: results equal sim.golden and the hardware counters equal th
 
 import numpy as np
 import pytest
-from accel_pysim import run_accelerator
+from accel_checks import assert_counters_agree, model_run
 from sparse_operands import sparse_operands
 
 from hdl.config import AccelConfig
 from hdl.isa import ErrorCode
 from host.isa import encode_program
 from host.schedule import gemm_memory, spmm_memory, spmm_schedule
+from sim.drivers.accel_pysim import run_accelerator
 from sim.golden.gemm import gemm
 from sim.golden.requant import RequantParams, requantize_float
-from sim.isa_model import IsaModel
 
 MEMORY = 1 << 14
 
@@ -38,13 +38,12 @@ def run_both(config, memory, program):
     """Run on the gateware and on the functional model; both final memories and counters."""
     image = np.zeros(MEMORY, np.uint8)
     image[: memory.size] = memory
-    model = IsaModel(config, image.copy())
-    counters = model.run(program)
-    run = run_accelerator(config, image, encode_program(program), max_cycles=200_000)
+    model_memory, counters = model_run(config, image, program)
+    run = run_accelerator(config, image, encode_program(program), latency=0)
     assert run.error is ErrorCode.NONE
-    np.testing.assert_array_equal(run.memory, model.memory)  # every byte, not only C
-    assert run.counters["macs"] == counters.macs
-    assert run.counters["bytes_written"] == counters.bytes_stored
+    np.testing.assert_array_equal(run.memory, model_memory)  # every byte, not only C
+    assert_counters_agree(run.counters, counters, program, config)
+    assert run.counters["cycles"] == run.cycles
     return run
 
 

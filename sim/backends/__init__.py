@@ -1,12 +1,20 @@
 """Simulation backends behind one interface: ``get_backend(name, config)``.
 
-``.gemm(a, b)`` runs a dense int8 GEMM on the systolic array, ``.spmm(w, x)`` a sparse one on the
-sparse engine (w's zeros skipped). Every backend returns a `GemmResult` (int32 output, cycles,
-counters):
+``.gemm(a, b)`` computes a dense int8 GEMM, ``.spmm(w, x)`` a sparse one (w's zeros skipped), as
+the accelerator of `config` (`hdl.top.Accelerator`) does. Every backend returns a `GemmResult`
+(int32 output, cycles, counters):
 
-- ``golden``: numpy results, cycles from the exact analytical models of the units;
-- ``pysim``: the RTL units in Amaranth's simulator (slow; small configurations);
-- ``verilator``: the RTL units compiled by Verilator, run by the native C++ harness.
+- ``golden``: numpy results (`sim.golden`, the numeric spec), with cycles from the accelerator's
+  analytical performance model (`sim.perf`): fast, any size, the cycles an estimate;
+- ``pysim``: the whole accelerator in Amaranth's simulator (slow; small configurations);
+- ``verilator``: the whole accelerator compiled by Verilator, run by the native harness.
+
+The two RTL backends run a product end to end (`sim.backends.rtl`): the operands are placed in
+a main-memory image, the scheduler's program (`host.schedule`) is pushed on the command port,
+the result is read back from memory; ``.cycles`` is the end-to-end count from reset to idle and
+``.counters`` the hardware counters (`hdl.top_ports.COUNTERS`). The memory's latency is
+``config.mem_latency`` and its bandwidth ``config.bus_bytes`` bytes per cycle. Both RTL backends
+count the same cycles for the same product.
 """
 
 from __future__ import annotations

@@ -14,10 +14,13 @@ class GemmResult:
     Attributes
     ----------
     output: int32 M x N result (two's-complement wrap, as the hardware accumulates).
-    cycles: clock cycles the GEMM takes, by `cycle_model`.
-    counters: named event counts (``macs``: useful multiply-accumulates M*N*K, ...).
+    cycles: clock cycles the whole accelerator takes, from reset to idle with the result in
+        main memory, by `cycle_model`.
+    counters: the accelerator's hardware counters (`hdl.top_ports.COUNTERS`; ``macs`` counts
+        R x C slots per streamed MATMUL row and C per SPMM nonzero, so ragged tiles count idle
+        slots too); the golden backend has those `sim.perf` predicts.
     cycle_model: where `cycles` comes from: ``"rtl"`` (counted in a cycle-accurate simulation)
-        or the name of an analytical model (``"scalesim"``).
+        or ``"perf"`` (the analytical model `sim.perf`).
     """
 
     output: np.ndarray

@@ -1,0 +1,68 @@
+"""The accelerator's hardware counters against the functional model, shared by the tests that run
+whole programs (native harness, Amaranth simulator, the pysim and verilator backends)."""
+
+import numpy as np
+
+from hdl.config import AccelConfig
+from hdl.isa import PARAM_RECORD_BYTES, Op
+from hdl.spmm_engine import nonzero_beat_bytes
+from hdl.top_ports import COUNTERS
+from host.isa import Instruction
+from sim.isa_model import Counters, IsaModel
+
+
+def model_run(config: AccelConfig, image: np.ndarray, program: list[Instruction]):
+    """The functional model on a copy of `image`: (final memory, `Counters`)."""
+    model = IsaModel(config, image.copy())
+    counters = model.run(program)
+    return model.memory, counters
+
+
+def bytes_read(program: list[Instruction], config: AccelConfig) -> int:
+    """Main-memory bytes the load DMAs read for `program`: every row (a LOAD's row, a parameter
+    record, a ``nonzeros`` beat) is one burst of the bus words covering it."""
+    bus = config.bus_bytes
+    total = 0
+    for ins in program:
+        f = ins.fields
+        if ins.op in (Op.LOAD_ACT, Op.LOAD_WGT):
+            start, rows, width, stride = f["dram_addr"], f["rows"], f["width"], f["dram_stride"]
+        elif ins.op is Op.LOAD_PARAMS:
+            start, rows = f["dram_addr"], f["lanes"]
+            width = stride = PARAM_RECORD_BYTES
+        elif ins.op is Op.SPMM:
+            start, rows = f["nz_addr"], f["nz_beats"]
+            width = stride = nonzero_beat_bytes(config)
+        else:
+            continue
+        starts = start + stride * np.arange(rows, dtype=np.int64)
+        total += int(((starts + width + bus - 1) // bus - starts // bus).sum()) * bus
+    return total
+
+
+def assert_counters_agree(
+    counters: dict, model: Counters, program: list[Instruction], config: AccelConfig
+) -> None:
+    """The hardware counters of a clean run of `program` agree with the functional model's
+    `Counters` where it defines them (and the counters nobody models are at least sane)."""
+    assert set(counters) == set(COUNTERS)
+    assert counters["macs"] == model.macs
+    assert counters["bytes_written"] == model.bytes_stored
+    assert counters["bytes_read"] == bytes_read(program, config) >= model.bytes_loaded
+    assert counters["instructions"] == len(program)
+    for name in ("load_busy", "compute_busy", "store_busy"):
+        assert 0 < counters[name] <= counters["cycles"], name
+
+
+def assert_rtl_result(result, config: AccelConfig, image, program, read_result) -> None:
+    """A ``pysim`` / ``verilator`` backend's `GemmResult` against the functional model running
+    the same `program` on the same memory `image`: equal output (read from the final memory
+    with `read_result`, a layout's ``result``) and counters, sane cycles."""
+    memory, counters = model_run(config, image, program)
+    assert result.cycle_model == "rtl"
+    assert result.output.dtype == np.int32
+    np.testing.assert_array_equal(result.output, read_result(memory))
+    assert_counters_agree(result.counters, counters, program, config)
+    assert all(type(value) is int for value in result.counters.values())
+    assert result.cycles > 0
+    assert result.counters["cycles"] == result.cycles  # the run stops in the first idle cycle
