@@ -11,6 +11,40 @@ from host.isa import Instruction
 from sim.isa_model import Counters, IsaModel
 
 
+def small_config(rows: int = 2, cols: int = 2, dataflow: str = "ws", **options) -> AccelConfig:
+    """A configuration Amaranth's simulator runs quickly (tiny scratchpads and accumulator, a
+    4-byte bus, 16 KiB of memory) that still splits GEMMs into several tiles, blocks and
+    double-buffered steps; `options` override any field."""
+    fields = dict(
+        rows=rows,
+        cols=cols,
+        dataflow=dataflow,
+        spad_bytes=256,
+        acc_rows=16,
+        bus_bytes=4,
+        mem_bytes=1 << 14,
+        sparse_depth=16,
+    )
+    return AccelConfig(**{**fields, **options})
+
+
+def native_config(dataflow: str = "ws", **options) -> AccelConfig:
+    """The 4x4 configuration the native-harness tests share (one cached build per dataflow):
+    an 8-byte bus at a 12-cycle latency, 64 KiB of memory, sparse passes of 32 rows."""
+    fields = dict(
+        rows=4,
+        cols=4,
+        dataflow=dataflow,
+        spad_bytes=1024,
+        acc_rows=64,
+        bus_bytes=8,
+        mem_latency=12,
+        mem_bytes=1 << 16,
+        sparse_depth=32,
+    )
+    return AccelConfig(**{**fields, **options})
+
+
 def model_run(config: AccelConfig, image: np.ndarray, program: list[Instruction]):
     """The functional model on a copy of `image`: (final memory, `Counters`)."""
     model = IsaModel(config, image.copy())

@@ -9,7 +9,7 @@ estimate). pysim runs use small configurations (2x3 arrays, 4-byte bus), a few s
 
 import numpy as np
 import pytest
-from accel_checks import assert_rtl_result
+from accel_checks import assert_rtl_result, small_config
 from gemm_operands import operands
 from sparse_operands import sparse_operands
 
@@ -49,21 +49,9 @@ def test_backend_refuses_non_config():
         get_backend("golden", {"rows": 4})
 
 
-def small_config(dataflow: str, rows: int = 2, cols: int = 3, **options) -> AccelConfig:
-    """A configuration pysim simulates quickly; the scheduler still needs several tiles,
-    blocks and double-buffered steps for the shapes below."""
-    fields = dict(
-        rows=rows,
-        cols=cols,
-        dataflow=dataflow,
-        spad_bytes=256,
-        acc_rows=16,
-        bus_bytes=4,
-        mem_latency=3,
-        mem_bytes=1 << 14,
-        sparse_depth=16,
-    )
-    return AccelConfig(**{**fields, **options})
+def pysim_config(dataflow: str, **options) -> AccelConfig:
+    """A 2x3 configuration pysim simulates quickly (`small_config`) at a 3-cycle latency."""
+    return small_config(**{"rows": 2, "cols": 3, "dataflow": dataflow, "mem_latency": 3, **options})
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +82,7 @@ SMALL_SHAPES = [(1, 1, 1), (7, 5, 4), (9, 7, 2)]  # (M, K, N)
 
 @pytest.mark.parametrize("dataflow", ["ws", "os"])
 def test_pysim_backend_runs_gemms_on_the_accelerator(dataflow):
-    config = small_config(dataflow)
+    config = pysim_config(dataflow)
     backend = get_backend("pysim", config)
     for seed, (m, k, n) in enumerate(SMALL_SHAPES):
         a, b = operands(seed, m, k, n)  # -128 and 127 planted
@@ -103,7 +91,7 @@ def test_pysim_backend_runs_gemms_on_the_accelerator(dataflow):
 
 @pytest.mark.parametrize("dataflow", ["ws", "os"])
 def test_verilator_backend_runs_gemms_on_the_accelerator(verilator, dataflow):
-    config = small_config(
+    config = pysim_config(
         dataflow, rows=4, cols=4, spad_bytes=1024, acc_rows=64, bus_bytes=8, mem_latency=12
     )
     backend = verilator(config)
@@ -115,7 +103,7 @@ def test_verilator_backend_runs_gemms_on_the_accelerator(verilator, dataflow):
 @pytest.mark.parametrize("dataflow", ["ws", "os"])
 def test_pysim_and_verilator_count_the_same_cycles(verilator, dataflow):
     """Same program, same memory rules: the same cycles and counters, cycle for cycle."""
-    config = small_config(dataflow)
+    config = pysim_config(dataflow)
     a, b = operands(7, 7, 5, 4)
     w, x = sparse_operands(7, 5, 20, 4, 0.5)
     pysim, native = get_backend("pysim", config), verilator(config)
@@ -129,8 +117,8 @@ def test_pysim_and_verilator_count_the_same_cycles(verilator, dataflow):
 
 def test_memory_latency_comes_from_the_config():
     a, b = operands(3, 9, 7, 5)
-    fast = get_backend("pysim", small_config("ws", mem_latency=0)).gemm(a, b)
-    slow = get_backend("pysim", small_config("ws", mem_latency=40)).gemm(a, b)
+    fast = get_backend("pysim", pysim_config("ws", mem_latency=0)).gemm(a, b)
+    slow = get_backend("pysim", pysim_config("ws", mem_latency=40)).gemm(a, b)
     np.testing.assert_array_equal(fast.output, slow.output)
     assert slow.cycles > fast.cycles + 40
     assert slow.counters["memory_stall"] > fast.counters["memory_stall"]
@@ -147,7 +135,7 @@ def test_memory_latency_comes_from_the_config():
 )
 def test_rtl_backends_refuse_bad_operands(name, shapes, dtype, error, message):
     """The same checks and messages as the golden models (`sim.golden.checks`)."""
-    backend = get_backend(name, small_config("ws"))
+    backend = get_backend(name, pysim_config("ws"))
     first, second = np.zeros(shapes[0], dtype), np.zeros(shapes[1], np.int8)
     with pytest.raises(error, match=message.format("a", "b")):
         backend.gemm(first, second)
@@ -157,7 +145,7 @@ def test_rtl_backends_refuse_bad_operands(name, shapes, dtype, error, message):
 
 @pytest.mark.parametrize("name", ["pysim", "verilator"])
 def test_operands_larger_than_the_memory_are_refused(name):
-    config = small_config("ws", mem_bytes=256)
+    config = pysim_config("ws", mem_bytes=256)
     a, b = operands(0, 8, 16, 8)  # 128 + 128 + 256 bytes
     with pytest.raises(
         ValueError,
@@ -170,7 +158,7 @@ def test_operands_larger_than_the_memory_are_refused(name):
 @pytest.mark.parametrize("name", ["pysim", "verilator"])
 def test_an_accelerator_error_is_raised_with_its_code_and_index(name, verilator, monkeypatch):
     """A scheduler bug: the program's last word reads past config.mem_bytes."""
-    config = small_config("ws")
+    config = pysim_config("ws")
     schedule = GemmLayout.schedule
     bad = Instruction(
         Op.LOAD_ACT, dram_addr=config.mem_bytes - 2, dram_stride=4, rows=2, spad_row=0, width=2
@@ -188,7 +176,7 @@ def test_an_accelerator_error_is_raised_with_its_code_and_index(name, verilator,
 
 
 def test_verilator_backend_builds_on_first_use_and_closes():
-    config = small_config("os")
+    config = pysim_config("os")
     with get_backend("verilator", config) as backend:
         assert backend._accelerator is None
         a, b = operands(2, 3, 4, 5)

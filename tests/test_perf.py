@@ -7,6 +7,7 @@ bench/accel_sweep.py) and the bytes and MACs the hardware counts exactly.
 
 import numpy as np
 import pytest
+from accel_checks import native_config
 from sparse_operands import sparse_operands
 
 from hdl.config import AccelConfig
@@ -17,17 +18,6 @@ from sim.drivers.accel_native import NativeAccelerator
 from sim.golden.requant import RequantParams
 from sim.perf import gemm_estimate, program_estimate, spmm_estimate
 
-#: The configuration of tests/test_top_native.py (so both share one native build).
-CONFIG = dict(
-    rows=4,
-    cols=4,
-    spad_bytes=1024,
-    acc_rows=64,
-    bus_bytes=8,
-    mem_latency=12,
-    mem_bytes=1 << 16,
-    sparse_depth=32,
-)
 #: GEMMs: (m, n, k, int8 output, memory latency, bytes per cycle).
 GEMMS = [
     (1, 1, 1, False, 12, 8),
@@ -47,7 +37,7 @@ def accelerator():
 
     def get(dataflow):
         if dataflow not in sims:
-            sims[dataflow] = NativeAccelerator(AccelConfig(dataflow=dataflow, **CONFIG))
+            sims[dataflow] = NativeAccelerator(native_config(dataflow))  # test_top_native's build
         return sims[dataflow]
 
     yield get

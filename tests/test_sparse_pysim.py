@@ -4,7 +4,7 @@ import dataclasses
 
 import numpy as np
 import pytest
-from accel_checks import assert_rtl_result
+from accel_checks import assert_rtl_result, small_config
 from amaranth.sim import Simulator
 from sparse_operands import SPARSITIES, pattern_24_operands, sparse_operands
 
@@ -86,17 +86,7 @@ def test_idle_gaps_and_back_pressure_lose_nothing(idle, stall):
 def test_pysim_backend_spmm_runs_on_the_accelerator(sparsity):
     """The whole accelerator's SPMM path: two K-chunks (K = 20 > sparse_depth 16), three column
     blocks of X (M = 5 on 2 columns), -128 / 127 planted; output as the golden backend's."""
-    config = AccelConfig(
-        rows=2,
-        cols=2,
-        sparse_lanes=4,
-        spad_bytes=256,
-        acc_rows=16,
-        bus_bytes=4,
-        mem_latency=3,
-        mem_bytes=1 << 14,
-        sparse_depth=16,
-    )
+    config = small_config(2, 2, sparse_lanes=4, mem_latency=3)
     w, x = sparse_operands(5, 6, 20, 5, sparsity)
     rtl = get_backend("pysim", config).spmm(w, x)
     model = get_backend("golden", config).spmm(w, x)

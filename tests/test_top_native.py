@@ -9,7 +9,7 @@ minutes).
 
 import numpy as np
 import pytest
-from accel_checks import assert_counters_agree, model_run
+from accel_checks import assert_counters_agree, model_run, native_config
 from sparse_operands import sparse_operands
 
 from hdl.config import AccelConfig
@@ -21,7 +21,7 @@ from sim.golden.gemm import gemm
 from sim.golden.requant import RequantParams, requantize_float
 from sim.perf import gemm_estimate
 
-MEMORY = 1 << 16
+MEMORY = native_config().mem_bytes
 
 
 @pytest.fixture(scope="module")
@@ -31,18 +31,7 @@ def accelerator():
     def get(dataflow, **options):
         key = (dataflow, tuple(sorted(options.items())))
         if key not in sims:
-            config = AccelConfig(
-                rows=4,
-                cols=4,
-                dataflow=dataflow,
-                spad_bytes=1024,
-                acc_rows=64,
-                bus_bytes=8,
-                mem_latency=12,
-                mem_bytes=MEMORY,
-                sparse_depth=32,
-                **options,
-            )
+            config = native_config(dataflow, **options)
             sims[key] = NativeAccelerator(config)
         return sims[key]
 

@@ -7,9 +7,9 @@ shape come with the scheduler (host/schedule.py) and the native harness.
 
 import numpy as np
 import pytest
+from accel_checks import small_config
 from sparse_operands import sparse_operands
 
-from hdl.config import AccelConfig
 from hdl.isa import ErrorCode, Op
 from host.isa import (
     Instruction,
@@ -29,16 +29,7 @@ A_ADDR, B_ADDR, C_ADDR, P_ADDR = 0, 512, 1024, 2048
 
 
 def config_of(rows=2, cols=2, dataflow="ws"):
-    return AccelConfig(
-        rows=rows,
-        cols=cols,
-        dataflow=dataflow,
-        spad_bytes=256,
-        acc_rows=16,
-        bus_bytes=4,
-        mem_bytes=4096,
-        sparse_depth=16,
-    )
+    return small_config(rows, cols, dataflow, mem_bytes=4096)
 
 
 def place(memory, address, array):

@@ -7,10 +7,9 @@ the gateware itself: results equal sim.golden and the hardware counters equal th
 
 import numpy as np
 import pytest
-from accel_checks import assert_counters_agree, model_run
+from accel_checks import assert_counters_agree, model_run, small_config
 from sparse_operands import sparse_operands
 
-from hdl.config import AccelConfig
 from hdl.isa import ErrorCode
 from host.isa import encode_program
 from host.schedule import gemm_memory, spmm_memory, spmm_schedule
@@ -19,19 +18,6 @@ from sim.golden.gemm import gemm
 from sim.golden.requant import RequantParams, requantize_float
 
 MEMORY = 1 << 14
-
-
-def small_config(rows, cols, dataflow):
-    return AccelConfig(
-        rows=rows,
-        cols=cols,
-        dataflow=dataflow,
-        spad_bytes=256,
-        acc_rows=16,
-        bus_bytes=4,
-        mem_bytes=MEMORY,
-        sparse_depth=16,
-    )
 
 
 def run_both(config, memory, program):
