@@ -1,0 +1,380 @@
+"""The accelerator as the host sees it: main memory, a command stream and counters.
+
+`Device(backend, config)` is the host driver's one handle on an accelerator. It talks to the
+hardware only through a `Transport` (DESIGN.md §7 item 7: write and read main memory, push a
+program and wait for it, read the counters), so the same driver runs on
+
+- ``"golden"`` (`GoldenTransport`): the functional ISA model `sim.isa_model.IsaModel` holds the
+  memory and executes programs; cycles come from the analytical model `sim.perf`;
+- ``"verilator"`` (`VerilatorTransport`): `hdl.top.Accelerator` in the native Verilator harness
+  (`sim.drivers.accel_native`), cycle by cycle, memory latency ``config.mem_latency`` and
+  ``config.bus_bytes`` bytes per cycle;
+
+and later on a board, through a transport that moves the same bytes over a bus.
+
+On top of the transport the device allocates main memory (first fit in 16-byte granules,
+`host.alloc.RowPool`: freed regions are reused) and runs quantized layers: `Device.linear`
+multiplies an int8 activation matrix already in device memory by a layer's weights (uploaded
+once per layer) and requantizes the result to int8 in the accelerator's requantizer
+(`host.schedule.gemm_schedule`), so consecutive layers hand their activations over in device
+memory. Each run is recorded in `Device.runs` (`LayerRun`: shape, cycles, counters).
+
+Example::
+
+    device = Device("golden", AccelConfig(rows=8, cols=8))
+    x = device.upload(np.ones((4, 64), np.int8))          # a DeviceBuffer
+    y = device.linear(x, layer, name="fc1")               # layer: sim.golden.layers.QuantLayer
+    device.download(y)                                    # int8 [4, layer.out_features]
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hdl.config import AccelConfig, Dataflow
+from hdl.isa import ErrorCode
+from host.alloc import RowPool
+from host.isa import Instruction, ProgramError, encode_program, pack_param_records
+from host.schedule import gemm_schedule
+from sim.golden.checks import require_array
+from sim.golden.layers import QuantLayer
+from sim.perf import program_estimate
+
+__all__ = [
+    "BACKENDS",
+    "Device",
+    "DeviceBuffer",
+    "DeviceError",
+    "GoldenTransport",
+    "LayerRun",
+    "ProgramRun",
+    "Transport",
+    "VerilatorTransport",
+]
+
+#: Bytes of one allocation granule of main memory (regions start at multiples of it).
+GRANULE = 16
+
+
+class DeviceError(RuntimeError):
+    """The accelerator stopped a program with an error status (`hdl.isa.ErrorCode`)."""
+
+    def __init__(self, code: ErrorCode, index: int, message: str):
+        super().__init__(message)
+        self.code = code
+        self.index = index
+
+
+@dataclass(frozen=True)
+class ProgramRun:
+    """What a transport reports for one program: cycles (and how they were obtained) and the
+    hardware counters (`hdl.top_ports.COUNTERS`; the golden transport has those `sim.perf`
+    predicts)."""
+
+    cycles: int
+    counters: dict[str, int]
+    cycle_model: str
+
+
+class Transport(abc.ABC):
+    """Main memory and the command stream of one accelerator of `config`."""
+
+    config: AccelConfig
+
+    @property
+    @abc.abstractmethod
+    def memory_bytes(self) -> int:
+        """Size of main memory in bytes."""
+
+    @abc.abstractmethod
+    def write(self, address: int, data: np.ndarray) -> None:
+        """Copy the bytes of `data` (uint8) to main memory at `address`."""
+
+    @abc.abstractmethod
+    def read(self, address: int, count: int) -> np.ndarray:
+        """`count` bytes of main memory from `address`, as a uint8 copy."""
+
+    @abc.abstractmethod
+    def execute(self, program: list[Instruction]) -> ProgramRun:
+        """Push `program` on the command stream and wait until the accelerator is idle.
+
+        Raises `DeviceError` when the accelerator stops with an error status."""
+
+    def close(self) -> None:  # noqa: B027 - optional: most transports hold nothing to release
+        """Release what the transport holds (a simulation model)."""
+
+
+class _ArrayMemory:
+    """Range-checked byte access to a numpy memory image (for the simulated transports)."""
+
+    def _memory(self) -> np.ndarray:
+        raise NotImplementedError
+
+    @property
+    def memory_bytes(self) -> int:
+        return self._memory().size
+
+    def write(self, address: int, data: np.ndarray) -> None:
+        data = np.ascontiguousarray(data).reshape(-1).view(np.uint8)
+        self._check(address, data.size)
+        self._memory()[address : address + data.size] = data
+
+    def read(self, address: int, count: int) -> np.ndarray:
+        self._check(address, count)
+        return self._memory()[address : address + count].copy()
+
+    def _check(self, address: int, count: int) -> None:
+        if not 0 <= address <= address + count <= self.memory_bytes:
+            raise ValueError(
+                f"bytes [{address}, {address + count}) are outside main memory "
+                f"[0, {self.memory_bytes})"
+            )
+
+
+class GoldenTransport(_ArrayMemory, Transport):
+    """The functional ISA model as the accelerator; cycles from `sim.perf`."""
+
+    def __init__(self, config: AccelConfig):
+        from sim.isa_model import IsaModel
+
+        self.config = config
+        self._model = IsaModel(config, config.mem_bytes)
+
+    def _memory(self) -> np.ndarray:
+        return self._model.memory
+
+    def execute(self, program: list[Instruction]) -> ProgramRun:
+        try:
+            self._model.run(program, check_races=False)
+        except ProgramError as error:
+            raise DeviceError(error.code, error.index, str(error)) from None
+        estimate = program_estimate(program, self.config)
+        counters = {
+            "cycles": estimate.cycles,
+            "macs": estimate.macs,
+            "bytes_read": estimate.bytes_read,
+            "bytes_written": estimate.bytes_written,
+            "instructions": estimate.instructions,
+        }
+        return ProgramRun(estimate.cycles, counters, "perf")
+
+
+class VerilatorTransport(_ArrayMemory, Transport):
+    """`hdl.top.Accelerator` in the native Verilator harness (built on first use, cached)."""
+
+    def __init__(self, config: AccelConfig):
+        self.config = config
+        self._memory_image = np.zeros(config.mem_bytes, np.uint8)
+        self._simulator = None
+
+    def _memory(self) -> np.ndarray:
+        return self._memory_image
+
+    def execute(self, program: list[Instruction]) -> ProgramRun:
+        from sim.drivers.accel_native import NativeAccelerator
+
+        if self._simulator is None:
+            self._simulator = NativeAccelerator(self.config)
+        run = self._simulator.run(self._memory_image, encode_program(program))
+        if run.error is not ErrorCode.NONE:
+            raise DeviceError(
+                run.error,
+                run.error_index,
+                f"the accelerator stopped with {run.error.name} at instruction "
+                f"{run.error_index} of {len(program)}",
+            )
+        return ProgramRun(run.cycles, dict(run.counters), "rtl")
+
+    def close(self) -> None:
+        if self._simulator is not None:
+            self._simulator.close()
+            self._simulator = None
+
+
+#: Transports by backend name.
+BACKENDS = {"golden": GoldenTransport, "verilator": VerilatorTransport}
+
+
+@dataclass(frozen=True)
+class DeviceBuffer:
+    """A region of device memory holding a row-major int8 matrix."""
+
+    address: int
+    shape: tuple[int, int]
+
+    @property
+    def nbytes(self) -> int:
+        return self.shape[0] * self.shape[1]
+
+
+@dataclass(frozen=True)
+class LayerRun:
+    """One layer's run on the device: its GEMM shape (M x K by K x N), cycles, counters."""
+
+    name: str
+    m: int
+    n: int
+    k: int
+    cycles: int
+    cycle_model: str
+    counters: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class _Weights:
+    """A layer's weights (K x N) and parameter records, resident in device memory."""
+
+    weights: int
+    params: int
+    layer: QuantLayer
+
+
+class Device:
+    """An accelerator behind a transport (module docstring).
+
+    Parameters
+    ----------
+    backend : str
+        ``"golden"`` or ``"verilator"`` (`BACKENDS`); ignored when `transport` is given.
+    config : AccelConfig
+        The hardware (default ``AccelConfig()``: 16x16, 16 bytes/cycle, 64-cycle latency).
+    transport : Transport, optional
+        Use this transport instead of making one for `backend` (a board, a test double).
+
+    Raises
+    ------
+    TypeError, ValueError
+        An unknown backend (the message lists the known ones), a config that is not an
+        AccelConfig, a transport that is not a Transport.
+    """
+
+    def __init__(
+        self,
+        backend: str = "golden",
+        config: AccelConfig | None = None,
+        *,
+        transport: Transport | None = None,
+    ):
+        config = AccelConfig() if config is None else config
+        if not isinstance(config, AccelConfig):
+            raise TypeError(f"config must be an AccelConfig, not {type(config)!r}")
+        if transport is None:
+            if backend not in BACKENDS:
+                choices = ", ".join(repr(name) for name in BACKENDS)
+                raise ValueError(f"unknown backend {backend!r}; available: {choices}")
+            transport = BACKENDS[backend](config)
+        elif not isinstance(transport, Transport):
+            raise TypeError(f"transport must be a host.device.Transport, not {transport!r}")
+        self.backend = backend
+        self.config = config
+        self.transport = transport
+        self.runs: list[LayerRun] = []
+        self._pool = RowPool(transport.memory_bytes // GRANULE, name="main memory")
+        self._weights: dict[int, _Weights] = {}
+
+    # Memory -------------------------------------------------------------------------------
+    def allocate(self, nbytes: int) -> int:
+        """Address of a fresh region of at least `nbytes` bytes (`free` gives it back)."""
+        if isinstance(nbytes, bool) or not isinstance(nbytes, int) or nbytes < 1:
+            raise ValueError(f"nbytes must be a positive int, not {nbytes!r}")
+        return self._pool.allocate(-(-nbytes // GRANULE)) * GRANULE
+
+    def free(self, address: int) -> None:
+        """Give back the region `allocate` returned at `address`."""
+        self._pool.free(address // GRANULE)
+
+    def upload(self, matrix: np.ndarray) -> DeviceBuffer:
+        """Copy an int8 matrix into a new region of device memory."""
+        matrix = require_array("matrix", matrix, np.int8, 2)
+        buffer = DeviceBuffer(self.allocate(max(1, matrix.size)), matrix.shape)
+        self.transport.write(buffer.address, np.ascontiguousarray(matrix))
+        return buffer
+
+    def download(self, buffer: DeviceBuffer) -> np.ndarray:
+        """The int8 matrix in `buffer`."""
+        data = self.transport.read(buffer.address, buffer.nbytes)
+        return data.view(np.int8).reshape(buffer.shape)
+
+    def release(self, buffer: DeviceBuffer) -> None:
+        """Free `buffer`'s memory."""
+        self.free(buffer.address)
+
+    # Layers -------------------------------------------------------------------------------
+    def linear(self, x: DeviceBuffer, layer: QuantLayer, *, name: str = "linear") -> DeviceBuffer:
+        """int8 ``x`` [M, K] (in device memory) through a quantized layer -> int8 [M, N] in
+        device memory: requantize(x @ W.T + bias32), all on the accelerator.
+
+        The layer's weights and parameter records are uploaded on its first use and stay.
+        Output-stationary configurations need A transposed in memory, so ``x`` is transposed
+        through the host first (weight-stationary ones use it in place).
+
+        Raises
+        ------
+        TypeError, ValueError
+            ``x`` is not a DeviceBuffer, or its K differs from the layer's; K beyond the int32
+            accumulation limit (`host.schedule.gemm_schedule`).
+        DeviceError
+            The accelerator stopped with an error.
+        """
+        if not isinstance(x, DeviceBuffer):
+            raise TypeError(f"x must be a DeviceBuffer, not {x!r}")
+        if not isinstance(layer, QuantLayer):
+            raise TypeError(f"layer must be a sim.golden.layers.QuantLayer, not {layer!r}")
+        (m, k), n = x.shape, layer.out_features
+        if k != layer.in_features:
+            raise ValueError(
+                f"{name}: the input has {k} features, the layer expects {layer.in_features}"
+            )
+        resident = self._resident(layer)
+        source = x
+        if self.config.dataflow is Dataflow.OS:
+            source = self.upload(np.ascontiguousarray(self.download(x).T))
+        out = DeviceBuffer(self.allocate(m * n), (m, n))
+        try:
+            program = gemm_schedule(
+                source.address,
+                resident.weights,
+                out.address,
+                m,
+                n,
+                k,
+                self.config,
+                requant=resident.params,
+            )
+            self._run(name, (m, n, k), program)
+        except Exception:
+            self.release(out)
+            raise
+        finally:
+            if source is not x:
+                self.release(source)
+        return out
+
+    def _resident(self, layer: QuantLayer) -> _Weights:
+        """The layer's weights (B = W.T, K x N) and parameter records in device memory."""
+        key = id(layer)
+        if key not in self._weights or self._weights[key].layer is not layer:
+            weights = self.upload(np.ascontiguousarray(layer.weight.T))
+            records = pack_param_records(layer.bias32, layer.requant)
+            params = self.allocate(records.size)
+            self.transport.write(params, records)
+            self._weights[key] = _Weights(weights.address, params, layer)
+        return self._weights[key]
+
+    def _run(self, name: str, shape: tuple[int, int, int], program: list[Instruction]) -> None:
+        run = self.transport.execute(program)
+        m, n, k = shape
+        self.runs.append(LayerRun(name, m, n, k, run.cycles, run.cycle_model, run.counters))
+
+    def close(self) -> None:
+        """Release the transport."""
+        self.transport.close()
+
+    def __enter__(self) -> Device:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -1,0 +1,356 @@
+"""Run a torch.ao quantized model's layers on the accelerator: `offload(qmodel, device)`.
+
+`offload` captures the model's graph with torch.fx and returns an `OffloadedModel`, an
+``nn.Module`` whose ``forward(x)`` runs the graph node by node:
+
+- quantized ``Linear`` / ``LinearReLU`` (`torch.ao.nn.quantized`, `.intrinsic.quantized`): on the
+  device (`host.device.Device.linear`): int8 activations in device memory, the layer's weights
+  and requantization parameters resident there, the result requantized by the accelerator and
+  left in device memory for the next layer;
+- quantized ``Conv2d`` / ``ConvReLU2d`` (groups 1, zero padding): lowered by im2col on the host
+  (patches padded with the input zero point), the GEMM and requantization on the device, the
+  result brought back to NCHW;
+- ``Flatten``, ``Identity``, ``Dropout``: bookkeeping on the host, no data moved when the tensor
+  already has the shape;
+- ``Quantize`` / ``DeQuantize`` (the model's float boundary) and every other operation: on the
+  CPU with torch, their inputs brought back from the device. `offload` warns once, naming each
+  such operation that is not a float boundary (``OffloadWarning``).
+
+Activations follow DESIGN.md §3: torch's quint8 q becomes the accelerator's int8 q - 128 and back;
+`host.quant.extract_layer` turns each module and its input's scale and zero point into the
+integer layer (zero point folded into the bias), so the output equals ``qmodel(x)`` bit for bit
+(qnnpack models, and x86 models from `host.quantize`, whose biases are pre-rounded).
+
+After a forward, `OffloadedModel.report()` lists each offloaded layer: GEMM shape, cycles,
+utilization, bytes moved and modeled time at ``config.clock_mhz``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.ao.nn.quantized as nnq
+from torch import fx, nn
+
+from host.device import Device, DeviceBuffer
+from host.quant import InputQParams, extract_layer
+from sim.golden.conv import col2im_output, conv_output_size, im2col
+from sim.golden.layers import QuantLayer
+
+__all__ = ["LayerReport", "OffloadWarning", "OffloadedModel", "offload"]
+
+_LINEAR = (nnq.Linear,)  # nniq.LinearReLU is a subclass
+_CONV = (nnq.Conv2d,)  # nniq.ConvReLU2d is a subclass
+_SHAPE_ONLY = (nn.Flatten, nn.Identity, nn.Dropout)
+_BOUNDARY = (nnq.Quantize, nnq.DeQuantize)
+
+
+class OffloadWarning(UserWarning):
+    """An operation of an offloaded model runs on the CPU, not on the accelerator."""
+
+
+@dataclass(frozen=True)
+class LayerReport:
+    """One offloaded layer in the last forward: the GEMM M x K by K x N it became."""
+
+    name: str
+    kind: str
+    m: int
+    n: int
+    k: int
+    cycles: int
+    cycle_model: str
+    utilization: float
+    bytes_read: int
+    bytes_written: int
+    modeled_us: float
+
+
+@dataclass
+class _QValue:
+    """A quantized activation in the int8 domain: on the device (2-D) or on the host."""
+
+    scale: float
+    zero_point: int  # quint8, as torch keeps it
+    shape: tuple[int, ...]
+    host: np.ndarray | None = None
+    buffer: DeviceBuffer | None = None
+
+
+def offload(qmodel: nn.Module, device: Device) -> OffloadedModel:
+    """An ``nn.Module`` running `qmodel` with its quantized layers on `device` (module doc).
+
+    Raises
+    ------
+    TypeError
+        `qmodel` is not an ``nn.Module`` or `device` not a `host.device.Device`.
+    ValueError
+        `qmodel` holds no quantized Linear or Conv2d (quantize it first: `host.quantize` or
+        torch.ao's convert), or torch.fx cannot trace it (the message says why).
+    """
+    if not isinstance(qmodel, nn.Module):
+        raise TypeError(f"qmodel must be a torch.nn.Module, not {type(qmodel)!r}")
+    if not isinstance(device, Device):
+        raise TypeError(f"device must be a host.device.Device, not {type(device)!r}")
+    try:
+        graph = fx.symbolic_trace(qmodel)
+    except Exception as error:  # torch.fx raises many kinds; say which model and why
+        raise ValueError(
+            f"torch.fx cannot trace {type(qmodel).__name__}: {error}; offload needs a model "
+            "whose forward has no data-dependent control flow"
+        ) from error
+    modules = dict(graph.named_modules())
+    offloaded = [
+        node.target
+        for node in graph.graph.nodes
+        if node.op == "call_module" and isinstance(modules[node.target], _LINEAR + _CONV)
+    ]
+    if not offloaded:
+        raise ValueError(
+            f"{type(qmodel).__name__} holds no quantized Linear or Conv2d layer; quantize it "
+            "first (host.quantize, or torch.ao.quantization.convert)"
+        )
+    on_cpu = sorted(
+        {
+            _describe(node, modules)
+            for node in graph.graph.nodes
+            if node.op in ("call_module", "call_function", "call_method")
+            and not (
+                node.op == "call_module"
+                and isinstance(modules[node.target], _LINEAR + _CONV + _SHAPE_ONLY + _BOUNDARY)
+            )
+        }
+    )
+    if on_cpu:
+        warnings.warn(
+            f"these operations of {type(qmodel).__name__} run on the CPU, not on the "
+            f"accelerator: {', '.join(on_cpu)}",
+            OffloadWarning,
+            stacklevel=2,
+        )
+    return OffloadedModel(graph, device, on_cpu)
+
+
+def _describe(node: fx.Node, modules: dict[str, nn.Module]) -> str:
+    if node.op == "call_module":
+        return f"{node.target} ({type(modules[node.target]).__name__})"
+    target = node.target if isinstance(node.target, str) else node.target.__name__
+    return f"{target} ({node.op})"
+
+
+class OffloadedModel(nn.Module):
+    """`offload`'s result: the traced graph, run with its layers on the device.
+
+    Attributes
+    ----------
+    device : host.device.Device
+    on_cpu : list of str
+        The operations that run on the CPU (besides the float boundary).
+    """
+
+    def __init__(self, graph: fx.GraphModule, device: Device, on_cpu: list[str]):
+        super().__init__()
+        self.graph_module = graph
+        self.device = device
+        self.on_cpu = on_cpu
+        self._modules_by_name = dict(graph.named_modules())
+        self._layers: dict[tuple[str, float, int], QuantLayer] = {}
+        self._last_runs: list[tuple[str, str]] = []
+        self._first_run = 0
+        self._holders: dict[DeviceBuffer, int] = {}  # values sharing a buffer, when above 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``qmodel(x)``, with the quantized layers run on the device."""
+        self._first_run = len(self.device.runs)
+        self._last_runs = []
+        values: dict[str, object] = {}
+        users = _last_uses(self.graph_module.graph)
+        result = None
+        try:
+            for node in self.graph_module.graph.nodes:
+                if node.op == "placeholder":
+                    values[node.name] = x
+                elif node.op == "output":
+                    result = fx.node.map_arg(node.args[0], lambda n: self._torch(values[n.name]))
+                else:
+                    values[node.name] = self._node(node, values)
+                for done in users.get(node.name, ()):
+                    self._drop(values.pop(done, None))
+        finally:
+            for value in values.values():
+                self._drop(value)
+        return result
+
+    def report(self) -> list[LayerReport]:
+        """The offloaded layers of the last forward, in order."""
+        config = self.device.config
+        reports = []
+        runs = self.device.runs[self._first_run :]
+        for (name, kind), run in zip(self._last_runs, runs, strict=True):
+            slots = run.cycles * config.macs
+            reports.append(
+                LayerReport(
+                    name=name,
+                    kind=kind,
+                    m=run.m,
+                    n=run.n,
+                    k=run.k,
+                    cycles=run.cycles,
+                    cycle_model=run.cycle_model,
+                    utilization=run.m * run.n * run.k / slots,
+                    bytes_read=run.counters.get("bytes_read", 0),
+                    bytes_written=run.counters.get("bytes_written", 0),
+                    modeled_us=run.cycles / config.clock_mhz,
+                )
+            )
+        return reports
+
+    # ---------------------------------------------------------------------------------------
+    def _node(self, node: fx.Node, values: dict[str, object]):
+        if node.op == "get_attr":
+            return getattr(self.graph_module, node.target)
+        if node.op == "call_module":
+            module = self._modules_by_name[node.target]
+            if isinstance(module, _LINEAR):
+                return self._linear(node.target, module, values[node.args[0].name])
+            if isinstance(module, _CONV):
+                return self._conv(node.target, module, values[node.args[0].name])
+            if isinstance(module, _SHAPE_ONLY) and isinstance(values[node.args[0].name], _QValue):
+                return self._reshape(module, values[node.args[0].name])
+        args = fx.node.map_arg(node.args, lambda n: self._torch(values[n.name]))
+        kwargs = fx.node.map_arg(node.kwargs, lambda n: self._torch(values[n.name]))
+        if node.op == "call_module":
+            return self._modules_by_name[node.target](*args, **kwargs)
+        if node.op == "call_function":
+            return node.target(*args, **kwargs)
+        return getattr(args[0], node.target)(*args[1:], **kwargs)
+
+    def _layer(self, name: str, module: nn.Module, value: _QValue) -> QuantLayer:
+        key = (name, value.scale, value.zero_point)
+        if key not in self._layers:
+            self._layers[key] = extract_layer(module, InputQParams(value.scale, value.zero_point))
+        return self._layers[key]
+
+    def _linear(self, name: str, module: nn.Module, value) -> _QValue:
+        value = self._quantized(value, name)
+        layer = self._layer(name, module, value)
+        if len(value.shape) != 2:
+            raise ValueError(
+                f"{name}: a quantized Linear on the accelerator takes [batch, features], not "
+                f"{list(value.shape)}"
+            )
+        buffer = self._on_device(value)
+        out = self.device.linear(buffer, layer, name=name)
+        self._last_runs.append((name, "linear"))
+        return _QValue(float(module.scale), int(module.zero_point), out.shape, buffer=out)
+
+    def _conv(self, name: str, module: nn.Module, value) -> _QValue:
+        value = self._quantized(value, name)
+        layer = self._layer(name, module, value)
+        x = self._host(value)
+        if x.ndim != 4 or x.shape[1] != layer.conv.in_channels:
+            raise ValueError(
+                f"{name}: expected an input [batch, {layer.conv.in_channels}, H, W], not "
+                f"{list(x.shape)}"
+            )
+        geometry = layer.conv
+        out_hw = conv_output_size(
+            x.shape[2:], geometry.kernel, geometry.stride, geometry.padding, geometry.dilation
+        )
+        patches = im2col(
+            x,
+            geometry.kernel,
+            geometry.stride,
+            geometry.padding,
+            geometry.dilation,
+            pad_value=layer.in_zero_point,
+        )
+        buffer = self.device.upload(patches)
+        try:
+            out = self.device.linear(buffer, layer, name=name)
+        finally:
+            self.device.release(buffer)
+        self._last_runs.append((name, "conv2d"))
+        rows = self.device.download(out)
+        self.device.release(out)
+        nchw = col2im_output(rows, x.shape[0], out_hw)
+        return _QValue(float(module.scale), int(module.zero_point), nchw.shape, host=nchw)
+
+    def _reshape(self, module: nn.Module, value: _QValue) -> _QValue:
+        if isinstance(module, nn.Flatten):
+            shape = _flattened(value.shape, module.start_dim, module.end_dim)
+        else:
+            shape = value.shape  # Identity; Dropout is the identity in eval
+        if value.buffer is not None and len(shape) == 2 and shape == value.buffer.shape:
+            return self._share(value, shape)
+        data = self._host(value).reshape(shape)
+        return _QValue(value.scale, value.zero_point, shape, host=data)
+
+    # Conversions ---------------------------------------------------------------------------
+    def _quantized(self, value, name: str) -> _QValue:
+        if isinstance(value, _QValue):
+            return value
+        if not isinstance(value, torch.Tensor) or not value.is_quantized:
+            raise ValueError(
+                f"{name}: the quantized layer received a float tensor; the model must quantize "
+                "its input first (a QuantStub, as host.quantize adds)"
+            )
+        if value.dtype != torch.quint8 or value.qscheme() != torch.per_tensor_affine:
+            raise ValueError(f"{name}: expected a per-tensor quint8 input, not {value.dtype}")
+        data = (value.int_repr().numpy().astype(np.int16) - 128).astype(np.int8)
+        return _QValue(float(value.q_scale()), int(value.q_zero_point()), data.shape, host=data)
+
+    def _on_device(self, value: _QValue) -> DeviceBuffer:
+        if value.buffer is None:
+            value.buffer = self.device.upload(np.ascontiguousarray(value.host))
+        return value.buffer
+
+    def _host(self, value: _QValue) -> np.ndarray:
+        if value.host is None:
+            value.host = self.device.download(value.buffer).reshape(value.shape)
+        return value.host
+
+    def _torch(self, value):
+        if not isinstance(value, _QValue):
+            return value
+        quint8 = (self._host(value).astype(np.int16) + 128).astype(np.uint8)
+        return torch._make_per_tensor_quantized_tensor(
+            torch.from_numpy(quint8), value.scale, value.zero_point
+        )
+
+    def _share(self, value: _QValue, shape: tuple[int, ...]) -> _QValue:
+        """A view of `value`'s device buffer with another shape (counted, `_drop`)."""
+        self._holders[value.buffer] = self._holders.get(value.buffer, 1) + 1
+        return _QValue(value.scale, value.zero_point, shape, buffer=value.buffer)
+
+    def _drop(self, value) -> None:
+        """Free the device memory of a value nothing needs any more (once no view holds it)."""
+        if isinstance(value, _QValue) and value.buffer is not None:
+            buffer, value.buffer = value.buffer, None
+            holders = self._holders.pop(buffer, 1) - 1
+            if holders:
+                self._holders[buffer] = holders
+            else:
+                self.device.release(buffer)
+
+
+def _flattened(shape: tuple[int, ...], start: int, end: int) -> tuple[int, ...]:
+    rank = len(shape)
+    start, end = start % rank, end % rank
+    middle = int(np.prod(shape[start : end + 1]))
+    return (*shape[:start], middle, *shape[end + 1 :])
+
+
+def _last_uses(graph: fx.Graph) -> dict[str, list[str]]:
+    """For each node, the values whose last user it is (they can be freed after it)."""
+    last: dict[str, str] = {}
+    for node in graph.nodes:
+        for used in node.all_input_nodes:
+            last[used.name] = node.name
+    freed: dict[str, list[str]] = {}
+    for value, user in last.items():
+        freed.setdefault(user, []).append(value)
+    return freed
