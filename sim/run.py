@@ -107,7 +107,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--json", type=Path, metavar="PATH", help="also write the results as JSON to PATH"
     )
+    parser.add_argument(
+        "--trace",
+        type=Path,
+        metavar="PATH",
+        help="verilator backend: write a VCD waveform of the run to PATH (must end in .vcd; "
+        "a traced build simulates several times slower)",
+    )
     return parser
+
+
+def make_backend(args: argparse.Namespace, config: AccelConfig):
+    """The backend the arguments ask for (traced when ``--trace`` is given)."""
+    if args.trace is None:
+        return get_backend(args.backend, config)
+    return get_backend(args.backend, config, vcd_path=args.trace)
 
 
 def random_operands(rng: np.random.Generator, m: int, n: int, k: int):
@@ -129,7 +143,7 @@ def run_gemm(args: argparse.Namespace, config: AccelConfig) -> dict:
     """Run one GEMM as the arguments ask and return the figures of the report."""
     rng = np.random.default_rng(args.seed)
     a, b = random_operands(rng, args.m, args.n, args.k)
-    backend = get_backend(args.backend, config)
+    backend = make_backend(args, config)
     start = time.perf_counter()
     result = backend.gemm(a, b)
     wall = time.perf_counter() - start
@@ -161,7 +175,7 @@ def run_spmm(args: argparse.Namespace, config: AccelConfig) -> dict:
     (m, n, k) = args.m, args.n, args.k
     w = random_sparse(rng, n, k, args.sparsity)
     _, x = random_operands(rng, 1, m, k)  # X: K x M
-    backend = get_backend(args.backend, config)
+    backend = make_backend(args, config)
     start = time.perf_counter()
     result = backend.spmm(w, x)
     wall = time.perf_counter() - start
@@ -283,6 +297,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     config = config_from_args(parser, args)
+    if args.trace is not None:
+        if args.backend != "verilator":
+            parser.error(f"--trace needs --backend verilator, not {args.backend!r}")
+        if args.trace.suffix != ".vcd":
+            parser.error(
+                f"--trace writes VCD; give a path ending in .vcd, not {str(args.trace)!r} "
+                "(FST is not supported yet)"
+            )
     report = run_spmm(args, config) if args.workload == "spmm" else run_gemm(args, config)
     render(report, Console())
     if args.json is not None:

@@ -121,3 +121,29 @@ def test_bad_sparsity_is_refused(capsys):
     with pytest.raises(SystemExit):
         run.main(["--workload", "spmm", "--sparsity", "1.5"])
     assert "argument --sparsity: expected a number in [0, 1], not '1.5'" in capsys.readouterr().err
+
+
+def test_trace_writes_a_vcd_of_the_verilator_run(tmp_path):
+    path = tmp_path / "run.vcd"
+    argv = ["--backend", "verilator", "--m", "5", "--n", "3", "--k", "7", "--rows", "2"]
+    argv += ["--cols", "2", "--spad-bytes", "256", "--acc-rows", "16", "--trace", str(path)]
+    assert run.main(argv) == 0
+    text = path.read_text()
+    assert "$enddefinitions" in text and "cmd__valid" in text
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--trace", "x.vcd"], "--trace needs --backend verilator, not 'golden'"),
+        (
+            ["--backend", "verilator", "--trace", "x.fst"],
+            "--trace writes VCD; give a path ending in .vcd, not 'x.fst'",
+        ),
+    ],
+)
+def test_bad_trace_requests_exit_2(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        run.main(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err

@@ -28,12 +28,14 @@ from sim.backends.verilator import VerilatorBackend
 BACKENDS = {"golden": GoldenBackend, "pysim": PysimBackend, "verilator": VerilatorBackend}
 
 
-def get_backend(name: str, config: AccelConfig | None = None):
-    """A backend instance by name (see `BACKENDS`), for `config` (default `AccelConfig()`)."""
+def get_backend(name: str, config: AccelConfig | None = None, **options):
+    """A backend instance by name (see `BACKENDS`), for `config` (default `AccelConfig()`);
+    `options` go to its constructor (``verilator``: ``vcd_path``; ``pysim``: ``stall``,
+    ``seed``)."""
     if name not in BACKENDS:
         choices = ", ".join(repr(n) for n in BACKENDS)
         raise ValueError(f"unknown backend {name!r}; available: {choices}")
-    return BACKENDS[name](config if config is not None else AccelConfig())
+    return BACKENDS[name](config if config is not None else AccelConfig(), **options)
 
 
 __all__ = ["BACKENDS", "GemmResult", "get_backend"]
