@@ -41,7 +41,6 @@ from host.isa import Instruction, ProgramError, encode_program, pack_param_recor
 from host.schedule import gemm_schedule
 from sim.golden.checks import require_array
 from sim.golden.layers import QuantLayer
-from sim.perf import program_estimate
 
 __all__ = [
     "BACKENDS",
@@ -147,6 +146,8 @@ class GoldenTransport(_ArrayMemory, Transport):
         return self._model.memory
 
     def execute(self, program: list[Instruction]) -> ProgramRun:
+        from sim.perf import program_estimate  # sim.perf imports host.isa: import it late
+
         try:
             self._model.run(program, check_races=False)
         except ProgramError as error:

@@ -162,3 +162,19 @@ def test_a_float_input_to_a_quantized_layer_is_named():
         with pytest.raises(ValueError, match=r"^1: the quantized layer received a float tensor"):
             offloaded(torch.rand(2, 64))
     assert np.all(np.isfinite(qmodel(torch.rand(2, 64)).numpy()))
+
+
+@pytest.mark.parametrize("name", ["cnn", "transformer"])
+def test_reference_models_are_exact_on_the_16x16_rtl(name):
+    """Issue 6: the CNN and the transformer block (the MLP runs in test_run / test_readme)."""
+    import models
+
+    model, data, _ = models.load(name)
+    qmodel = quantize(model, data.calibration_x)
+    images = data.test_x[:48]
+    with Device("verilator", AccelConfig()) as device:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", OffloadWarning)  # the transformer's float ops
+            offloaded = offload(qmodel, device)
+        assert torch.equal(offloaded(images), qmodel(images))
+        assert all(entry.cycle_model == "rtl" for entry in offloaded.report())

@@ -10,16 +10,44 @@ import pytest
 from sim import run
 
 
-def test_default_run_prints_exact_table(capsys):
-    assert run.main([]) == 0
+def test_default_run_is_the_mlp_on_the_verilator_backend(tmp_path, capsys):
+    """The main job: the digits test split through the MLP on the 16x16 RTL."""
+    path = tmp_path / "mlp.json"
+    assert run.main(["--json", str(path)]) == 0
     out = capsys.readouterr().out
-    assert "exact (4,096 outputs)" in out
-    assert "16 x 16 WS" in out
+    assert "Tessera: mlp on the accelerator" in out and "16 x 16 WS" in out
+    report = json.loads(path.read_text())
+    assert (report["workload"], report["backend"]) == ("mlp", "verilator")
+    assert report["mismatches"] == 0 and report["exact_outputs"] == report["outputs"] == 3590
+    assert report["device_accuracy"] == report["int8_accuracy"]
+    assert abs(report["float_accuracy"] - report["int8_accuracy"]) <= 0.01
+    assert [layer["shape"] for layer in report["layers"]] == [
+        {"m": 359, "n": 128, "k": 784},
+        {"m": 359, "n": 10, "k": 128},
+    ]
+    assert report["cycles"] == sum(layer["cycles"] for layer in report["layers"]) > 0
+    labels = [timing["label"] for timing in report["baselines"]]
+    assert labels == ["cpu fp32", "cpu int8", "cuda fp32", "cuda fp16"]
+    assert report["baselines"][0]["median_s"] > 0
+
+
+@pytest.mark.parametrize("workload", ["cnn", "transformer"])
+def test_other_models_on_the_golden_backend_in_batches(workload, tmp_path):
+    path = tmp_path / "model.json"
+    argv = ["--workload", workload, "--backend", "golden", "--rows", "8", "--cols", "8"]
+    argv += ["--batch", "100", "--no-baselines", "--json", str(path)]
+    assert run.main(argv) == 0
+    report = json.loads(path.read_text())
+    assert report["batches"] == 4 and report["baselines"] == []
+    assert report["mismatches"] == 0 and report["outputs"] == 3590
+    assert abs(report["float_accuracy"] - report["int8_accuracy"]) <= 0.01
 
 
 def test_json_report(tmp_path):
     path = tmp_path / "report.json"
     argv = [
+        "--workload",
+        "gemm",
         "--m",
         "5",
         "--n",
@@ -64,7 +92,7 @@ def test_a_wrong_backend_result_is_reported_as_mismatch(monkeypatch, capsys):
             * (np.arange(a.shape[0] * b.shape[1]).reshape(a.shape[0], b.shape[1]) == 3)
         ),
     )
-    assert run.main(["--m", "4", "--n", "4", "--k", "4"]) == 1
+    assert run.main(["--workload", "gemm", "--m", "4", "--n", "4", "--k", "4"]) == 1
     assert "1 MISMATCHES" in capsys.readouterr().out
 
 
@@ -76,6 +104,9 @@ def test_a_wrong_backend_result_is_reported_as_mismatch(monkeypatch, capsys):
         (["--rows", "300"], "AccelConfig.rows must be in [1, 256], not 300"),
         (["--dataflow", "rs"], "argument --dataflow: invalid choice: 'rs'"),
         (["--backend", "fpga"], "argument --backend: invalid choice: 'fpga'"),
+        (["--backend", "pysim"], "the mlp workload runs on 'golden', 'verilator', not 'pysim'"),
+        (["--batch", "0"], "argument --batch: expected a positive integer, not '0'"),
+        (["--trace", "x.vcd"], "--trace records the gemm and spmm workloads, not 'mlp'"),
     ],
 )
 def test_bad_arguments_exit_2_with_a_message(argv, message, capsys):
@@ -125,7 +156,8 @@ def test_bad_sparsity_is_refused(capsys):
 
 def test_trace_writes_a_vcd_of_the_verilator_run(tmp_path):
     path = tmp_path / "run.vcd"
-    argv = ["--backend", "verilator", "--m", "5", "--n", "3", "--k", "7", "--rows", "2"]
+    argv = ["--workload", "gemm", "--backend", "verilator", "--m", "5", "--n", "3", "--k", "7"]
+    argv += ["--rows", "2"]
     argv += ["--cols", "2", "--spad-bytes", "256", "--acc-rows", "16", "--trace", str(path)]
     assert run.main(argv) == 0
     text = path.read_text()
@@ -135,9 +167,12 @@ def test_trace_writes_a_vcd_of_the_verilator_run(tmp_path):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--trace", "x.vcd"], "--trace needs --backend verilator, not 'golden'"),
         (
-            ["--backend", "verilator", "--trace", "x.fst"],
+            ["--workload", "gemm", "--trace", "x.vcd"],
+            "--trace needs --backend verilator, not 'golden'",
+        ),
+        (
+            ["--workload", "gemm", "--backend", "verilator", "--trace", "x.fst"],
             "--trace writes VCD; give a path ending in .vcd, not 'x.fst'",
         ),
     ],

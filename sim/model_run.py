@@ -1,0 +1,251 @@
+"""The model workloads of ``python -m sim.run``: a reference model end to end on the accelerator.
+
+`run_model` loads (or trains, the first time) one of the reference models of `models` on
+scikit-learn's digits, quantizes it with `host.quantize` (qnnpack), offloads it to a
+`host.device.Device` (`host.offload`) and runs the digits test split through it batch by batch,
+with a progress bar. It reports:
+
+- accuracy of the float model, of torch's int8 model and of the offloaded model;
+- how many of the offloaded model's outputs equal torch's int8 outputs exactly (all of them, or
+  the run fails);
+- per offloaded layer: GEMM shape, cycles summed over the batches, utilization, bytes moved;
+- modeled latency at ``config.clock_mhz``, per batch and per image;
+- measured torch baselines (`host.baseline`): CPU fp32 and int8, CUDA fp32 and fp16 when a GPU is
+  present.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import warnings
+from collections import defaultdict
+
+import torch
+from rich.progress import Progress
+
+from hdl.config import AccelConfig
+from host.device import BACKENDS as DEVICE_BACKENDS
+from host.device import Device
+from host.offload import OffloadWarning, offload
+from host.quant import quantize
+
+#: Workloads that run a reference model.
+MODELS = ("mlp", "cnn", "transformer")
+
+
+def run_model(
+    workload: str, backend: str, config: AccelConfig, *, batch: int, baselines: bool
+) -> dict:
+    """Run `workload` (one of `MODELS`) on `backend` and return the report's figures.
+
+    Raises
+    ------
+    ValueError
+        An unknown workload, a backend that cannot run models (``pysim``: far too slow for a
+        whole test split), a batch size below 1.
+    """
+    import models
+
+    if workload not in MODELS:
+        raise ValueError(
+            f"workload must be one of {', '.join(map(repr, MODELS))}, not {workload!r}"
+        )
+    if backend not in DEVICE_BACKENDS:
+        choices = ", ".join(repr(name) for name in DEVICE_BACKENDS)
+        raise ValueError(
+            f"the {workload} workload runs on {choices}, not {backend!r} (Amaranth's simulator "
+            "would take hours for the test split)"
+        )
+    if batch < 1:
+        raise ValueError(f"batch must be at least 1, not {batch!r}")
+    started = time.perf_counter()
+    model, data, info = models.load(workload)
+    qmodel = quantize(model, data.calibration_x, engine="qnnpack")
+    test_x, test_y = data.test_x, data.test_y
+    float_accuracy = models.accuracy(model, test_x, test_y)
+    int8_accuracy = models.accuracy(qmodel, test_x, test_y)
+    with Device(backend, config) as device:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", OffloadWarning)
+            offloaded = offload(qmodel, device)
+        on_cpu = list(offloaded.on_cpu)
+        layers, correct, exact, outputs, batches = _run_batches(
+            offloaded, qmodel, test_x, test_y, batch
+        )
+    del caught
+    cycles = sum(layer["cycles"] for layer in layers)
+    report = {
+        "workload": workload,
+        "backend": backend,
+        "config": config.to_dict(),
+        "model": {
+            "parameters": info.parameters,
+            "from_cache": info.from_cache,
+            "train_seconds": info.train_seconds,
+        },
+        "test_images": int(test_x.shape[0]),
+        "batch": min(batch, int(test_x.shape[0])),
+        "batches": batches,
+        "float_accuracy": float_accuracy,
+        "int8_accuracy": int8_accuracy,
+        "device_accuracy": correct / test_x.shape[0],
+        "exact_outputs": exact,
+        "outputs": outputs,
+        "mismatches": outputs - exact,
+        "layers": layers,
+        "on_cpu": on_cpu,
+        "cycles": cycles,
+        "modeled_us_per_image": cycles / config.clock_mhz / test_x.shape[0],
+        "modeled_us_per_batch": cycles / config.clock_mhz / batches,
+        "baselines": [],
+        "wall_s": 0.0,
+    }
+    if baselines:
+        report["baselines"] = _baselines(model, qmodel, test_x[:batch])
+    report["wall_s"] = time.perf_counter() - started
+    return report
+
+
+def _run_batches(offloaded, qmodel, test_x, test_y, batch: int):
+    """The test split through the offloaded model: per-layer totals, correct predictions,
+    outputs equal to torch's int8 model, outputs, batches."""
+    totals: dict[str, dict] = {}
+    shapes: dict[str, list] = defaultdict(list)
+    correct = exact = outputs = batches = 0
+    images = test_x.shape[0]
+    with Progress(transient=True) as progress:
+        task = progress.add_task("test images through the accelerator", total=images)
+        with torch.no_grad():
+            for start in range(0, images, batch):
+                x = test_x[start : start + batch]
+                logits = offloaded(x)
+                reference = qmodel(x)
+                exact += int((logits == reference).sum())
+                outputs += logits.numel()
+                correct += int((logits.argmax(dim=1) == test_y[start : start + batch]).sum())
+                batches += 1
+                for layer in offloaded.report():
+                    entry = totals.setdefault(
+                        layer.name,
+                        {
+                            "name": layer.name,
+                            "kind": layer.kind,
+                            "cycles": 0,
+                            "macs": 0,
+                            "bytes_read": 0,
+                            "bytes_written": 0,
+                            "cycle_model": layer.cycle_model,
+                        },
+                    )
+                    entry["cycles"] += layer.cycles
+                    entry["macs"] += layer.m * layer.n * layer.k
+                    entry["bytes_read"] += layer.bytes_read
+                    entry["bytes_written"] += layer.bytes_written
+                    shapes[layer.name].append((layer.m, layer.n, layer.k))
+                progress.advance(task, x.shape[0])
+    layers = []
+    for name, entry in totals.items():
+        m, n, k = shapes[name][0]
+        entry["shape"] = {"m": m, "n": n, "k": k}
+        layers.append(entry)
+    return layers, correct, exact, outputs, batches
+
+
+def _baselines(model, qmodel, inputs) -> list[dict]:
+    from host.baseline import baselines
+
+    return [
+        {**dataclasses.asdict(timing), "per_sample_s": timing.per_sample_s}
+        for timing in baselines(model, qmodel, inputs)
+    ]
+
+
+def render_model(report: dict, console) -> None:
+    """Print a model run's report: summary, layers, baselines."""
+    from rich.table import Table
+
+    config = report["config"]
+    summary = Table(title=f"Tessera: {report['workload']} on the accelerator", header_style="bold")
+    summary.add_column("quantity")
+    summary.add_column("value", justify="right")
+    images = report["test_images"]
+    source = "cached" if report["model"]["from_cache"] else "trained now"
+    rows = [
+        ("model", f"{report['model']['parameters']:,} parameters ({source})"),
+        ("array", f"{config['rows']} x {config['cols']} {config['dataflow'].upper()}"),
+        ("main memory", f"{config['bus_bytes']} B/cycle, {config['mem_latency']}-cycle latency"),
+        ("backend", report["backend"]),
+        ("digits test images", f"{images} in batches of up to {report['batch']}"),
+        ("accuracy: float / torch int8", _pair(report["float_accuracy"], report["int8_accuracy"])),
+        ("accuracy on the accelerator", f"{100 * report['device_accuracy']:.2f} %"),
+        ("outputs equal to torch int8", _agreement(report)),
+        ("accelerator cycles (all layers)", f"{report['cycles']:,}"),
+        (
+            f"modeled latency at {config['clock_mhz']:g} MHz",
+            f"{report['modeled_us_per_batch']:.1f} us per batch, "
+            f"{report['modeled_us_per_image']:.2f} us per image",
+        ),
+        ("on the CPU", ", ".join(report["on_cpu"]) or "nothing but the float boundary"),
+        ("wall time", f"{report['wall_s']:.1f} s"),
+    ]
+    for name, value in rows:
+        summary.add_row(name, value)
+    console.print(summary)
+    layers = Table(title="offloaded layers, totals over the test split", header_style="bold")
+    for column in ("layer", "GEMM M x K x N", "cycles", "utilization", "read B", "written B"):
+        layers.add_column(column, justify="left" if column == "layer" else "right", no_wrap=True)
+    macs = config["rows"] * config["cols"]
+    for layer in report["layers"]:
+        shape = layer["shape"]
+        layers.add_row(
+            f"{layer['name'].removeprefix('module.')} ({layer['kind']})",
+            f"{shape['m']} x {shape['k']} x {shape['n']}",
+            f"{layer['cycles']:,}",
+            f"{100 * layer['macs'] / (layer['cycles'] * macs):.1f} %",
+            f"{layer['bytes_read']:,}",
+            f"{layer['bytes_written']:,}",
+        )
+    console.print(layers)
+    if report["baselines"]:
+        console.print(_baseline_table(report))
+
+
+def _baseline_table(report: dict):
+    from rich.table import Table
+
+    table = Table(title="torch baselines: median of repeated runs", header_style="bold")
+    for column in ("run", "batch", "median", "per image", "modeled accelerator"):
+        table.add_column(column, justify="left" if column == "run" else "right", no_wrap=True)
+    modeled = report["modeled_us_per_image"] * 1e-6
+    skipped = []
+    for timing in report["baselines"]:
+        if timing["skipped"] is not None:
+            table.add_row(timing["label"], "", "skipped", "", "")
+            skipped.append(f"{timing['label']}: {timing['skipped']}")
+            continue
+        per_image = timing["per_sample_s"]
+        ratio = (
+            f"{per_image / modeled:.2f}x faster"
+            if per_image > modeled
+            else f"{modeled / per_image:.2f}x slower"
+        )
+        table.add_row(
+            timing["label"],
+            str(timing["batch"]),
+            f"{timing['median_s'] * 1e6:,.1f} us",
+            f"{per_image * 1e6:.2f} us",
+            ratio,
+        )
+    if skipped:
+        table.caption = "; ".join(skipped)
+    return table
+
+
+def _pair(first: float, second: float) -> str:
+    return f"{100 * first:.2f} % / {100 * second:.2f} %"
+
+
+def _agreement(report: dict) -> str:
+    verdict = "all" if report["mismatches"] == 0 else f"{report['mismatches']} MISMATCHES in"
+    return f"{verdict} {report['outputs']:,} outputs"
