@@ -340,7 +340,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.trace.suffix != ".vcd":
             parser.error(
                 f"--trace writes VCD; give a path ending in .vcd, not {str(args.trace)!r} "
-                "(FST is not supported yet)"
+                "(FST is not built: Verilator's FST writer needs the lz4 headers, which these "
+                "machines do not have)"
             )
     if args.workload in MODELS:
         try:
