@@ -37,8 +37,8 @@ from torch import fx, nn
 
 from host.device import Device, DeviceBuffer
 from host.quant import InputQParams, extract_layer
-from sim.golden.conv import col2im_output, conv_output_size, im2col
-from sim.golden.layers import QuantLayer
+from sim.golden.conv import col2im_output
+from sim.golden.layers import QuantLayer, conv_patches
 
 __all__ = ["LayerReport", "OffloadWarning", "OffloadedModel", "offload"]
 
@@ -251,23 +251,10 @@ class OffloadedModel(nn.Module):
         value = self._quantized(value, name)
         layer = self._layer(name, module, value)
         x = self._host(value)
-        if x.ndim != 4 or x.shape[1] != layer.conv.in_channels:
-            raise ValueError(
-                f"{name}: expected an input [batch, {layer.conv.in_channels}, H, W], not "
-                f"{list(x.shape)}"
-            )
-        geometry = layer.conv
-        out_hw = conv_output_size(
-            x.shape[2:], geometry.kernel, geometry.stride, geometry.padding, geometry.dilation
-        )
-        patches = im2col(
-            x,
-            geometry.kernel,
-            geometry.stride,
-            geometry.padding,
-            geometry.dilation,
-            pad_value=layer.in_zero_point,
-        )
+        try:
+            patches, out_hw = conv_patches(x, layer)
+        except ValueError as error:
+            raise ValueError(f"{name}: {error}") from None
         buffer = self.device.upload(patches)
         try:
             out = self.device.linear(buffer, layer, name=name)

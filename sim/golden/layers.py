@@ -102,12 +102,13 @@ def linear_forward(x: np.ndarray, layer: QuantLayer) -> np.ndarray:
     return requantize_int(acc, layer.requant)
 
 
-def conv2d_forward(x: np.ndarray, layer: QuantLayer) -> np.ndarray:
-    """Quantized Conv2d by im2col: int8 x [B, C, H, W] -> int8 [B, OC, OH, OW]."""
+def conv_patches(x: np.ndarray, layer: QuantLayer) -> tuple[np.ndarray, tuple[int, int]]:
+    """The im2col lowering of a quantized Conv2d's input: int8 patches [B*OH*OW, C*KH*KW]
+    (padding with the input zero point z') and the output size (OH, OW)."""
     x = require_array("x", x, np.int8, 4)
     geometry = layer.conv
     if geometry is None:
-        raise ValueError("conv2d_forward needs a conv layer, this one is a linear layer")
+        raise ValueError("a conv layer is needed, this one is a linear layer")
     if x.shape[1] != geometry.in_channels:
         raise ValueError(f"x has {x.shape[1]} channels, the layer expects {geometry.in_channels}")
     out_hw = conv_output_size(
@@ -121,5 +122,11 @@ def conv2d_forward(x: np.ndarray, layer: QuantLayer) -> np.ndarray:
         geometry.dilation,
         pad_value=layer.in_zero_point,
     )
+    return patches, out_hw
+
+
+def conv2d_forward(x: np.ndarray, layer: QuantLayer) -> np.ndarray:
+    """Quantized Conv2d by im2col: int8 x [B, C, H, W] -> int8 [B, OC, OH, OW]."""
+    patches, out_hw = conv_patches(x, layer)
     acc = gemm_checked(patches, np.ascontiguousarray(layer.weight.T), layer.bias32)
     return col2im_output(requantize_int(acc, layer.requant), x.shape[0], out_hw)
