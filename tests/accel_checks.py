@@ -8,6 +8,8 @@ from hdl.isa import PARAM_RECORD_BYTES, Op
 from hdl.spmm_engine import nonzero_beat_bytes
 from hdl.top_ports import COUNTERS
 from host.isa import Instruction
+from sim.golden.layers import QuantLayer
+from sim.golden.requant import RequantParams
 from sim.isa_model import Counters, IsaModel
 
 
@@ -100,3 +102,19 @@ def assert_rtl_result(result, config: AccelConfig, image, program, read_result) 
     assert all(type(value) is int for value in result.counters.values())
     assert result.cycles > 0
     assert result.counters["cycles"] == result.cycles  # the run stops in the first idle cycle
+
+
+def random_layer(rng, n: int, k: int, relu: bool = False) -> QuantLayer:
+    weight = rng.integers(-128, 128, (n, k), dtype=np.int8)
+    weight[0, 0] = -128
+    return QuantLayer(
+        weight=weight,
+        bias32=rng.integers(-(2**15), 2**15, n).astype(np.int32),
+        requant=RequantParams(
+            (2.0 ** rng.uniform(-14, -8, n)).astype(np.float32), int(rng.integers(-20, 20)), relu
+        ),
+        in_zero_point=0,
+        in_scale=0.01,
+        out_scale=0.02,
+        weight_scales=np.full(n, 0.01, np.float32),
+    )

@@ -2,30 +2,13 @@
 
 import numpy as np
 import pytest
-from accel_checks import native_config
+from accel_checks import native_config, random_layer
 
 from hdl.config import AccelConfig
 from hdl.isa import ErrorCode, Op
 from host.device import Device, DeviceError, GoldenTransport, ProgramRun, Transport
 from host.isa import Instruction
-from sim.golden.layers import QuantLayer, linear_forward
-from sim.golden.requant import RequantParams
-
-
-def random_layer(rng, n: int, k: int, relu: bool = False) -> QuantLayer:
-    weight = rng.integers(-128, 128, (n, k), dtype=np.int8)
-    weight[0, 0] = -128
-    return QuantLayer(
-        weight=weight,
-        bias32=rng.integers(-(2**15), 2**15, n).astype(np.int32),
-        requant=RequantParams(
-            (2.0 ** rng.uniform(-14, -8, n)).astype(np.float32), int(rng.integers(-20, 20)), relu
-        ),
-        in_zero_point=0,
-        in_scale=0.01,
-        out_scale=0.02,
-        weight_scales=np.full(n, 0.01, np.float32),
-    )
+from sim.golden.layers import linear_forward
 
 
 @pytest.fixture(scope="module")

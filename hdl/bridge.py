@@ -1,0 +1,216 @@
+"""The host bridge: a byte-stream command protocol to main memory and the accelerator.
+
+`HostBridge` takes command bytes from a stream (a UART receiver), answers on another (a UART
+transmitter), reads and writes main memory through `hdl.onchip_memory.OnchipMemory`'s byte
+port, feeds instruction words to the accelerator's ``cmd`` and reports its status and counters.
+The protocol is in docs/bridge.md and below; every field is little-endian, every header has a
+fixed size, and every command's answer starts with a status byte.
+
+========  ====  ================================  ============================================
+command   byte  then the host sends               the bridge answers
+========  ====  ================================  ============================================
+WRITE     0x01  addr u32, length u16, length      ``OK`` once every byte is in memory
+                bytes
+READ      0x02  addr u32, length u16              ``OK``, then the length bytes from addr
+PUSH      0x03  count u16, then count times: a    after each word: ``OK`` once ``cmd`` took it,
+                16-byte instruction word          ``DROPPED`` if the accelerator has stopped
+                (least significant byte first)    with an error (it takes no more words)
+STATUS    0x04  nothing                           once ``idle`` is high: ``OK``, error code u8,
+                                                  error index u32
+COUNTERS  0x05  nothing                           ``OK``, then each counter of
+                                                  `hdl.top_ports.COUNTERS` as 6 bytes (u48)
+other     any   nothing                           ``BAD_COMMAND``, the byte received
+========  ====  ================================  ============================================
+
+Status bytes: `OK` = 0x00, `DROPPED` = 0x01, `BAD_COMMAND` = 0xEE. After any answer the
+bridge waits for the next command byte, so an unknown byte never hangs it. Memory addresses
+wrap modulo the memory size; a length of 0 moves no bytes.
+
+Flow control: the bridge takes each received byte within a few cycles except while it is
+answering, waiting for ``cmd`` to take a pushed word or for ``idle``; the host sends nothing
+then (it waits for the answer), so a receiver with no FIFO never overruns. A PUSH word is
+answered only after ``cmd`` took it, so words are never lost to back-pressure.
+"""
+
+import enum
+
+from amaranth.hdl import Cat, Const, Module, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from hdl.isa import WORD_BITS
+from hdl.onchip_memory import host_port_signature
+from hdl.top_ports import COUNTER_BITS, COUNTERS, counter_layout
+
+__all__ = ["COUNTER_BYTES", "Command", "HostBridge", "Status"]
+
+#: Bytes of each counter in a COUNTERS answer.
+COUNTER_BYTES = COUNTER_BITS // 8
+#: Bytes of an instruction word.
+WORD_BYTES = WORD_BITS // 8
+
+
+class Command(enum.IntEnum):
+    """Command bytes of the protocol."""
+
+    WRITE = 0x01
+    READ = 0x02
+    PUSH = 0x03
+    STATUS = 0x04
+    COUNTERS = 0x05
+
+
+class Status(enum.IntEnum):
+    """First byte of every answer."""
+
+    OK = 0x00
+    DROPPED = 0x01
+    BAD_COMMAND = 0xEE
+
+
+#: Header bytes after the command byte.
+HEADER_BYTES = {Command.WRITE: 6, Command.READ: 6, Command.PUSH: 2}
+
+_REPLY_BYTES = 1 + COUNTER_BYTES * len(COUNTERS)  # the longest answer held in the reply register
+
+
+class HostBridge(wiring.Component):
+    """Byte-stream commands to memory and the accelerator (protocol: module docstring).
+
+    Ports
+    -----
+    rx : stream of bytes in (commands); tx : stream of bytes out (answers).
+    mem : master of `hdl.onchip_memory.host_port_signature`.
+    cmd : instruction words to `hdl.top.Accelerator`'s ``cmd``.
+    idle, error, error_index, counters : the accelerator's status outputs.
+    """
+
+    def __init__(self):
+        super().__init__(
+            {
+                "rx": In(stream.Signature(8)),
+                "tx": Out(stream.Signature(8)),
+                "mem": In(host_port_signature()),
+                "cmd": Out(stream.Signature(WORD_BITS)),
+                "idle": In(1),
+                "error": In(4),
+                "error_index": In(32),
+                "counters": In(counter_layout()),
+            }
+        )
+
+    def elaborate(self, platform):
+        m = Module()
+        rx, tx, mem, cmd = self.rx, self.tx, self.mem, self.cmd
+
+        opcode = Signal(8)
+        header = Signal(48)  # header bytes shifted in from the top: a full one is addr, length
+        need = Signal(range(WORD_BYTES + 1))  # bytes still to receive
+        address = Signal(32)
+        length = Signal(16)
+        reply = Signal(8 * _REPLY_BYTES)  # answer bytes, the next one lowest
+        reply_left = Signal(range(_REPLY_BYTES + 1))
+        after = Signal(2)  # what follows the answer: 0 idle, 1 READ data, 2 next PUSH word
+        word = Signal(WORD_BITS)
+        out_byte = Signal(8)
+        out_valid = Signal()
+        counters = Signal(COUNTER_BITS * len(COUNTERS))
+
+        after_idle, after_read, after_push = 0, 1, 2
+        m.d.comb += [tx.payload.eq(out_byte), tx.valid.eq(out_valid), mem.addr.eq(address)]
+        with m.If(tx.ready):
+            m.d.sync += out_valid.eq(0)
+
+        def answer(m, bytes_, count, then=after_idle):
+            m.d.sync += [reply.eq(bytes_), reply_left.eq(count), after.eq(then)]
+            m.next = "REPLY"
+
+        with m.FSM():
+            with m.State("COMMAND"):
+                m.d.comb += rx.ready.eq(1)
+                with m.If(rx.valid):
+                    m.d.sync += opcode.eq(rx.payload)
+                    with m.Switch(rx.payload):
+                        for command, size in HEADER_BYTES.items():
+                            with m.Case(command):
+                                m.d.sync += need.eq(size)
+                                m.next = "HEADER"
+                        with m.Case(Command.STATUS):
+                            m.next = "STATUS"
+                        with m.Case(Command.COUNTERS):
+                            m.d.sync += counters.eq(self.counters.as_value())
+                            m.next = "COUNTERS"
+                        with m.Default():
+                            answer(m, Cat(Const(Status.BAD_COMMAND, 8), rx.payload), 2)
+            with m.State("HEADER"):
+                m.d.comb += rx.ready.eq(1)
+                with m.If(rx.valid):
+                    m.d.sync += [header.eq(Cat(header[8:], rx.payload)), need.eq(need - 1)]
+                    with m.If(need == 1):
+                        m.next = "DECODE"
+            with m.State("DECODE"):
+                m.d.sync += [address.eq(header[:32]), length.eq(header[32:])]
+                with m.Switch(opcode):
+                    with m.Case(Command.WRITE):
+                        m.next = "WRITE"
+                    with m.Case(Command.READ):
+                        answer(m, Const(Status.OK, 8), 1, after_read)
+                    with m.Default():  # PUSH: the count is the last two header bytes
+                        m.next = "PUSH_NEXT"
+            with m.State("WRITE"):
+                with m.If(length == 0):
+                    answer(m, Const(Status.OK, 8), 1)
+                with m.Else():
+                    m.d.comb += [rx.ready.eq(1), mem.w_data.eq(rx.payload)]
+                    with m.If(rx.valid):
+                        m.d.comb += mem.w_en.eq(1)
+                        m.d.sync += [address.eq(address + 1), length.eq(length - 1)]
+            with m.State("READ"):
+                with m.If(length == 0):
+                    m.next = "COMMAND"
+                with m.Elif(~out_valid):
+                    m.d.comb += mem.r_en.eq(1)
+                    m.d.sync += [address.eq(address + 1), length.eq(length - 1)]
+                    m.next = "READ_BYTE"
+            with m.State("READ_BYTE"):
+                m.d.sync += [out_byte.eq(mem.r_data), out_valid.eq(1)]
+                m.next = "READ"
+            with m.State("PUSH_NEXT"):
+                with m.If(length == 0):
+                    m.next = "COMMAND"
+                with m.Else():
+                    m.d.sync += [need.eq(WORD_BYTES), length.eq(length - 1)]
+                    m.next = "PUSH_WORD"
+            with m.State("PUSH_WORD"):
+                m.d.comb += rx.ready.eq(1)
+                with m.If(rx.valid):
+                    m.d.sync += [word.eq(Cat(word[8:], rx.payload)), need.eq(need - 1)]
+                    with m.If(need == 1):
+                        m.next = "PUSH_OFFER"
+            with m.State("PUSH_OFFER"):
+                m.d.comb += [cmd.valid.eq(self.error == 0), cmd.payload.eq(word)]
+                with m.If(self.error != 0):
+                    answer(m, Const(Status.DROPPED, 8), 1, after_push)
+                with m.Elif(cmd.ready):
+                    answer(m, Const(Status.OK, 8), 1, after_push)
+            with m.State("STATUS"), m.If(self.idle):
+                status = Cat(Const(Status.OK, 8), self.error, Const(0, 4), self.error_index)
+                answer(m, status, 6)
+            with m.State("COUNTERS"):
+                answer(m, Cat(Const(Status.OK, 8), counters), _REPLY_BYTES)
+            with m.State("REPLY"):
+                with m.If(reply_left == 0), m.Switch(after):
+                    with m.Case(after_read):
+                        m.next = "READ"
+                    with m.Case(after_push):
+                        m.next = "PUSH_NEXT"
+                    with m.Default():
+                        m.next = "COMMAND"
+                with m.Elif(~out_valid | tx.ready):
+                    m.d.sync += [
+                        out_byte.eq(reply[:8]),
+                        out_valid.eq(1),
+                        reply.eq(reply[8:]),
+                        reply_left.eq(reply_left - 1),
+                    ]
+        return m

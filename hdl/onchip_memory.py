@@ -1,0 +1,155 @@
+"""On-chip main memory: the accelerator's burst port and a byte port for the host bridge.
+
+`OnchipMemory(size, bus_bytes)` is one `amaranth.lib.memory.Memory` of ``size // bus_bytes``
+words of ``bus_bytes`` bytes (byte 0 lowest) with two users:
+
+``bus``
+    The memory side of `hdl.memport.memory_port_signature` (flipped): burst requests, write
+    data with byte strobes and read data, served strictly in request order, one burst at a time.
+``host``
+    A byte port for `hdl.bridge.HostBridge`: ``addr`` (byte address), ``w_en`` / ``w_data``
+    (write one byte at the edge) and ``r_en`` (read): ``r_data`` holds the byte at ``addr`` of
+    the last cycle ``r_en`` was high, from the next cycle on, until the next read.
+
+Addresses wrap modulo ``size`` (the host side checks ranges; the accelerator checks its own,
+error DRAM_RANGE). The two users share no arbiter: the host port has its own read and write
+port on the memory (a true-dual-port block RAM on an FPGA), so it never waits; the host is
+expected not to write memory the accelerator is using while a program runs.
+
+Timing of ``bus``
+-----------------
+``req.ready`` is high when no burst is in progress; a burst accepted at an edge starts in the
+next cycle. A write burst takes one ``wdata`` word per cycle (``wdata.ready`` high while it
+runs). A read burst issues one memory read per cycle while its output register is free or
+being emptied; a word is offered on ``rdata`` one cycle after its read (read latency 1
+cycle after the burst started, 2 cycles after the request was taken), and bursts of either kind
+complete in order, so a read after a write sees the written data.
+"""
+
+from amaranth.hdl import Const, Module, Signal
+from amaranth.lib import memory, wiring
+from amaranth.lib.wiring import In, Out
+
+from hdl.memport import memory_port_signature
+
+__all__ = ["OnchipMemory", "check_size", "host_port_signature"]
+
+
+def host_port_signature() -> wiring.Signature:
+    """The byte port (`OnchipMemory.host`) as the memory sees it; `.flip()` for a master."""
+    return wiring.Signature(
+        {
+            "addr": In(32),
+            "w_en": In(1),
+            "w_data": In(8),
+            "r_en": In(1),
+            "r_data": Out(8),
+        }
+    )
+
+
+def check_size(size: object, bus_bytes: int) -> None:
+    """`TypeError` / `ValueError` naming `size` unless it is a power of two >= `bus_bytes`."""
+    memory_port_signature(bus_bytes)  # validates bus_bytes
+    if isinstance(size, bool) or not isinstance(size, int):
+        raise TypeError(f"size must be an int, not {size!r}")
+    if size < 1 or size & (size - 1):
+        raise ValueError(f"size must be a power of two, not {size!r}")
+    if size < bus_bytes:
+        raise ValueError(f"size must be at least bus_bytes ({bus_bytes}), not {size!r}")
+
+
+class OnchipMemory(wiring.Component):
+    """Main memory of `size` bytes in block RAM; see the module docstring for its ports.
+
+    Parameters
+    ----------
+    size : int
+        Bytes of memory: a power of two, a multiple of `bus_bytes`.
+    bus_bytes : int
+        Bytes per word of the accelerator's port (`hdl.config.AccelConfig.bus_bytes`).
+    init : bytes, optional
+        Initial contents (default zeros).
+    """
+
+    def __init__(self, size: int, bus_bytes: int, init: bytes = b""):
+        check_size(size, bus_bytes)
+        signature = memory_port_signature(bus_bytes)
+        if len(init) > size:
+            raise ValueError(f"init has {len(init)} bytes, more than size ({size})")
+        self.size = size
+        self.bus_bytes = bus_bytes
+        self._init = bytes(init)
+        super().__init__({"bus": In(signature), "host": Out(host_port_signature())})
+
+    def elaborate(self, platform):
+        m = Module()
+        bus_bytes, depth = self.bus_bytes, self.size // self.bus_bytes
+        shift = (bus_bytes - 1).bit_length()
+        data = self._init.ljust(self.size, b"\0")
+        words = [
+            int.from_bytes(data[i * bus_bytes : (i + 1) * bus_bytes], "little")
+            for i in range(depth)
+        ]
+        m.submodules.mem = mem = memory.Memory(shape=8 * bus_bytes, depth=depth, init=words)
+        bus_write = mem.write_port(granularity=8)
+        bus_read = mem.read_port()
+        host_write = mem.write_port(granularity=8)
+        host_read = mem.read_port()
+        word_bits = max(1, (depth - 1).bit_length())
+
+        # Accelerator bursts.
+        bus = self.bus
+        active = Signal()
+        writing = Signal()
+        address = Signal(word_bits)
+        left = Signal(16)
+        out_valid = Signal()
+        m.d.comb += bus.req.ready.eq(~active)
+        with m.If(bus.req.valid & ~active):
+            m.d.sync += [
+                active.eq(1),
+                writing.eq(bus.req.payload.write),
+                address.eq(bus.req.payload.addr[shift:]),
+                left.eq(bus.req.payload.beats),
+            ]
+        m.d.comb += [
+            bus.wdata.ready.eq(active & writing),
+            bus_write.addr.eq(address),
+            bus_write.data.eq(bus.wdata.payload.data),
+        ]
+        with m.If(bus.wdata.valid & active & writing):
+            m.d.comb += bus_write.en.eq(bus.wdata.payload.strobe)
+            m.d.sync += [address.eq(address + 1), left.eq(left - 1)]
+            with m.If(left == 1):
+                m.d.sync += active.eq(0)
+        issue = Signal()
+        m.d.comb += [
+            issue.eq(active & ~writing & (~out_valid | bus.rdata.ready)),
+            bus_read.addr.eq(address),
+            bus_read.en.eq(issue),
+            bus.rdata.valid.eq(out_valid),
+            bus.rdata.payload.eq(bus_read.data),
+        ]
+        with m.If(issue):
+            m.d.sync += [out_valid.eq(1), address.eq(address + 1), left.eq(left - 1)]
+            with m.If(left == 1):
+                m.d.sync += active.eq(0)
+        with m.Elif(bus.rdata.ready):
+            m.d.sync += out_valid.eq(0)
+
+        # Host bytes.
+        host = self.host
+        lane = Signal(range(bus_bytes))
+        m.d.comb += [
+            host_write.addr.eq(host.addr[shift:]),
+            host_write.data.eq(host.w_data.replicate(bus_bytes)),
+            host_read.addr.eq(host.addr[shift:]),
+            host_read.en.eq(host.r_en),
+            host.r_data.eq(host_read.data.word_select(lane, 8)),
+        ]
+        with m.If(host.w_en):
+            m.d.comb += host_write.en.eq(Const(1, bus_bytes) << host.addr[:shift])
+        with m.If(host.r_en):
+            m.d.sync += lane.eq(host.addr[:shift])
+        return m

@@ -1,0 +1,437 @@
+# amaranth: UnusedElaboratable=no
+"""hdl.board_top at the UART pins in Amaranth's simulator, driven by the real host driver.
+
+`SimulatedSerialPort` is a serial port (``write(bytes)``, ``read(n) -> bytes``, the part of
+pyserial's ``Serial`` that `host.serial_transport.SerialTransport` uses) whose far end is the
+simulated board: the host driver runs in a thread and talks to the port; the async testbench
+(in the main thread) turns the bytes written into 8N1 bits on ``rx`` and decodes ``tx`` back
+into bytes for ``read``. The simulator advances only while there is something on the line or
+a ``read`` is waiting, so host-side Python time costs no simulated cycles, and a ``read`` that
+sees nothing arrive for `SimulatedSerialPort.timeout_cycles` returns short, as a port timeout.
+"""
+
+import struct
+import threading
+from collections import deque
+
+import numpy as np
+import pytest
+from accel_checks import random_layer, small_config
+from amaranth.sim import Simulator
+
+from hdl.board_top import BoardTop
+from hdl.bridge import Command, Status
+from hdl.config import AccelConfig
+from hdl.isa import ErrorCode, Op
+from hdl.onchip_memory import OnchipMemory
+from hdl.uart import UartRx, UartTx
+from host.device import Device, DeviceError
+from host.isa import Instruction, encode_program
+from host.serial_transport import SerialProtocolError, SerialTransport
+from sim.golden.layers import linear_forward
+
+DIVISOR = 4
+MEMORY_BYTES = 4096
+
+
+def board_config(**options) -> AccelConfig:
+    """A 2x2 accelerator whose main memory is the board's on-chip memory."""
+    return small_config(**{"mem_latency": 2, "mem_bytes": MEMORY_BYTES, **options})
+
+
+# Line helpers -------------------------------------------------------------------------------
+def frame_levels(byte: int, divisor: int) -> list[int]:
+    """The 8N1 line levels, one per clock cycle, of `byte`."""
+    bits = [0, *((byte >> i) & 1 for i in range(8)), 1]
+    return [bit for bit in bits for _ in range(divisor)]
+
+
+class LineDecoder:
+    """8N1 bytes from line levels sampled once per clock cycle (mid-bit sampling)."""
+
+    def __init__(self, divisor: int):
+        self.divisor = divisor
+        self.age = None  # cycles since the start bit's first low sample, None while idle
+        self.value = 0
+
+    @property
+    def busy(self) -> bool:
+        return self.age is not None
+
+    def step(self, level: int) -> int | None:
+        """Feed one cycle's level; the byte when its stop bit was sampled, else None."""
+        d = self.divisor
+        if self.age is None:
+            if not level:
+                self.age, self.value = 0, 0
+            return None
+        self.age += 1
+        if (self.age - d // 2) % d or self.age < d // 2:
+            return None
+        bit = (self.age - d // 2) // d
+        if bit == 0:
+            assert level == 0, "start bit high at its middle"
+        elif bit <= 8:
+            self.value |= level << (bit - 1)
+        else:
+            assert level == 1, f"framing error: stop bit low after byte {self.value:#04x}"
+            self.age = None
+            return self.value
+        return None
+
+
+class SimulatedSerialPort:
+    """A serial port wired to a simulated `BoardTop` (module docstring)."""
+
+    def __init__(self, divisor: int, timeout_cycles: int = 20_000):
+        self.divisor = divisor
+        self.timeout_cycles = timeout_cycles
+        self.cycles = 0
+        self._cond = threading.Condition()
+        self._to_board = deque()
+        self._from_board = bytearray()
+        self._wanted = 0
+        self._timed_out = False
+        self._closed = False
+
+    # Host side (pyserial's interface).
+    def write(self, data: bytes) -> int:
+        with self._cond:
+            self._to_board.extend(bytes(data))
+            self._cond.notify_all()
+        return len(data)
+
+    def read(self, count: int) -> bytes:
+        with self._cond:
+            self._wanted, self._timed_out = count, False
+            self._cond.notify_all()
+            while len(self._from_board) < count and not (self._timed_out or self._closed):
+                self._cond.wait()
+            self._wanted = 0
+            data = bytes(self._from_board[:count])
+            del self._from_board[:count]
+            return data
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    # Board side.
+    async def testbench(self, ctx, dut: BoardTop) -> None:
+        levels: deque[int] = deque()
+        decoder = LineDecoder(self.divisor)
+        waiting = 0
+        try:
+            ctx.set(dut.rx, 1)
+            while True:
+                with self._cond:
+                    while not (
+                        self._closed
+                        or self._to_board
+                        or levels
+                        or decoder.busy
+                        or self._wanted > len(self._from_board)
+                    ):
+                        self._cond.wait()
+                    if self._closed:
+                        return
+                    if not levels and self._to_board:
+                        levels.extend(frame_levels(self._to_board.popleft(), self.divisor))
+                    reading = self._wanted > len(self._from_board)
+                ctx.set(dut.rx, levels.popleft() if levels else 1)
+                await ctx.tick()
+                self.cycles += 1
+                byte = decoder.step(ctx.get(dut.tx))
+                with self._cond:
+                    if byte is not None:
+                        self._from_board.append(byte)
+                        waiting = 0
+                        self._cond.notify_all()
+                    elif reading and not levels and not decoder.busy:
+                        waiting += 1
+                        if waiting > self.timeout_cycles:
+                            self._timed_out, waiting = True, 0
+                            self._cond.notify_all()
+        finally:
+            self.close()
+
+
+def run_board(config: AccelConfig, host, *, divisor: int = DIVISOR, **port_options):
+    """Simulate ``BoardTop(config, MEMORY_BYTES, divisor)`` while ``host(port)`` runs in a
+    thread against its serial port; host's return value (its exception is raised here)."""
+    dut = BoardTop(config, MEMORY_BYTES, divisor)
+    port = SimulatedSerialPort(divisor, **port_options)
+    outcome = {}
+
+    def host_thread():
+        try:
+            outcome["value"] = host(port)
+        except BaseException as error:  # handed to the main thread
+            outcome["error"] = error
+        finally:
+            port.close()
+
+    async def testbench(ctx):
+        await port.testbench(ctx, dut)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(testbench)
+    thread = threading.Thread(target=host_thread, daemon=True)
+    thread.start()
+    try:
+        sim.run()
+    finally:
+        port.close()
+        thread.join(timeout=60)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+# End to end -----------------------------------------------------------------------------------
+def test_the_host_driver_runs_a_gemm_over_the_uart():
+    config = board_config()
+    rng = np.random.default_rng(7)
+    layer = random_layer(rng, 3, 5)
+    x = rng.integers(-128, 128, (3, 5), dtype=np.int8)
+    x[0, 0], x[-1, -1] = -128, 127
+
+    def host(port):
+        device = Device(config=config, transport=SerialTransport(port, config, MEMORY_BYTES))
+        out = device.linear(device.upload(x), layer, name="fc")
+        return device.download(out), device.runs[-1]
+
+    out, run = run_board(config, host)
+    np.testing.assert_array_equal(out, linear_forward(x, layer))
+    assert run.cycle_model == "rtl"
+    assert run.counters["macs"] > 0 and run.cycles == run.counters["cycles"] > 0
+
+
+def test_memory_round_trip_and_a_bad_program_raises_device_error():
+    config = board_config()
+    data = np.random.default_rng(8).integers(0, 256, 37, dtype=np.uint8)
+
+    def host(port):
+        transport = SerialTransport(port, config, MEMORY_BYTES)
+        transport.write(13, data)
+        back = transport.read(13, data.size)
+        program = [
+            Instruction(Op.LOAD_ACT, dram_addr=0, dram_stride=2, rows=2, spad_row=0, width=2),
+            Instruction(
+                Op.LOAD_WGT,
+                dram_addr=MEMORY_BYTES - 2,
+                dram_stride=2,
+                rows=2,
+                spad_row=0,
+                width=2,
+            ),
+        ]
+        with pytest.raises(DeviceError) as info:
+            transport.execute(program)
+        # After an error the accelerator takes no more words: PUSH answers DROPPED, no hang.
+        return back, info.value, transport.push(encode_program(program[:1])), transport.status()
+
+    back, error, taken, status = run_board(config, host)
+    np.testing.assert_array_equal(back, data)
+    assert (error.code, error.index) == (ErrorCode.DRAM_RANGE, 1)
+    assert str(error) == "the accelerator stopped with DRAM_RANGE at instruction 1 of 2"
+    assert taken == 0
+    assert status == (ErrorCode.DRAM_RANGE, 1)
+
+
+def test_an_unknown_command_gets_an_error_answer_not_a_hang():
+    config = board_config()
+
+    def host(port):
+        port.write(bytes([0x7F]))
+        bad = port.read(2)
+        transport = SerialTransport(port, config, MEMORY_BYTES)
+        return bad, transport.status()
+
+    bad, status = run_board(config, host)
+    assert bad == bytes([Status.BAD_COMMAND, 0x7F])
+    assert status == (ErrorCode.NONE, 0)
+
+
+def test_a_silent_board_gives_a_protocol_error_naming_what_was_expected():
+    config = board_config()
+
+    def host(port):
+        port.write(struct.pack("<BIH", Command.READ, 0, 4)[:3])  # a header cut short
+        SerialTransport(port, config, MEMORY_BYTES).status()
+
+    # STATUS's byte becomes the READ header's fourth byte: the board waits for two more bytes
+    # and never answers, so the port times out.
+    with pytest.raises(
+        SerialProtocolError,
+        match=r"^expected 1 bytes \(the status byte of STATUS\) from the board, got 0: $",
+    ):
+        run_board(config, host, timeout_cycles=500)
+
+
+# UART units -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("divisor", [2, 5])
+def test_uart_rx_receives_random_bytes_with_idle_gaps(divisor):
+    rng = np.random.default_rng(divisor)
+    sent = [int(b) for b in rng.integers(0, 256, 40)]
+    gaps = [int(g) for g in rng.choice([0, 0, 1, 3, 17], len(sent))]
+    dut = UartRx(divisor)
+    received = []
+
+    async def producer(ctx):
+        ctx.set(dut.rx, 1)
+        await ctx.tick().repeat(5)
+        for byte, gap in zip(sent, gaps, strict=True):
+            for level in frame_levels(byte, divisor):
+                ctx.set(dut.rx, level)
+                await ctx.tick()
+            ctx.set(dut.rx, 1)
+            await ctx.tick().repeat(gap + 1)
+
+    async def consumer(ctx):
+        while len(received) < len(sent):
+            ctx.set(dut.stream.ready, rng.random() < 0.5)  # take each byte within a frame
+            _, _, valid, ready, payload, overrun, frame_error = await ctx.tick().sample(
+                dut.stream.valid, dut.stream.ready, dut.stream.payload, dut.overrun, dut.frame_error
+            )
+            assert not overrun and not frame_error
+            if valid and ready:
+                received.append(payload)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(producer)
+    sim.add_testbench(consumer)
+    sim.run()
+    assert received == sent
+
+
+@pytest.mark.parametrize("divisor", [2, 5])
+def test_uart_tx_sends_random_bytes_with_idle_gaps(divisor):
+    rng = np.random.default_rng(10 + divisor)
+    sent = [int(b) for b in rng.integers(0, 256, 40)]
+    dut = UartTx(divisor)
+    received = []
+
+    async def producer(ctx):
+        for byte in sent:
+            ctx.set(dut.stream.payload, byte)
+            ctx.set(dut.stream.valid, 1)
+            taken = False
+            while not taken:
+                _, _, taken = await ctx.tick().sample(dut.stream.ready)
+            ctx.set(dut.stream.valid, 0)
+            gap = int(rng.choice([0, 0, 1, 8, 30]))
+            if gap:
+                await ctx.tick().repeat(gap)
+
+    async def monitor(ctx):
+        decoder = LineDecoder(divisor)
+        while len(received) < len(sent):
+            await ctx.tick()
+            byte = decoder.step(ctx.get(dut.tx))
+            if byte is not None:
+                received.append(byte)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(producer)
+    sim.add_testbench(monitor)
+    sim.run()
+    assert received == sent
+
+
+def test_uart_rejects_a_bad_divisor():
+    with pytest.raises(ValueError, match=r"^divisor must be at least 2, not 1$"):
+        UartRx(1)
+    with pytest.raises(TypeError, match=r"^divisor must be an int, not 2\.0$"):
+        UartTx(2.0)
+
+
+# On-chip memory -------------------------------------------------------------------------------
+def test_onchip_memory_serves_random_bursts_in_order_under_back_pressure():
+    """Random read and write bursts (strobes, data before or after its request, a consumer that
+    holds off read data) against a byte model; then the host byte port reads what was written."""
+    bus, size = 4, 256
+    rng = np.random.default_rng(20)
+    init = rng.integers(0, 256, size, dtype=np.uint8)
+    model = init.copy()
+    bursts, expected_reads, write_words = [], [], []
+    for _ in range(30):
+        beats = int(rng.integers(1, 6))
+        address = int(rng.integers(0, size // bus - beats + 1)) * bus
+        write = bool(rng.random() < 0.5)
+        bursts.append((address, beats, write))
+        for beat in range(beats):
+            base = address + beat * bus
+            if write:
+                data = rng.integers(0, 256, bus, dtype=np.uint8)
+                strobe = int(rng.integers(0, 1 << bus))
+                for lane in range(bus):
+                    if strobe >> lane & 1:
+                        model[base + lane] = data[lane]
+                write_words.append((int.from_bytes(data.tobytes(), "little"), strobe))
+            else:
+                expected_reads.append(int.from_bytes(model[base : base + bus].tobytes(), "little"))
+    dut = OnchipMemory(size, bus, init.tobytes())
+    reads = []
+
+    async def requests(ctx):
+        for address, beats, write in bursts:
+            ctx.set(dut.bus.req.payload, {"addr": address, "beats": beats, "write": write})
+            ctx.set(dut.bus.req.valid, 1)
+            ready = False
+            while not ready:
+                _, _, ready = await ctx.tick().sample(dut.bus.req.ready)
+            ctx.set(dut.bus.req.valid, 0)
+            if rng.random() < 0.3:
+                await ctx.tick().repeat(int(rng.integers(1, 4)))
+
+    async def write_data(ctx):
+        for data, strobe in write_words:
+            ctx.set(dut.bus.wdata.payload, {"data": data, "strobe": strobe})
+            ctx.set(dut.bus.wdata.valid, 1)
+            ready = False
+            while not ready:
+                _, _, ready = await ctx.tick().sample(dut.bus.wdata.ready)
+            ctx.set(dut.bus.wdata.valid, 0)
+            if rng.random() < 0.3:
+                await ctx.tick()
+
+    async def read_data(ctx):
+        while len(reads) < len(expected_reads):
+            ctx.set(dut.bus.rdata.ready, rng.random() < 0.6)
+            _, _, valid, ready, payload = await ctx.tick().sample(
+                dut.bus.rdata.valid, dut.bus.rdata.ready, dut.bus.rdata.payload
+            )
+            if valid and ready:
+                reads.append(payload)
+        # Every write has landed once its request stream and data are done: read back bytes.
+        await ctx.tick().repeat(10)
+        host = []
+        for address in range(size):
+            ctx.set(dut.host.addr, address)
+            ctx.set(dut.host.r_en, 1)
+            await ctx.tick()
+            ctx.set(dut.host.r_en, 0)
+            host.append(ctx.get(dut.host.r_data))
+        assert host == list(model)
+        # And a host write shows up on the bus side.
+        ctx.set(dut.host.addr, 5)
+        ctx.set(dut.host.w_data, 0xA5)
+        ctx.set(dut.host.w_en, 1)
+        await ctx.tick()
+        ctx.set(dut.host.w_en, 0)
+        ctx.set(dut.host.r_en, 1)
+        await ctx.tick()
+        assert ctx.get(dut.host.r_data) == 0xA5
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(requests)
+    sim.add_testbench(write_data)
+    sim.add_testbench(read_data)
+    sim.run()
+    assert reads == expected_reads
