@@ -153,14 +153,7 @@ class GoldenTransport(_ArrayMemory, Transport):
         except ProgramError as error:
             raise DeviceError(error.code, error.index, str(error)) from None
         estimate = program_estimate(program, self.config)
-        counters = {
-            "cycles": estimate.cycles,
-            "macs": estimate.macs,
-            "bytes_read": estimate.bytes_read,
-            "bytes_written": estimate.bytes_written,
-            "instructions": estimate.instructions,
-        }
-        return ProgramRun(estimate.cycles, counters, "perf")
+        return ProgramRun(estimate.cycles, estimate.counters(), "perf")
 
 
 class VerilatorTransport(_ArrayMemory, Transport):

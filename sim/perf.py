@@ -99,6 +99,17 @@ class PerfEstimate:
     write_cycles: int
     instructions: int
 
+    def counters(self) -> dict[str, int]:
+        """The hardware counters (`hdl.top_ports.COUNTERS`) the model predicts, by name (the
+        others need a cycle simulation)."""
+        return {
+            "cycles": self.cycles,
+            "macs": self.macs,
+            "bytes_read": self.bytes_read,
+            "bytes_written": self.bytes_written,
+            "instructions": self.instructions,
+        }
+
     @property
     def bound(self) -> str:
         """The busiest resource: ``"compute"``, ``"read"`` or ``"write"`` bandwidth, or

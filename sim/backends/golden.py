@@ -9,18 +9,7 @@ from sim.backends.result import GemmResult
 from sim.golden.checks import require_gemm_operands
 from sim.golden.gemm import gemm
 from sim.golden.sparse import csr_compress, csr_spmm
-from sim.perf import PerfEstimate, gemm_estimate, spmm_estimate
-
-
-def modeled_counters(estimate: PerfEstimate) -> dict[str, int]:
-    """The hardware counters `sim.perf` predicts (the others need a cycle simulation)."""
-    return {
-        "cycles": estimate.cycles,
-        "macs": estimate.macs,
-        "bytes_read": estimate.bytes_read,
-        "bytes_written": estimate.bytes_written,
-        "instructions": estimate.instructions,
-    }
+from sim.perf import gemm_estimate, spmm_estimate
 
 
 class GoldenBackend:
@@ -45,7 +34,7 @@ class GoldenBackend:
         output = gemm(a, b)
         (m, k), n = a.shape, b.shape[1]
         estimate = gemm_estimate(m, n, k, self.config)
-        return GemmResult(output, estimate.cycles, modeled_counters(estimate), "perf")
+        return GemmResult(output, estimate.cycles, estimate.counters(), "perf")
 
     def spmm(self, w: np.ndarray, x: np.ndarray) -> GemmResult:
         """int8 w (N x K, zeros skipped) @ int8 x (K x M) as on the sparse engine -> int32 N x M.
@@ -56,4 +45,4 @@ class GoldenBackend:
         w, x = require_gemm_operands(w, x, ("w", "x"))
         output = csr_spmm(csr_compress(w), x)
         estimate = spmm_estimate(w, x.shape[1], self.config)
-        return GemmResult(output, estimate.cycles, modeled_counters(estimate), "perf")
+        return GemmResult(output, estimate.cycles, estimate.counters(), "perf")
