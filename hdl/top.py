@@ -6,8 +6,9 @@ one memory port through a `MemoryArbiter`, and the controller below.
 
 Controller
     The dispatcher takes one 128-bit word per cycle from ``cmd``, checks it (docs/isa.md: the
-    same rules and error codes as `host.isa.check_program`, in the same order) and appends it to
-    the load, compute or store queue (`QUEUE_DEPTH` words each). A FENCE is taken only when every
+    same rules and error codes as `host.isa.check_program`, in the same order) into a register
+    and in the next cycle, at the earliest, appends it to the load, compute or store queue
+    (`QUEUE_DEPTH` words each). A FENCE is taken only when every
     queue is empty and every unit idle. The first bad word stops the dispatcher for good:
     ``error`` and ``error_index`` hold its code and index, nothing after it starts, and what is
     running finishes (then ``idle`` rises).
@@ -120,15 +121,20 @@ class Accelerator(wiring.Component):
         self._dispatcher(m, queues, queues_empty & units_idle, spmm)
         # Not idle in the cycle a runtime error is being latched into `error` (an SPMM's last
         # row can be dropped in the cycle the pass ends, so the units are already idle then).
-        m.d.comb += self.idle.eq(queues_empty & units_idle & ~self._runtime_error)
+        m.d.comb += self.idle.eq(queues_empty & units_idle & ~self._pending & ~self._runtime_error)
         self._counters(m, queues, tokens, (load_busy, compute_busy, store_busy), matmul)
         return m
 
     # ---------------------------------------------------------------------------------------
     def _dispatcher(self, m: Module, queues, all_idle, spmm) -> None:
-        word = self.cmd.payload
+        # The check stage: a word is checked on its way from ``cmd`` into this register and
+        # dispatched from it, so the checks (a multiply, adds and compares of its fields) and the
+        # dispatch decision are not one combinational path.
+        pending = Signal()
+        word = Signal(WORD_BITS)
+        code = Signal(ErrorCode)
+        self._pending = pending
         op = word[:4]
-        code = _check(m, word, self.config)
         index = Signal(32)
         stopped = Signal()
         fence = op == Op.FENCE
@@ -142,8 +148,17 @@ class Accelerator(wiring.Component):
             room = room & (~target[name] | queue.w_rdy)
         bad = code != ErrorCode.NONE
         ready = ~stopped & (bad | Mux(fence, all_idle, room))
-        m.d.comb += self.cmd.ready.eq(ready)
-        taken = self.cmd.valid & ready
+        taken = pending & ready
+        # Refill as the word leaves, but take nothing once a word is found bad.
+        m.d.comb += self.cmd.ready.eq(~stopped & ~(taken & bad) & (~pending | taken))
+        with m.If(self.cmd.valid & self.cmd.ready):
+            m.d.sync += [
+                pending.eq(1),
+                word.eq(self.cmd.payload),
+                code.eq(_check(m, self.cmd.payload, self.config)),
+            ]
+        with m.Elif(taken | stopped):  # after an error the waiting word never starts
+            m.d.sync += pending.eq(0)
         for name, queue in queues.items():
             entry = Cat(word, index)
             m.d.comb += [queue.w_data.eq(entry), queue.w_en.eq(taken & ~bad & target[name])]
@@ -160,8 +175,8 @@ class Accelerator(wiring.Component):
                 m.d.sync += self.error.eq(ErrorCode.SPARSE_FORMAT)
             with m.Else():
                 m.d.sync += self.error.eq(ErrorCode.ACC_RANGE)
-        self._dispatch_blocked = self.cmd.valid & ~ready & ~stopped
-        self._fence_waiting = self.cmd.valid & fence & ~bad & ~all_idle & ~stopped
+        self._dispatch_blocked = pending & ~ready & ~stopped
+        self._fence_waiting = pending & fence & ~bad & ~all_idle & ~stopped
 
     # ---------------------------------------------------------------------------------------
     def _load_unit(self, m: Module, queue, tokens, dma, act, wgt, requant) -> Signal:
