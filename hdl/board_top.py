@@ -10,15 +10,25 @@
   and the ``rx`` / ``tx`` pins.
 
 ``rx`` is the line from the host (idles high), ``tx`` the line to it. The host side is
-`host.serial_transport.SerialTransport`. Mapping the pins to a board comes later.
+`host.serial_transport.SerialTransport`; `hdl.boards.BoardDesign` puts the pins on a board.
+
+Timing: the bridge and the accelerator meet only through registers, so that the accelerator's
+instruction checks (a multiply and a compare of a command's address range) and the bridge's
+state machine do not form one combinational path. Commands pass a 2-word FIFO
+(``SyncFIFOBuffered``, registered both ways; ready does not depend on the accelerator), and
+``idle``, ``error``, ``error_index`` and ``counters`` reach the bridge one cycle late. ``idle``
+is reported only when the accelerator is idle and that FIFO is empty, so a command still in it
+is never missed. Each command takes one more cycle to reach the accelerator than on its bare
+``cmd`` port, at the same throughput.
 """
 
 from amaranth.hdl import Module
-from amaranth.lib import wiring
+from amaranth.lib import fifo, wiring
 from amaranth.lib.wiring import In, Out
 
 from hdl.bridge import HostBridge
 from hdl.config import AccelConfig
+from hdl.isa import WORD_BITS
 from hdl.onchip_memory import OnchipMemory, check_size
 from hdl.top import Accelerator
 from hdl.uart import UartRx, UartTx, check_divisor
@@ -62,13 +72,23 @@ class BoardTop(wiring.Component):
 
         wiring.connect(m, accel.mem, memory.bus)
         wiring.connect(m, bridge.mem, memory.host)
-        wiring.connect(m, bridge.cmd, accel.cmd)
+        m.submodules.commands = commands = fifo.SyncFIFOBuffered(width=WORD_BITS, depth=2)
+        m.d.comb += [
+            commands.w_data.eq(bridge.cmd.payload),
+            commands.w_en.eq(bridge.cmd.valid),
+            bridge.cmd.ready.eq(commands.w_rdy),
+            accel.cmd.payload.eq(commands.r_data),
+            accel.cmd.valid.eq(commands.r_rdy),
+            commands.r_en.eq(accel.cmd.ready),
+        ]
         wiring.connect(m, uart_rx.stream, bridge.rx)
         wiring.connect(m, bridge.tx, uart_tx.stream)
         m.d.comb += [
             uart_rx.rx.eq(self.rx),
             self.tx.eq(uart_tx.tx),
-            bridge.idle.eq(accel.idle),
+        ]
+        m.d.sync += [
+            bridge.idle.eq(accel.idle & (commands.level == 0)),
             bridge.error.eq(accel.error),
             bridge.error_index.eq(accel.error_index),
             bridge.counters.eq(accel.counters),

@@ -8,25 +8,29 @@ words of ``bus_bytes`` bytes (byte 0 lowest) with two users:
     data with byte strobes and read data, served strictly in request order, one burst at a time.
 ``host``
     A byte port for `hdl.bridge.HostBridge`: ``addr`` (byte address), ``w_en`` / ``w_data``
-    (write one byte at the edge) and ``r_en`` (read): ``r_data`` holds the byte at ``addr`` of
-    the last cycle ``r_en`` was high, from the next cycle on, until the next read.
+    (write one byte at the edge) and ``r_en`` (read): ``r_data`` is the byte at ``addr`` in the
+    cycle after ``r_en`` was high (only then).
 
 Addresses wrap modulo ``size`` (the host side checks ranges; the accelerator checks its own,
-error DRAM_RANGE). The two users share no arbiter: the host port has its own read and write
-port on the memory (a true-dual-port block RAM on an FPGA), so it never waits; the host is
-expected not to write memory the accelerator is using while a program runs.
+error DRAM_RANGE). The memory has one read port and one write port, so that it maps to the block
+RAM of every FPGA family (an iCE40 EBR has no second write port); the host and the accelerator
+share them and the host wins: in a cycle the host writes, the accelerator's write data waits
+(``wdata.ready`` low), in a cycle it reads, the accelerator's next read waits. The host never
+waits. It is expected not to write memory the accelerator is using while a program runs.
 
 Timing of ``bus``
 -----------------
 ``req.ready`` is high when no burst is in progress; a burst accepted at an edge starts in the
 next cycle. A write burst takes one ``wdata`` word per cycle (``wdata.ready`` high while it
-runs). A read burst issues one memory read per cycle while its output register is free or
-being emptied; a word is offered on ``rdata`` one cycle after its read (read latency 1
-cycle after the burst started, 2 cycles after the request was taken), and bursts of either kind
-complete in order, so a read after a write sees the written data.
+runs and the host is not writing). A read burst issues one memory read per cycle while its
+output is free or being emptied and the host is not reading; a word is offered on ``rdata`` one
+cycle after its read (read latency 1 cycle after the burst started, 2 cycles after the request
+was taken) and held in a register of its own while it waits (a host read may use the port
+meanwhile), and bursts of either kind complete in order, so a read after a write sees the
+written data.
 """
 
-from amaranth.hdl import Const, Module, Signal
+from amaranth.hdl import Const, Module, Mux, Signal
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -92,19 +96,20 @@ class OnchipMemory(wiring.Component):
             for i in range(depth)
         ]
         m.submodules.mem = mem = memory.Memory(shape=8 * bus_bytes, depth=depth, init=words)
-        bus_write = mem.write_port(granularity=8)
-        bus_read = mem.read_port()
-        host_write = mem.write_port(granularity=8)
-        host_read = mem.read_port()
+        write = mem.write_port(granularity=8)
+        read = mem.read_port()
         word_bits = max(1, (depth - 1).bit_length())
+        host = self.host
 
-        # Accelerator bursts.
+        # Accelerator bursts, on the ports when the host leaves them free.
         bus = self.bus
         active = Signal()
         writing = Signal()
         address = Signal(word_bits)
         left = Signal(16)
         out_valid = Signal()
+        fresh = Signal()  # the read port holds the word on rdata (read in the last cycle)
+        held = Signal(8 * bus_bytes)  # that word, kept while rdata waits
         m.d.comb += bus.req.ready.eq(~active)
         with m.If(bus.req.valid & ~active):
             m.d.sync += [
@@ -113,24 +118,31 @@ class OnchipMemory(wiring.Component):
                 address.eq(bus.req.payload.addr[shift:]),
                 left.eq(bus.req.payload.beats),
             ]
-        m.d.comb += [
-            bus.wdata.ready.eq(active & writing),
-            bus_write.addr.eq(address),
-            bus_write.data.eq(bus.wdata.payload.data),
-        ]
-        with m.If(bus.wdata.valid & active & writing):
-            m.d.comb += bus_write.en.eq(bus.wdata.payload.strobe)
-            m.d.sync += [address.eq(address + 1), left.eq(left - 1)]
-            with m.If(left == 1):
-                m.d.sync += active.eq(0)
+        m.d.comb += bus.wdata.ready.eq(active & writing & ~host.w_en)
+        with m.If(host.w_en):
+            m.d.comb += [
+                write.addr.eq(host.addr[shift:]),
+                write.data.eq(host.w_data.replicate(bus_bytes)),
+                write.en.eq(Const(1, bus_bytes) << host.addr[:shift]),
+            ]
+        with m.Else():
+            m.d.comb += [write.addr.eq(address), write.data.eq(bus.wdata.payload.data)]
+            with m.If(bus.wdata.valid & bus.wdata.ready):
+                m.d.comb += write.en.eq(bus.wdata.payload.strobe)
+                m.d.sync += [address.eq(address + 1), left.eq(left - 1)]
+                with m.If(left == 1):
+                    m.d.sync += active.eq(0)
         issue = Signal()
         m.d.comb += [
-            issue.eq(active & ~writing & (~out_valid | bus.rdata.ready)),
-            bus_read.addr.eq(address),
-            bus_read.en.eq(issue),
+            issue.eq(active & ~writing & (~out_valid | bus.rdata.ready) & ~host.r_en),
+            read.addr.eq(Mux(host.r_en, host.addr[shift:], address)),
+            read.en.eq(issue | host.r_en),
             bus.rdata.valid.eq(out_valid),
-            bus.rdata.payload.eq(bus_read.data),
+            bus.rdata.payload.eq(Mux(fresh, read.data, held)),
         ]
+        m.d.sync += fresh.eq(issue)
+        with m.If(fresh):
+            m.d.sync += held.eq(read.data)
         with m.If(issue):
             m.d.sync += [out_valid.eq(1), address.eq(address + 1), left.eq(left - 1)]
             with m.If(left == 1):
@@ -138,18 +150,9 @@ class OnchipMemory(wiring.Component):
         with m.Elif(bus.rdata.ready):
             m.d.sync += out_valid.eq(0)
 
-        # Host bytes.
-        host = self.host
+        # Host bytes: the lane of the byte read is remembered for the cycle its word arrives.
         lane = Signal(range(bus_bytes))
-        m.d.comb += [
-            host_write.addr.eq(host.addr[shift:]),
-            host_write.data.eq(host.w_data.replicate(bus_bytes)),
-            host_read.addr.eq(host.addr[shift:]),
-            host_read.en.eq(host.r_en),
-            host.r_data.eq(host_read.data.word_select(lane, 8)),
-        ]
-        with m.If(host.w_en):
-            m.d.comb += host_write.en.eq(Const(1, bus_bytes) << host.addr[:shift])
+        m.d.comb += host.r_data.eq(read.data.word_select(lane, 8))
         with m.If(host.r_en):
             m.d.sync += lane.eq(host.addr[:shift])
         return m

@@ -353,15 +353,16 @@ def test_uart_rejects_a_bad_divisor():
 # On-chip memory -------------------------------------------------------------------------------
 def test_onchip_memory_serves_random_bursts_in_order_under_back_pressure():
     """Random read and write bursts (strobes, data before or after its request, a consumer that
-    holds off read data) against a byte model; then the host byte port reads what was written."""
-    bus, size = 4, 256
+    holds off read data) against a byte model, while the host byte port reads and writes the
+    upper half at random (it takes the shared ports first); then the host reads back all."""
+    bus, size, bus_region = 4, 512, 256
     rng = np.random.default_rng(20)
     init = rng.integers(0, 256, size, dtype=np.uint8)
     model = init.copy()
     bursts, expected_reads, write_words = [], [], []
     for _ in range(30):
         beats = int(rng.integers(1, 6))
-        address = int(rng.integers(0, size // bus - beats + 1)) * bus
+        address = int(rng.integers(0, bus_region // bus - beats + 1)) * bus
         write = bool(rng.random() < 0.5)
         bursts.append((address, beats, write))
         for beat in range(beats):
@@ -377,6 +378,29 @@ def test_onchip_memory_serves_random_bursts_in_order_under_back_pressure():
                 expected_reads.append(int.from_bytes(model[base : base + bus].tobytes(), "little"))
     dut = OnchipMemory(size, bus, init.tobytes())
     reads = []
+    host_rng = np.random.default_rng(21)
+    host_checked = []
+
+    async def host_traffic(ctx):
+        """Random host reads (checked the cycle after) and writes in the upper half."""
+        while len(reads) < len(expected_reads):
+            address = int(host_rng.integers(bus_region, size))
+            if host_rng.random() < 0.5:
+                value = int(host_rng.integers(0, 256))
+                ctx.set(dut.host.addr, address)
+                ctx.set(dut.host.w_data, value)
+                ctx.set(dut.host.w_en, 1)
+                await ctx.tick()
+                ctx.set(dut.host.w_en, 0)
+                model[address] = value
+            else:
+                ctx.set(dut.host.addr, address)
+                ctx.set(dut.host.r_en, 1)
+                await ctx.tick()
+                ctx.set(dut.host.r_en, 0)
+                assert ctx.get(dut.host.r_data) == model[address], address
+                host_checked.append(address)
+            await ctx.tick().repeat(int(host_rng.integers(1, 4)))
 
     async def requests(ctx):
         for address, beats, write in bursts:
@@ -410,6 +434,7 @@ def test_onchip_memory_serves_random_bursts_in_order_under_back_pressure():
                 reads.append(payload)
         # Every write has landed once its request stream and data are done: read back bytes.
         await ctx.tick().repeat(10)
+        assert len(host_checked) > 20  # the host really read during the bursts
         host = []
         for address in range(size):
             ctx.set(dut.host.addr, address)
@@ -433,5 +458,6 @@ def test_onchip_memory_serves_random_bursts_in_order_under_back_pressure():
     sim.add_testbench(requests)
     sim.add_testbench(write_data)
     sim.add_testbench(read_data)
+    sim.add_testbench(host_traffic, background=True)
     sim.run()
     assert reads == expected_reads
