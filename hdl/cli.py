@@ -4,6 +4,20 @@ import argparse
 
 from hdl.config import AccelConfig, Dataflow
 
+#: The `AccelConfig` fields `add_array_arguments` adds an option for (``--spad-bytes`` for
+#: ``spad_bytes``, ...); each defaults to None, so a tool can tell given options from defaults.
+CONFIG_OPTIONS = (
+    "rows",
+    "cols",
+    "dataflow",
+    "sparse_lanes",
+    "sparse_depth",
+    "spad_bytes",
+    "acc_rows",
+    "bus_bytes",
+    "mem_latency",
+)
+
 
 def add_array_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the `AccelConfig` options (validated later by `config_from_args`).
@@ -12,12 +26,12 @@ def add_array_arguments(parser: argparse.ArgumentParser) -> None:
     ``--sparse-depth`` for the sparse engine, ``--spad-bytes`` and ``--acc-rows`` for the
     memories, ``--bus-bytes`` and ``--mem-latency`` for the main-memory port.
     """
-    parser.add_argument("--rows", type=int, default=16, help="array rows R (default 16)")
-    parser.add_argument("--cols", type=int, default=16, help="array columns C (default 16)")
+    parser.add_argument("--rows", type=int, default=None, help="array rows R (default 16)")
+    parser.add_argument("--cols", type=int, default=None, help="array columns C (default 16)")
     parser.add_argument(
         "--dataflow",
         choices=[d.value for d in Dataflow],
-        default="ws",
+        default=None,
         help="ws = weight-stationary, os = output-stationary (default: ws)",
     )
     for flag, field, unit in (
@@ -28,7 +42,7 @@ def add_array_arguments(parser: argparse.ArgumentParser) -> None:
     ):
         default = getattr(AccelConfig, field)
         parser.add_argument(
-            flag, type=int, default=default, metavar="N", help=f"{unit} (default {default})"
+            flag, type=int, default=None, metavar="N", help=f"{unit} (default {default})"
         )
     parser.add_argument(
         "--sparse-lanes",
@@ -40,26 +54,38 @@ def add_array_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--sparse-depth",
         type=int,
-        default=AccelConfig.sparse_depth,
+        default=None,
         metavar="K",
         help=f"sparse-engine activation rows per bank, a power of two (default "
         f"{AccelConfig.sparse_depth})",
     )
 
 
-def config_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> AccelConfig:
-    """The `AccelConfig` the arguments ask for; a bad value exits through ``parser.error``."""
+def config_from_args(
+    parser: argparse.ArgumentParser,
+    args: argparse.Namespace,
+    defaults: dict[str, object] | None = None,
+) -> AccelConfig:
+    """The `AccelConfig` the arguments ask for; a bad value exits through ``parser.error``.
+
+    An option left out takes its value from `defaults` (a board's memory sizes, say), else
+    `AccelConfig`'s own default.
+    """
+    defaults = defaults or {}
+    fields = {field: getattr(args, field) for field in CONFIG_OPTIONS}
+    for field, value in fields.items():
+        if value is None:
+            fields[field] = defaults.get(field, getattr(AccelConfig, field))
     try:
-        return AccelConfig(
-            rows=args.rows,
-            cols=args.cols,
-            dataflow=args.dataflow,
-            sparse_lanes=args.sparse_lanes,
-            sparse_depth=args.sparse_depth,
-            spad_bytes=args.spad_bytes,
-            acc_rows=args.acc_rows,
-            bus_bytes=args.bus_bytes,
-            mem_latency=args.mem_latency,
-        )
+        return AccelConfig(**fields)
     except (TypeError, ValueError) as error:
         parser.error(str(error))
+
+
+def given_config_options(args: argparse.Namespace) -> list[str]:
+    """The `AccelConfig` options given on the command line, as flags (``--rows``, ...)."""
+    return [
+        "--" + field.replace("_", "-")
+        for field in CONFIG_OPTIONS
+        if getattr(args, field) is not None
+    ]
