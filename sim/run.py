@@ -28,6 +28,7 @@ stream, the result stored back (golden: numpy results with the cycles of the ana
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -39,7 +40,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from hdl.cli import add_array_arguments, config_from_args
+from hdl.cli import add_array_arguments, config_from_args, given_config_options
 from hdl.config import AccelConfig
 from sim.backends import BACKENDS, get_backend
 from sim.cycles import array_cycles, scalesim_cycles, utilization
@@ -133,6 +134,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", type=Path, metavar="PATH", help="also write the results as JSON to PATH"
     )
     parser.add_argument(
+        "--fpga-report",
+        type=Path,
+        metavar="PATH",
+        help="model a board build: take the configuration from its report.json (python -m "
+        "hdl.gen --board) and turn cycles into time at its achieved Fmax; replaces --rows, "
+        "--cols and the other configuration options",
+    )
+    parser.add_argument(
         "--trace",
         type=Path,
         metavar="PATH",
@@ -140,6 +149,26 @@ def build_parser() -> argparse.ArgumentParser:
         "(must end in .vcd; a traced build simulates several times slower)",
     )
     return parser
+
+
+def config_from_fpga_report(parser: argparse.ArgumentParser, args: argparse.Namespace):
+    """``--fpga-report``: the built design's `AccelConfig`, clocked at the slowest clock's
+    achieved Fmax (`hdl.fpga.BoardReport`); a bad file or a clash exits through ``parser.error``."""
+    given = given_config_options(args)
+    if given:
+        parser.error(
+            f"--fpga-report takes the configuration from the report; drop {', '.join(given)}"
+        )
+    try:
+        report = json.loads(args.fpga_report.read_text())
+        fmax = min(report["fmax_mhz"].values())
+        config = AccelConfig.from_dict(report["config"])
+        return dataclasses.replace(config, clock_mhz=fmax)
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        parser.error(
+            f"--fpga-report {str(args.fpga_report)!r} is not a board build's report.json "
+            f"({type(error).__name__}: {error})"
+        )
 
 
 def make_backend(args: argparse.Namespace, config: AccelConfig):
@@ -329,7 +358,10 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message="torch.quantize_per_tensor, torch.quantize_per")
     parser = build_parser()
     args = parser.parse_args(argv)
-    config = config_from_args(parser, args)
+    if args.fpga_report is not None:
+        config = config_from_fpga_report(parser, args)
+    else:
+        config = config_from_args(parser, args)
     if args.backend is None:
         args.backend = "verilator" if args.workload in MODELS else "golden"
     if args.trace is not None:

@@ -1,5 +1,6 @@
 """``python -m sim.run``: the table, the JSON report, argument errors."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -7,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 
+from hdl.config import AccelConfig
 from sim import run
 
 
@@ -201,3 +203,41 @@ def test_memory_and_engine_options_reach_the_configuration(tmp_path):
     assert slow["config"]["sparse_lanes"] == 64 and slow["config"]["sparse_depth"] == 32
     assert (slow["config"]["spad_bytes"], slow["config"]["acc_rows"]) == (1024, 64)
     assert slow["cycles"] > fast["cycles"] and slow["nnz"] == fast["nnz"]
+
+
+def board_report(tmp_path, fmax):
+    """A board build's report.json as `hdl.fpga.BoardReport.to_json` writes it (the fields
+    ``--fpga-report`` reads)."""
+    config = AccelConfig(rows=2, cols=2, spad_bytes=256, acc_rows=16, bus_bytes=4)
+    config = dataclasses.replace(config, mem_bytes=65536, mem_latency=2, clock_mhz=25.0)
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps({"config": config.to_dict(), "fmax_mhz": fmax}))
+    return path
+
+
+def test_fpga_report_sets_the_configuration_and_the_clock(tmp_path):
+    report_path = board_report(tmp_path, {"clk": 31.25, "other": 40.0})
+    out = tmp_path / "run.json"
+    argv = ["--workload", "gemm", "--m", "6", "--n", "5", "--k", "9"]
+    assert run.main([*argv, "--fpga-report", str(report_path), "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["config"]["rows"] == 2 and report["config"]["mem_latency"] == 2
+    assert report["config"]["clock_mhz"] == 31.25  # the slowest clock's Fmax
+    assert report["modeled_us"] == pytest.approx(report["cycles"] / 31.25)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--rows", "4"], "--fpga-report takes the configuration from the report; drop --rows"),
+        (["--fpga-report", "missing.json"], "'missing.json' is not a board build's report.json"),
+    ],
+)
+def test_fpga_report_errors(tmp_path, extra, message, capsys):
+    argv = ["--workload", "gemm", *extra]
+    if "--fpga-report" not in extra:
+        argv += ["--fpga-report", str(board_report(tmp_path, {"clk": 30.0}))]
+    with pytest.raises(SystemExit) as exit_:
+        run.main(argv)
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
