@@ -47,6 +47,7 @@ __all__ = [
     "parse_nextpnr_report",
     "parse_yosys_cells",
     "tool_environment",
+    "write_build_files",
 ]
 
 #: File name of the design in the build folder (``top.bit`` / ``top.bin``, ``top.tim``, ...).
@@ -322,6 +323,24 @@ def tool_environment(target: str | Board, env: dict[str, str] | None = None) -> 
     return env
 
 
+def write_build_files(files: dict, out_dir: str | Path) -> Path:
+    """Write a build plan's files (name -> str or bytes) under `out_dir`; return its absolute path.
+
+    Amaranth's ``BuildPlan.extract`` changes the process's working directory while it writes,
+    so two builds started from two threads (tests/test_fpga.py builds both boards at once) could
+    write each other's files; this writes by absolute path and leaves the working directory be.
+    """
+    root = Path(out_dir).resolve()
+    for name, content in files.items():
+        relative = Path(name)
+        if relative.is_absolute() or ".." in relative.parts:
+            raise ValueError(f"build file {name!r} would land outside {root}")
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
+    return root
+
+
 def build_board(
     target: str | Board,
     config: AccelConfig,
@@ -365,7 +384,7 @@ def build_board(
         synth_opts=target.synth_opts,
         nextpnr_opts=f"--report {NEXTPNR_REPORT} --timing-allow-fail {target.nextpnr_opts}",
     )
-    build_dir = plan.extract(str(out_dir))
+    build_dir = write_build_files(plan.files, out_dir)
     (build_dir / "accel_config.json").write_text(config.to_json())
     for stale in (NEXTPNR_REPORT, REPORT, f"{NAME}.tim", f"{NAME}{target.bitstream_suffix}"):
         (build_dir / stale).unlink(missing_ok=True)

@@ -31,6 +31,7 @@ from hdl.fpga import (
     parse_yosys_cells,
     summarize,
     tool_environment,
+    write_build_files,
 )
 from hdl.gen import main
 
@@ -298,6 +299,24 @@ def test_board_design_elaborates_on_a_platform(tmp_path):
     assert "top.ys" in files and "top.pcf" in files
     pcf = files["top.pcf"]
     assert "uart_0__rx" in pcf and "uart_0__tx" in pcf and "clk12_0" in pcf
+
+
+def test_build_files_are_written_without_changing_directory(tmp_path, monkeypatch):
+    """Both boards build at once from two threads in CI, so writing the build plan must not go
+    through the process-wide working directory (Amaranth's ``BuildPlan.extract`` does)."""
+
+    def no_chdir(path):
+        raise AssertionError(f"os.chdir({path!r}) while writing build files")
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(os, "chdir", no_chdir)
+    files = {"top.ys": "read top.il", "sub/top.bin": b"\x00\xff"}
+    root = write_build_files(files, "out")
+    assert root == tmp_path / "out"
+    assert (root / "top.ys").read_text() == "read top.il"
+    assert (root / "sub" / "top.bin").read_bytes() == b"\x00\xff"
+    with pytest.raises(ValueError, match=r"'../escape.sh' would land outside"):
+        write_build_files({"../escape.sh": "x"}, tmp_path / "out")
 
 
 def test_build_flow_with_stand_in_tools(tmp_path, capsys):
