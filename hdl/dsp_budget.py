@@ -9,6 +9,11 @@ array's 8x8 ones), each taken while the blocks it needs are left. The rest go to
 multipliers in logic (Yosys' ``booth`` pass, which ``synth_ice40`` / ``synth_ecp5`` do not run
 themselves). `synthesis_script` is the Yosys script that does that before synthesis.
 
+``booth`` leaves products with an operand under 4 bits or a result under 8 bits alone (e.g. the
+dispatcher's ``nz_beats * 5``), and synthesis then puts them on DSPs all the same; `plan` gives
+those their blocks first, so that the budget counts them (an 8x8 ECP5 build once planned 156
+of 156 blocks and placed 158).
+
 DSP blocks per multiplier: an ``A x B`` product takes ``ceil(A / w) * ceil(B / w)`` blocks of a
 ``w x w`` multiplier (18 for the ECP5's MULT18X18D, 16 for the iCE40's SB_MAC16), as Yosys'
 ``mul2dsp`` splits it; products narrower than Yosys' DSP minimum widths stay in logic anyway.
@@ -36,6 +41,11 @@ DSP_WIDTH = {"ecp5": 18, "ice40": 16}
 _MIN_OPERAND = 2
 _MIN_RESULT = {"ecp5": 0, "ice40": 11}
 
+#: ``booth`` maps only products whose operands both have this many bits and whose result has
+#: `_BOOTH_MIN_RESULT` (Yosys' passes/techmap/booth.cc).
+_BOOTH_MIN_OPERAND = 4
+_BOOTH_MIN_RESULT = 8
+
 #: Yosys script that lists the multipliers as synthesis will see them (flattened, operand widths
 #: reduced); the same passes start `synthesis_script`, so the cell names agree.
 PREPARE = ["hierarchy -top {top}", "proc", "flatten", "opt_expr", "opt_clean", "wreduce"]
@@ -56,6 +66,14 @@ class Multiplier:
             return 0
         width = DSP_WIDTH[family]
         return math.ceil(self.a_width / width) * math.ceil(self.b_width / width)
+
+    @property
+    def booth_maps(self) -> bool:
+        """Whether Yosys' ``booth`` pass would turn it into logic (it skips small products)."""
+        return (
+            min(self.a_width, self.b_width) >= _BOOTH_MIN_OPERAND
+            and self.y_width >= _BOOTH_MIN_RESULT
+        )
 
 
 @dataclass(frozen=True)
@@ -95,14 +113,16 @@ def plan(multipliers: list[Multiplier], family: str, available: int) -> Multipli
     def saving(mul: Multiplier) -> tuple[float, str]:
         return (-mul.a_width * mul.b_width / mul.dsp_blocks(family), mul.name)
 
-    candidates = sorted((m for m in multipliers if m.dsp_blocks(family)), key=saving)
-    dsp, used = [], 0
-    for mul in candidates:
+    wanting = [m for m in multipliers if m.dsp_blocks(family)]
+    # Those booth cannot move to logic take their blocks whatever the budget says.
+    dsp = [m for m in wanting if not m.booth_maps]
+    used = sum(m.dsp_blocks(family) for m in dsp)
+    for mul in sorted((m for m in wanting if m.booth_maps), key=saving):
         if used + mul.dsp_blocks(family) <= available:
             dsp.append(mul)
             used += mul.dsp_blocks(family)
     chosen = {mul.name for mul in dsp}
-    logic = tuple(m for m in multipliers if m.name not in chosen and m.dsp_blocks(family))
+    logic = tuple(m for m in wanting if m.name not in chosen)
     return MultiplierPlan(tuple(dsp), logic, used, available)
 
 

