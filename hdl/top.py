@@ -127,13 +127,20 @@ class Accelerator(wiring.Component):
 
     # ---------------------------------------------------------------------------------------
     def _dispatcher(self, m: Module, queues, all_idle, spmm) -> None:
-        # The check stage: a word is checked on its way from ``cmd`` into this register and
-        # dispatched from it, so the checks (a multiply, adds and compares of its fields) and the
-        # dispatch decision are not one combinational path.
-        pending = Signal()
+        # Two check stages between ``cmd`` and dispatch, so that the checks (field selects, a
+        # multiply, adds and compares) are not one combinational path with the dispatch
+        # decision: stage 1 registers the word and the products of its address checks
+        # (`_check_spans`), stage 2 its error code (`_check`); words dispatch from stage 2.
+        staged = Signal()  # stage 1 holds a word
+        staged_word = Signal(WORD_BITS)
+        span_values = _check_spans(self.cmd.payload)
+        staged_spans = [
+            Signal(Value.cast(v).shape(), name=f"span{i}") for i, v in enumerate(span_values)
+        ]
+        pending = Signal()  # stage 2 holds a word
         word = Signal(WORD_BITS)
         code = Signal(ErrorCode)
-        self._pending = pending
+        self._pending = staged | pending
         op = word[:4]
         index = Signal(32)
         stopped = Signal()
@@ -149,15 +156,23 @@ class Accelerator(wiring.Component):
         bad = code != ErrorCode.NONE
         ready = ~stopped & (bad | Mux(fence, all_idle, room))
         taken = pending & ready
-        # Refill as the word leaves, but take nothing once a word is found bad.
-        m.d.comb += self.cmd.ready.eq(~stopped & ~(taken & bad) & (~pending | taken))
+        # Each stage refills as its word moves on; nothing moves once a word is found bad, and
+        # after an error the words still staged never start.
+        going = ~stopped & ~(taken & bad)
+        advance = going & staged & (~pending | taken)
+        m.d.comb += self.cmd.ready.eq(going & (~staged | advance))
         with m.If(self.cmd.valid & self.cmd.ready):
+            m.d.sync += [staged.eq(1), staged_word.eq(self.cmd.payload)]
+            m.d.sync += [reg.eq(v) for reg, v in zip(staged_spans, span_values, strict=True)]
+        with m.Elif(advance | stopped):
+            m.d.sync += staged.eq(0)
+        with m.If(advance):
             m.d.sync += [
                 pending.eq(1),
-                word.eq(self.cmd.payload),
-                code.eq(_check(m, self.cmd.payload, self.config)),
+                word.eq(staged_word),
+                code.eq(_check(m, staged_word, self.config, staged_spans)),
             ]
-        with m.Elif(taken | stopped):  # after an error the waiting word never starts
+        with m.Elif(taken | stopped):
             m.d.sync += pending.eq(0)
         for name, queue in queues.items():
             entry = Cat(word, index)
@@ -436,8 +451,16 @@ class _Tokens:
         return self.pushed[channel].eq(wanted)
 
 
-def _check(m: Module, word, config: AccelConfig) -> Signal:
-    """The `ErrorCode` of an instruction word (NONE when it is good), as `host.isa` orders it."""
+def _check_spans(word) -> list:
+    """The products of `_check`'s address checks, for a register stage before it:
+    ``(rows - 1) * dram_stride`` of a LOAD_ACT / LOAD_WGT and of a STORE."""
+    load, store = _view(Op.LOAD_ACT, word), _view(Op.STORE, word)
+    return [(load.rows - 1) * load.dram_stride, (store.rows - 1) * store.dram_stride]
+
+
+def _check(m: Module, word, config: AccelConfig, spans) -> Signal:
+    """The `ErrorCode` of an instruction word (NONE when it is good), as `host.isa` orders it;
+    `spans` are `_check_spans` of the same word (registered a cycle earlier)."""
     rows, cols = config.rows, config.cols
     act_rows, wgt_rows = scratchpad_rows(config)
     op = word[:4]
@@ -450,20 +473,26 @@ def _check(m: Module, word, config: AccelConfig) -> Signal:
     def past(start, count, limit):
         return (start + count) > limit
 
-    def dram_end(address, count, stride, row_bytes):
-        return address + (count - 1) * stride + row_bytes > config.mem_bytes
+    def dram_end(address, span, row_bytes):
+        return address + span + row_bytes > config.mem_bytes
+
+    load_span, store_span = spans
 
     deps = word[4:8]  # pop_prev, pop_next, push_prev, push_next
     checks = {
         Op.FENCE: [(word[8:].any(), ErrorCode.BAD_FIELD), (deps.any(), ErrorCode.BAD_DEPS)],
-        Op.LOAD_ACT: _load_checks(word, load, rows, act_rows, dram_end, past),
-        Op.LOAD_WGT: _load_checks(word, load, cols, wgt_rows, dram_end, past),
+        Op.LOAD_ACT: _load_checks(
+            word, load, rows, act_rows, dram_end(load.dram_addr, load_span, load.width), past
+        ),
+        Op.LOAD_WGT: _load_checks(
+            word, load, cols, wgt_rows, dram_end(load.dram_addr, load_span, load.width), past
+        ),
         Op.LOAD_PARAMS: [
             (word[LAYOUTS[Op.LOAD_PARAMS].size :].any(), ErrorCode.BAD_FIELD),
             (params.lanes == 0, ErrorCode.BAD_FIELD),
             (params.lanes > cols, ErrorCode.TILE_TOO_LARGE),
             (
-                dram_end(params.dram_addr, 1, 0, params.lanes * PARAM_RECORD_BYTES),
+                dram_end(params.dram_addr, 0, params.lanes * PARAM_RECORD_BYTES),
                 ErrorCode.DRAM_RANGE,
             ),
             (deps[0] | deps[2], ErrorCode.BAD_DEPS),
@@ -485,7 +514,7 @@ def _check(m: Module, word, config: AccelConfig) -> Signal:
             (past(spmm.x_row, spmm.k, wgt_rows), ErrorCode.SPAD_RANGE),
             (past(spmm.acc_row, 1, config.acc_rows), ErrorCode.ACC_RANGE),
             (
-                dram_end(spmm.nz_addr, 1, 0, spmm.nz_beats * nonzero_beat_bytes(config)),
+                dram_end(spmm.nz_addr, 0, spmm.nz_beats * nonzero_beat_bytes(config)),
                 ErrorCode.DRAM_RANGE,
             ),
         ],
@@ -496,10 +525,7 @@ def _check(m: Module, word, config: AccelConfig) -> Signal:
             (past(store.acc_row, store.rows, config.acc_rows), ErrorCode.ACC_RANGE),
             (
                 dram_end(
-                    store.dram_addr,
-                    store.rows,
-                    store.dram_stride,
-                    Mux(store.int8, store.width, store.width * 4),
+                    store.dram_addr, store_span, Mux(store.int8, store.width, store.width * 4)
                 ),
                 ErrorCode.DRAM_RANGE,
             ),
@@ -517,7 +543,7 @@ def _check(m: Module, word, config: AccelConfig) -> Signal:
     return code
 
 
-def _load_checks(word, load, row_bytes, spad_rows, dram_end, past) -> list:
+def _load_checks(word, load, row_bytes, spad_rows, past_dram_end, past) -> list:
     """Rules of LOAD_ACT / LOAD_WGT, in `host.isa.check_program`'s order."""
     deps = word[4:8]
     return [
@@ -525,6 +551,6 @@ def _load_checks(word, load, row_bytes, spad_rows, dram_end, past) -> list:
         ((load.rows == 0) | (load.width == 0), ErrorCode.BAD_FIELD),
         (load.width > row_bytes, ErrorCode.TILE_TOO_LARGE),
         (past(load.spad_row, load.rows, spad_rows), ErrorCode.SPAD_RANGE),
-        (dram_end(load.dram_addr, load.rows, load.dram_stride, load.width), ErrorCode.DRAM_RANGE),
+        (past_dram_end, ErrorCode.DRAM_RANGE),
         (deps[0] | deps[2], ErrorCode.BAD_DEPS),
     ]

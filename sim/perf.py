@@ -11,8 +11,8 @@ instruction (a 512^3 GEMM's 17,664 instructions in 0.6 s) and no Verilator build
 
 What is modelled (docs/perf-model.md gives the rules and their constants):
 
-- the dispatcher: one word per cycle, in order, a cycle after it was offered (the check
-  stage), stalling while the target queue (`QUEUE_DEPTH`) is full; a FENCE waits for every
+- the dispatcher: one word per cycle, in order, two cycles after it was offered (the two
+  check stages), stalling while the target queue (`QUEUE_DEPTH`) is full; a FENCE waits for every
   earlier instruction to finish;
 - dependency tokens: an instruction that pops a token starts after the matching push's
   instruction has finished (the n-th pop of a channel takes the n-th push);
@@ -59,7 +59,7 @@ ENGINE_DEPTH = 4
 # Fixed pipeline delays, in cycles, of the gateware's registers between the events the model
 # times (each is the count of registers on that path in hdl/top.py and the blocks it wires).
 _QUEUE_DELAY = 2  # a word dispatched in cycle t can start from its queue in cycle t + 2
-_CHECK_STAGE = 1.0  # word i, offered in cycle i, is checked into a register, then dispatched
+_CHECK_STAGE = 2.0  # word i, offered in cycle i, passes two check registers, then dispatches
 _LOAD_REQUEST = 1  # the first row request of a load started in cycle t goes out in t + 1
 _WRITE_ROW = 1  # a loaded row is written in the cycle after its last word
 _TOKEN = 1  # a token pushed in cycle t can be popped in cycle t + 1
