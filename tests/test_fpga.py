@@ -3,8 +3,9 @@
 Fast tests: the registry, argument errors, a missing tool, parsing nextpnr's report and log,
 and the whole `build_board` flow on a small test platform with stand-in tools (shell scripts that
 write what Yosys, nextpnr and icepack would), a design that fits and one that does not.
-Slow tests (``-m slow``): real YoWASP builds of a 2x2 accelerator for ulx3s-85f and icebreaker;
-they skip, naming the pip packages, where amaranth-boards or the YoWASP tools are not installed.
+Slow tests (``-m slow``): real YoWASP builds of a 2x2 accelerator for ulx3s-85f and icebreaker,
+both at once from two threads; they fail, naming the pip packages, where amaranth-boards or the
+YoWASP tools (dev dependencies) are not installed.
 """
 
 import dataclasses
