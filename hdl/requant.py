@@ -33,7 +33,7 @@ pipeline, so it takes effect for exactly the vectors accepted after it. A beat n
 bias 0, m24 0, shift 0, zy 0, no ReLU: every output is 0 until the lane is configured.
 """
 
-from amaranth.hdl import Cat, EnableInserter, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, EnableInserter, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -72,39 +72,52 @@ def requant_output_layout(cols: int) -> data.StructLayout:
     return data.StructLayout({"data": data.ArrayLayout(signed(8), cols), "last": 1})
 
 
-def _shift_half_even(value, amount: int):
-    """``value >> amount`` for a constant amount, rounded half to even (one bit wider)."""
-    if amount == 0:
-        return value
-    quotient = value[amount:]
-    guard = value[amount - 1]
-    sticky = value[: amount - 1].any() if amount > 1 else 0
+def _shift_half_even(value, amount):
+    """``value >> amount`` rounded half to even (one bit wider than the quotient).
+
+    A logarithmic shifter with a sticky bit, for a variable `amount` (a shift by len(value) + 1
+    or more gives 0): value is shifted with a 0 below it, so that the bit at the bottom ends as
+    the guard bit value[amount - 1] (0 for amount 0); each stage that shifts by 2**k ORs the k
+    bits it drops into the sticky bit (value[: amount - 1] in all); one incrementer rounds.
+    """
+    current = Cat(Const(0, 1), value)
+    sticky = Const(0, 1)
+    for stage, enable in enumerate(amount):
+        step = min(1 << stage, len(current))
+        sticky = sticky | (enable & current[:step].any())
+        current = Mux(enable, Cat(current[step:], Const(0, step)), current)
+    quotient, guard = current[1:], current[0]
     return quotient + (guard & (sticky | quotient[0]))
 
 
 def _round_to_mantissa(m: Module, value, rounded: Signal, dropped: Signal) -> None:
     """Drive rounded = rhe(value >> dropped), dropped = max(bitlen(value) - 24, 0)."""
-    m.d.comb += [rounded.eq(value), dropped.eq(0)]
+    m.d.comb += dropped.eq(0)
     for drop in range(1, len(value) - MANTISSA_BITS + 1):  # later assignments take priority
         with m.If(value[MANTISSA_BITS - 1 + drop]):
-            m.d.comb += [rounded.eq(_shift_half_even(value, drop)), dropped.eq(drop)]
+            m.d.comb += dropped.eq(drop)
+    m.d.comb += rounded.eq(
+        _shift_half_even(value, dropped[: (len(value) - MANTISSA_BITS).bit_length()])
+    )
 
 
 def _scale_saturated(m: Module, mantissa: Signal, net: Signal, magnitude: Signal) -> None:
-    """Drive magnitude = min(rhe(mantissa * 2**-net), 256) for mantissa <= 2**24."""
-    limit = SATURATED.bit_length() - 1  # a left shift this far saturates any nonzero mantissa
-    m.d.comb += magnitude.eq(0)
-    with m.Switch(net):
-        # A right shift by len(mantissa) or more rounds any mantissa <= 2**24 to 0.
-        for amount in range(1 - limit, len(mantissa)):
-            scaled = mantissa << -amount if amount < 0 else _shift_half_even(mantissa, amount)
-            with m.Case(amount):
-                with m.If(scaled[limit:].any()):  # scaled >= 256
-                    m.d.comb += magnitude.eq(SATURATED)
-                with m.Else():
-                    m.d.comb += magnitude.eq(scaled)
-        with m.Default(), m.If(net[-1] & mantissa.any()):  # net <= -8 saturates, >= 25 gives 0
-            m.d.comb += magnitude.eq(SATURATED)
+    """Drive magnitude = min(rhe(mantissa * 2**-net), 256) for the q2 and net of stage 4.
+
+    net >= 0: a rounding right shift (by 25 or more, any mantissa <= 2**24 rounds to 0, so
+    net >= 32 shifts by 31). net < 0 means d1 + d2 >= 1, so q2 is 0 or at least 2**23 (a
+    rounding that dropped bits leaves 24 significant ones, and a q1 >= 2**23 times a nonzero m24
+    stays >= 2**23): any nonzero q2 saturates.
+    """
+    limit = SATURATED.bit_length() - 1  # bits of an unsaturated magnitude
+    right_amount = Signal(5, name=f"{magnitude.name}_right")
+    m.d.comb += right_amount.eq(Mux(net[5:].any(), 31, net[:5]))
+    right = Signal(len(mantissa) + 1, name=f"{magnitude.name}_rounded")
+    m.d.comb += right.eq(_shift_half_even(mantissa, right_amount))
+    with m.If(net[-1]):
+        m.d.comb += magnitude.eq(Mux(mantissa.any(), SATURATED, 0))
+    with m.Else():
+        m.d.comb += magnitude.eq(Mux(right[limit:].any(), SATURATED, right[:limit]))
 
 
 class Requantizer(wiring.Component):
