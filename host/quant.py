@@ -64,6 +64,9 @@ def quantize(
         ``"qnnpack"`` or ``"x86"``; also made the global ``torch.backends.quantized.engine``,
         which the returned model needs to run. For x86, activations use 7 bits
         ([0, 127], torch's ``reduce_range``), which keeps fbgemm's int16 pair sums from saturating.
+        On a CPU with AVX512-VNNI, torch runs the x86 engine's convolutions on oneDNN, which
+        rounds exact .5 ties after adding the zero point: the model can then differ from the
+        accelerator by one step on such ties (docs/numeric-spec.md).
 
     Returns
     -------
