@@ -77,7 +77,7 @@ def _shift_half_even(value, amount):
 
     A logarithmic shifter with a sticky bit, for a variable `amount` (a shift by len(value) + 1
     or more gives 0): value is shifted with a 0 below it, so that the bit at the bottom ends as
-    the guard bit value[amount - 1] (0 for amount 0); each stage that shifts by 2**k ORs the k
+    the guard bit value[amount - 1] (0 for amount 0); each stage that shifts by 2**k ORs the 2**k
     bits it drops into the sticky bit (value[: amount - 1] in all); one incrementer rounds.
     """
     current = Cat(Const(0, 1), value)
