@@ -5,12 +5,14 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pytest
+from amaranth.hdl import Module, Signal
 from amaranth.sim import Simulator
 
 from hdl.config import AccelConfig
 from hdl.requant import (
     LATENCY,
     Requantizer,
+    _shift_half_even,
     requant_input_layout,
     requant_output_layout,
     requant_param_layout,
@@ -302,6 +304,33 @@ def double_rounding_column(rng, count: int, second: bool) -> tuple[Lane, np.ndar
         if q1 < 2**24 and q1 * mantissa <= high:  # q1 < 2**24: the first rounding is exact
             sums.append(q1 << d1)
     return lane, np.array(sums, np.int64) * rng.choice([-1, 1], count)
+
+
+@pytest.mark.parametrize(("width", "amount_bits"), [(7, 4), (9, 3)])
+def test_the_rounding_shifter_is_exact_for_every_value_and_amount(width, amount_bits):
+    """Every value of a small `_shift_half_even` against the golden's shift_right_half_even,
+    amounts past the width included (7 bits by 0..15), and an amount narrower than the value
+    (9 bits by 0..7)."""
+    value, amount = Signal(width), Signal(amount_bits)
+    result = Signal(width + 1)
+    m = Module()
+    m.d.comb += result.eq(_shift_half_even(value, amount))
+    values = np.arange(1 << width, dtype=np.int64)
+    got = np.zeros((1 << amount_bits, 1 << width), np.int64)
+
+    async def testbench(ctx):
+        for shift in range(1 << amount_bits):
+            ctx.set(amount, shift)
+            for v in values:
+                ctx.set(value, int(v))
+                got[shift, v] = ctx.get(result)
+
+    sim = Simulator(m)
+    sim.add_testbench(testbench)
+    sim.run()
+    for shift in range(1 << amount_bits):
+        expected = shift_right_half_even(values, np.full_like(values, shift))
+        np.testing.assert_array_equal(got[shift], expected, err_msg=f"shift {shift}")
 
 
 def test_each_rounding_to_24_bits_matters():
