@@ -18,7 +18,8 @@ PUSH      0x03  count u16, then count times: a    after each word: ``OK`` once `
 STATUS    0x04  nothing                           once ``idle`` is high: ``OK``, error code u8,
                                                   error index u32
 COUNTERS  0x05  nothing                           ``OK``, then each counter of
-                                                  `hdl.top_ports.COUNTERS` as 6 bytes (u48)
+                                                  `hdl.top_ports.COUNTERS` as 6 bytes (u48),
+                                                  each sampled as its first byte is sent
 other     any   nothing                           ``BAD_COMMAND``, the byte received
 ========  ====  ================================  ============================================
 
@@ -34,7 +35,7 @@ answered only after ``cmd`` took it, so words are never lost to back-pressure.
 
 import enum
 
-from amaranth.hdl import Cat, Const, Module, Signal
+from amaranth.hdl import Array, Cat, Const, Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -71,7 +72,7 @@ class Status(enum.IntEnum):
 #: Header bytes after the command byte.
 HEADER_BYTES = {Command.WRITE: 6, Command.READ: 6, Command.PUSH: 2}
 
-_REPLY_BYTES = 1 + COUNTER_BYTES * len(COUNTERS)  # the longest answer held in the reply register
+_REPLY_BYTES = 6  # the longest answer held in the reply register: STATUS
 
 
 class HostBridge(wiring.Component):
@@ -110,13 +111,18 @@ class HostBridge(wiring.Component):
         length = Signal(16)
         reply = Signal(8 * _REPLY_BYTES)  # answer bytes, the next one lowest
         reply_left = Signal(range(_REPLY_BYTES + 1))
-        after = Signal(2)  # what follows the answer: 0 idle, 1 READ data, 2 next PUSH word
+        after = Signal(2)  # what follows the answer: idle, READ data, next PUSH word, counters
         word = Signal(WORD_BITS)
         out_byte = Signal(8)
         out_valid = Signal()
-        counters = Signal(COUNTER_BITS * len(COUNTERS))
+        # COUNTERS: each counter is sampled into `sample` as its first byte goes out, so a
+        # counter is never torn between two of its bytes (48 flip-flops, not a copy of all).
+        sample = Signal(COUNTER_BITS)
+        sample_left = Signal(range(COUNTER_BYTES + 1))  # bytes of `sample` still to send
+        counter_index = Signal(range(len(COUNTERS) + 1))
+        counter_values = Array(self.counters[name] for name in COUNTERS)
 
-        after_idle, after_read, after_push = 0, 1, 2
+        after_idle, after_read, after_push, after_counters = 0, 1, 2, 3
         m.d.comb += [tx.payload.eq(out_byte), tx.valid.eq(out_valid), mem.addr.eq(address)]
         with m.If(tx.ready):
             m.d.sync += out_valid.eq(0)
@@ -138,7 +144,6 @@ class HostBridge(wiring.Component):
                         with m.Case(Command.STATUS):
                             m.next = "STATUS"
                         with m.Case(Command.COUNTERS):
-                            m.d.sync += counters.eq(self.counters.as_value())
                             m.next = "COUNTERS"
                         with m.Default():
                             answer(m, Cat(Const(Status.BAD_COMMAND, 8), rx.payload), 2)
@@ -197,13 +202,33 @@ class HostBridge(wiring.Component):
                 status = Cat(Const(Status.OK, 8), self.error, Const(0, 4), self.error_index)
                 answer(m, status, 6)
             with m.State("COUNTERS"):
-                answer(m, Cat(Const(Status.OK, 8), counters), _REPLY_BYTES)
+                m.d.sync += [counter_index.eq(0), sample_left.eq(0)]
+                answer(m, Const(Status.OK, 8), 1, after_counters)
+            with m.State("COUNTER_BYTES"):
+                with m.If(sample_left == 0):
+                    with m.If(counter_index == len(COUNTERS)):
+                        m.next = "COMMAND"
+                    with m.Else():
+                        m.d.sync += [
+                            sample.eq(counter_values[counter_index]),
+                            sample_left.eq(COUNTER_BYTES),
+                            counter_index.eq(counter_index + 1),
+                        ]
+                with m.Elif(~out_valid | tx.ready):
+                    m.d.sync += [
+                        out_byte.eq(sample[:8]),
+                        out_valid.eq(1),
+                        sample.eq(sample[8:]),
+                        sample_left.eq(sample_left - 1),
+                    ]
             with m.State("REPLY"):
                 with m.If(reply_left == 0), m.Switch(after):
                     with m.Case(after_read):
                         m.next = "READ"
                     with m.Case(after_push):
                         m.next = "PUSH_NEXT"
+                    with m.Case(after_counters):
+                        m.next = "COUNTER_BYTES"
                     with m.Default():
                         m.next = "COMMAND"
                 with m.Elif(~out_valid | tx.ready):
