@@ -8,7 +8,8 @@ Controller
     The dispatcher takes one 128-bit word per cycle from ``cmd``, checks it (docs/isa.md: the
     same rules and error codes as `host.isa.check_program`, in the same order) into a register
     and in the next cycle, at the earliest, appends it to the load, compute or store queue
-    (`QUEUE_DEPTH` words each). A FENCE is taken only when every
+    (`QUEUE_DEPTH` words each; a queue stores only the bits a checked word can have set,
+    `hdl.checked_bits`). A FENCE is taken only when every
     queue is empty and every unit idle. The first bad word stops the dispatcher for good:
     ``error`` and ``error_index`` hold its code and index, nothing after it starts, and what is
     running finishes (then ``idle`` rises).
@@ -33,10 +34,20 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import data, fifo, wiring
 
 from hdl.accumulator import AccumulatorMemory
+from hdl.checked_bits import live_bits, pack, unpack
 from hdl.config import AccelConfig, Dataflow
 from hdl.dma_load import LoadDma
 from hdl.dma_store import StoreDma
-from hdl.isa import LAYOUTS, PARAM_RECORD_BYTES, WORD_BITS, ErrorCode, Op, scratchpad_rows
+from hdl.isa import (
+    LAYOUTS,
+    PARAM_RECORD_BYTES,
+    QUEUE_OF,
+    WORD_BITS,
+    ErrorCode,
+    Op,
+    Queue,
+    scratchpad_rows,
+)
 from hdl.matmul_engine import MatmulEngine
 from hdl.mem_arbiter import MemoryArbiter
 from hdl.requant import Requantizer
@@ -48,6 +59,8 @@ from hdl.top_ports import accelerator_signature
 QUEUE_DEPTH = 8
 #: Width of each dependency-token counter.
 TOKEN_BITS = 8
+#: Width of an instruction's index in the command stream (``error_index``).
+INDEX_BITS = 32
 
 
 def outstanding_reads(config: AccelConfig) -> int:
@@ -105,20 +118,33 @@ class Accelerator(wiring.Component):
             wgt.read_data.ready.eq(Mux(sparse_mode, spmm.x_data.ready, matmul.wgt_data.ready)),
         ]
 
-        queues = {}
-        for name in ("load", "compute", "store"):
-            # Each entry: the word and its index in the command stream (for runtime errors).
-            queues[name] = fifo.SyncFIFOBuffered(width=WORD_BITS + 32, depth=QUEUE_DEPTH)
+        # Each entry: the bits of the checked word that can be nonzero (`hdl.checked_bits`);
+        # the compute queue's also the word's index in the command stream, for an SPMM's
+        # runtime errors. `heads` are the whole words at the queues' heads.
+        queues, live, heads = {}, {}, {}
+        for queue_id in Queue:
+            name = queue_id.name.lower()
+            live[name] = live_bits(config, [op for op, q in QUEUE_OF.items() if q is queue_id])
+            width = len(live[name]) + (INDEX_BITS if queue_id is Queue.COMPUTE else 0)
+            queues[name] = fifo.SyncFIFOBuffered(width=width, depth=QUEUE_DEPTH)
             m.submodules[f"{name}_queue"] = queues[name]
+            heads[name] = unpack(queues[name].r_data, live[name])
         tokens = _Tokens(m)
-        load_busy = self._load_unit(m, queues["load"], tokens, load_dma, act, wgt, requant)
-        compute_busy = self._compute_unit(m, queues["compute"], tokens, matmul, spmm, sparse_mode)
-        store_busy = self._store_unit(m, queues["store"], tokens, acc, requant, store_dma)
+        load_busy = self._load_unit(
+            m, queues["load"], heads["load"], tokens, load_dma, act, wgt, requant
+        )
+        compute_index = queues["compute"].r_data[len(live["compute"]) :]
+        compute_busy = self._compute_unit(
+            m, queues["compute"], heads["compute"], compute_index, tokens, matmul, spmm, sparse_mode
+        )
+        store_busy = self._store_unit(
+            m, queues["store"], heads["store"], tokens, acc, requant, store_dma
+        )
         units_idle = ~load_busy & ~compute_busy & ~store_busy
         queues_empty = Const(1)
         for queue in queues.values():  # `level`: r_rdy rises a cycle after a write
             queues_empty = queues_empty & (queue.level == 0)
-        self._dispatcher(m, queues, queues_empty & units_idle, spmm)
+        self._dispatcher(m, queues, live, queues_empty & units_idle, spmm)
         # Not idle in the cycle a runtime error is being latched into `error` (an SPMM's last
         # row can be dropped in the cycle the pass ends, so the units are already idle then).
         m.d.comb += self.idle.eq(queues_empty & units_idle & ~self._pending & ~self._runtime_error)
@@ -126,7 +152,7 @@ class Accelerator(wiring.Component):
         return m
 
     # ---------------------------------------------------------------------------------------
-    def _dispatcher(self, m: Module, queues, all_idle, spmm) -> None:
+    def _dispatcher(self, m: Module, queues, live, all_idle, spmm) -> None:
         # Two check stages between ``cmd`` and dispatch, so that the checks (field selects, a
         # multiply, adds and compares) are not one combinational path with the dispatch
         # decision: stage 1 registers the word and the products of its address checks
@@ -142,7 +168,7 @@ class Accelerator(wiring.Component):
         code = Signal(ErrorCode)
         self._pending = staged | pending
         op = word[:4]
-        index = Signal(32)
+        index = Signal(INDEX_BITS)
         stopped = Signal()
         fence = op == Op.FENCE
         target = {
@@ -175,7 +201,9 @@ class Accelerator(wiring.Component):
         with m.Elif(taken | stopped):
             m.d.sync += pending.eq(0)
         for name, queue in queues.items():
-            entry = Cat(word, index)
+            entry = pack(word, live[name])
+            if name == "compute":
+                entry = Cat(entry, index)
             m.d.comb += [queue.w_data.eq(entry), queue.w_en.eq(taken & ~bad & target[name])]
         with m.If(taken):
             m.d.sync += index.eq(index + 1)
@@ -194,13 +222,13 @@ class Accelerator(wiring.Component):
         self._fence_waiting = pending & fence & ~bad & ~all_idle & ~stopped
 
     # ---------------------------------------------------------------------------------------
-    def _load_unit(self, m: Module, queue, tokens, dma, act, wgt, requant) -> Signal:
+    def _load_unit(self, m: Module, queue, head, tokens, dma, act, wgt, requant) -> Signal:
         """LOADs go to the DMA back to back (the next is taken once the previous has issued its
         requests), so their memory latencies overlap; each row carries its load's target as the
         DMA tag, and each load's tokens are pushed when its last row is written."""
-        load = _view(Op.LOAD_ACT, queue.r_data)
-        params = _view(Op.LOAD_PARAMS, queue.r_data)
-        op = queue.r_data[:4]
+        load = _view(Op.LOAD_ACT, head)
+        params = _view(Op.LOAD_PARAMS, head)
+        op = head[:4]
         pushes = fifo.SyncFIFOBuffered(width=1, depth=QUEUE_DEPTH)
         m.submodules.load_pushes = pushes
         in_flight = Signal(range(QUEUE_DEPTH + 1))
@@ -261,10 +289,12 @@ class Accelerator(wiring.Component):
         return in_flight != 0
 
     # ---------------------------------------------------------------------------------------
-    def _compute_unit(self, m: Module, queue, tokens, matmul, spmm, sparse_mode) -> Signal:
-        head = _view(Op.MATMUL, queue.r_data)
-        sparse = _view(Op.SPMM, queue.r_data)
-        is_spmm = queue.r_data[:4] == Op.SPMM
+    def _compute_unit(
+        self, m: Module, queue, word, index, tokens, matmul, spmm, sparse_mode
+    ) -> Signal:
+        head = _view(Op.MATMUL, word)
+        sparse = _view(Op.SPMM, word)
+        is_spmm = word[:4] == Op.SPMM
         pushes = fifo.SyncFIFOBuffered(width=2, depth=QUEUE_DEPTH)
         m.submodules.compute_pushes = pushes
         in_flight = Signal(range(QUEUE_DEPTH + 1))
@@ -295,10 +325,10 @@ class Accelerator(wiring.Component):
             pushes.w_en.eq(start),
         ]
         # The SPMM's index, for an error found while it runs (reported once).
-        self._spmm_index = Signal(32)
+        self._spmm_index = Signal(INDEX_BITS)
         self._spmm_reported = Signal()
         with m.If(start & is_spmm):
-            m.d.sync += [sparse_mode.eq(1), self._spmm_index.eq(queue.r_data[WORD_BITS:])]
+            m.d.sync += [sparse_mode.eq(1), self._spmm_index.eq(index)]
         with m.If(spmm.format_error | spmm.range_error):
             m.d.sync += self._spmm_reported.eq(1)
         with m.If(start):
@@ -323,8 +353,8 @@ class Accelerator(wiring.Component):
         return in_flight != 0
 
     # ---------------------------------------------------------------------------------------
-    def _store_unit(self, m: Module, queue, tokens, acc, requant, dma) -> Signal:
-        head = _view(Op.STORE, queue.r_data)
+    def _store_unit(self, m: Module, queue, word, tokens, acc, requant, dma) -> Signal:
+        head = _view(Op.STORE, word)
         running, command_pending, int8, push_prev = Signal(), Signal(), Signal(), Signal()
         next_row = Signal.like(acc.read_req.payload)
         rows_left = Signal(17)

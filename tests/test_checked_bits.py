@@ -1,0 +1,107 @@
+# amaranth: UnusedElaboratable=no
+"""hdl.checked_bits against the host's own checker: no word that `host.isa.check_program`
+accepts has a bit outside `live_bits` (but the stride of a one-row LOAD or STORE), and
+`pack` / `unpack` give such a word back."""
+
+import numpy as np
+import pytest
+from amaranth.hdl import Module, Signal
+from amaranth.sim import Simulator
+
+from hdl.checked_bits import field_limits, live_bits, pack, unpack
+from hdl.config import AccelConfig
+from hdl.isa import LAYOUTS, QUEUE_OF, WORD_BITS, Op, Queue
+from host.isa import Instruction, ProgramError, check_program
+
+CONFIGS = {
+    "2x2": AccelConfig(
+        rows=2, cols=2, spad_bytes=256, acc_rows=16, sparse_depth=16, bus_bytes=4, mem_bytes=1024
+    ),
+    "16x16": AccelConfig(),
+    "os-4x8-odd-memory": AccelConfig(
+        rows=4, cols=8, dataflow="os", spad_bytes=512, acc_rows=32, bus_bytes=8, mem_bytes=1000
+    ),
+}
+
+
+def candidates(limit: int, width: int, rng) -> list[int]:
+    """Values of a field: edges of its checked limit and of its width, and random ones."""
+    top = (1 << width) - 1
+    values = {0, 1, 2, limit - 1, limit, limit + 1, top, int(rng.integers(0, limit + 1))}
+    return sorted(v for v in values if 0 <= v <= top)
+
+
+def checked_words(config: AccelConfig, op: Op, count: int, rng):
+    """`count` random instructions of `op` from edge values; those `check_program` accepts."""
+    limits = field_limits(config)[op]
+    layout = LAYOUTS[op]
+    choices = {name: candidates(limit, layout[name].width, rng) for name, limit in limits.items()}
+    accepted = []
+    for _ in range(count):
+        fields = {name: int(rng.choice(values)) for name, values in choices.items()}
+        instruction = Instruction(op, **fields)
+        try:
+            check_program([instruction], config)
+        except ProgramError:
+            continue
+        accepted.append(instruction)
+    return accepted
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_checked_words_have_no_bit_outside_the_live_ones(name):
+    config = CONFIGS[name]
+    rng = np.random.default_rng(len(name))
+    for queue in Queue:
+        ops = [op for op, q in QUEUE_OF.items() if q is queue]
+        mask = sum(1 << bit for bit in live_bits(config, ops))
+        for op in ops:
+            accepted = checked_words(config, op, 4000, rng)
+            assert len(accepted) > 100, (op, len(accepted))  # the edges were reached
+            for instruction in accepted:
+                word = instruction.encode()
+                dropped = word & ~mask
+                if dropped and "dram_stride" in instruction.fields:
+                    stride = LAYOUTS[op]["dram_stride"]
+                    assert instruction.rows == 1, instruction
+                    dropped &= ~(((1 << stride.width) - 1) << stride.offset)
+                assert dropped == 0, (instruction, hex(dropped))
+
+
+def test_limits_are_cut_to_the_field_widths():
+    limits = field_limits(AccelConfig(mem_bytes=1 << 32, spad_bytes=1 << 24, rows=1, cols=1))
+    assert limits[Op.LOAD_ACT]["dram_addr"] == (1 << 32) - 1
+    assert limits[Op.LOAD_ACT]["dram_stride"] == (1 << 24) - 1
+    assert limits[Op.LOAD_ACT]["rows"] == (1 << 16) - 1
+
+
+def test_live_bits_of_the_small_config():
+    config = CONFIGS["2x2"]
+    load = live_bits(config, [Op.LOAD_ACT, Op.LOAD_WGT, Op.LOAD_PARAMS])
+    assert load[:8] == tuple(range(8))  # the opcode and token flags, whole
+    # dram_addr < 1024: bits 8..17 of the word, not 18..39.
+    assert 17 in load and 18 not in load
+    assert len(load) < WORD_BITS // 2
+
+
+def test_pack_then_unpack_gives_the_word_back():
+    config = CONFIGS["2x2"]
+    live = live_bits(config, [Op.STORE])
+    rng = np.random.default_rng(3)
+    accepted = checked_words(config, Op.STORE, 3000, rng)
+    words = [instruction.encode() for instruction in accepted if instruction.rows > 1]
+    assert len(words) > 10
+    word = Signal(WORD_BITS)
+    entry = Signal(len(live))
+    back = Signal(WORD_BITS)
+    m = Module()
+    m.d.comb += [entry.eq(pack(word, live)), back.eq(unpack(entry, live))]
+
+    async def testbench(ctx):
+        for value in words:
+            ctx.set(word, value)
+            assert ctx.get(back) == value
+
+    sim = Simulator(m)
+    sim.add_testbench(testbench)
+    sim.run()
