@@ -16,11 +16,11 @@ Timing: the bridge and the accelerator meet only through registers, so that the 
 instruction checks (a multiply and a compare of a command's address range) and the bridge's
 state machine do not form one combinational path. Commands pass a 2-word FIFO
 (``SyncFIFOBuffered``, registered both ways; ready does not depend on the accelerator), and
-``idle``, ``error`` and ``error_index`` reach the bridge one cycle late. ``idle``
-is reported only when the accelerator is idle and that FIFO is empty, so a command still in it
-is never missed. ``counters`` go straight to the bridge, whose COUNTERS snapshot is itself a
-register fed only by them (a second copy would cost 528 flip-flops). Each command takes one more cycle to reach the accelerator than on its bare
-``cmd`` port, at the same throughput.
+``idle``, ``error`` and ``error_index`` reach the bridge one cycle late. ``idle`` is reported
+only when the accelerator is idle and that FIFO is empty, so a command still in it is never
+missed. ``counters`` go straight to the bridge, which samples one at a time into a register
+(a registered copy of all eleven would cost 528 flip-flops). Each command takes one more cycle
+to reach the accelerator than on its bare ``cmd`` port, at the same throughput.
 """
 
 from amaranth.hdl import Module

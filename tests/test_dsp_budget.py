@@ -90,7 +90,7 @@ def test_plan_counts_first_the_products_booth_leaves_alone():
     """``booth`` skips a product with a 3-bit operand, and synthesis puts it on DSPs anyway."""
     narrow = Multiplier("times5", 20, 3, 23)
     assert not narrow.booth_maps and Multiplier("pe", 8, 8, 16).booth_maps
-    shares = plan(multipliers(pes=8, requants=2) + [narrow], "ecp5", 8)
+    shares = plan([*multipliers(pes=8, requants=2), narrow], "ecp5", 8)
     assert shares.dsp[0] == narrow and [m.name for m in shares.dsp[1:]] == ["rq0", "pe0", "pe1"]
     assert shares.dsp_blocks == 8 and narrow not in shares.logic and len(shares.logic) == 7
 
