@@ -159,7 +159,7 @@ class Accelerator(wiring.Component):
         # (`_check_spans`), stage 2 its error code (`_check`); words dispatch from stage 2.
         staged = Signal()  # stage 1 holds a word
         staged_word = Signal(WORD_BITS)
-        span_values = _check_spans(self.cmd.payload)
+        span_values = _check_spans(self.cmd.payload, self.config)
         staged_spans = [
             Signal(Value.cast(v).shape(), name=f"span{i}") for i, v in enumerate(span_values)
         ]
@@ -481,11 +481,23 @@ class _Tokens:
         return self.pushed[channel].eq(wanted)
 
 
-def _check_spans(word) -> list:
+def _check_spans(word, config: AccelConfig) -> list:
     """The products of `_check`'s address checks, for a register stage before it:
-    ``(rows - 1) * dram_stride`` of a LOAD_ACT / LOAD_WGT and of a STORE."""
+    ``(rows - 1) * dram_stride`` of a LOAD_ACT / LOAD_WGT and of a STORE, each factor first
+    clamped to ``mem_bytes + 1``. A product is then exact up to ``mem_bytes`` and past it
+    otherwise (a factor was clamped and the other is at least 1), so the check decides the
+    same, and the multiplier is only as wide as main memory needs: 11 x 11 bits for 1 KiB, not
+    17 x 24. (With ``rows`` = 0 the factor is garbage, but BAD_FIELD is reported first.)"""
+    limit = config.mem_bytes + 1
+
+    def clamp(factor):
+        return Mux(factor > limit, limit, factor)[: limit.bit_length()]
+
     load, store = _view(Op.LOAD_ACT, word), _view(Op.STORE, word)
-    return [(load.rows - 1) * load.dram_stride, (store.rows - 1) * store.dram_stride]
+    return [
+        clamp(load.rows - 1) * clamp(load.dram_stride),
+        clamp(store.rows - 1) * clamp(store.dram_stride),
+    ]
 
 
 def _check(m: Module, word, config: AccelConfig, spans) -> Signal:
@@ -501,10 +513,10 @@ def _check(m: Module, word, config: AccelConfig, spans) -> Signal:
     ws = config.dataflow is Dataflow.WS
 
     def past(start, count, limit):
-        return (start + count) > limit
+        return _exceeds(limit, start, count)
 
     def dram_end(address, span, row_bytes):
-        return address + span + row_bytes > config.mem_bytes
+        return _exceeds(config.mem_bytes, address, span, row_bytes)
 
     load_span, store_span = spans
 
@@ -571,6 +583,21 @@ def _check(m: Module, word, config: AccelConfig, spans) -> Signal:
                     with m.If(condition):
                         m.d.comb += code.eq(error)
     return code
+
+
+def _exceeds(limit: int, *terms) -> Value:
+    """Whether the sum of the unsigned `terms` is past the constant `limit`, with an adder only
+    as wide as `limit`: a term past `limit` decides alone, and otherwise every term fits
+    ``limit.bit_length()`` bits (a 32-bit address against 1 KiB of memory adds 11 bits)."""
+    bits = limit.bit_length()
+    over = Const(0)
+    narrow = []
+    for term in map(Value.cast, terms):
+        if term.shape().width > bits:
+            over = over | (term > limit)
+            term = term[:bits]
+        narrow.append(term)
+    return over | (sum(narrow) > limit)
 
 
 def _load_checks(word, load, row_bytes, spad_rows, past_dram_end, past) -> list:

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from amaranth.hdl import Module, Signal
 from amaranth.sim import Simulator
+from edge_instructions import checked_instructions
 
 from hdl.checked_bits import field_limits, live_bits, pack, unpack
 from hdl.config import AccelConfig
 from hdl.isa import LAYOUTS, QUEUE_OF, WORD_BITS, Op, Queue
-from host.isa import Instruction, ProgramError, check_program
 
 CONFIGS = {
     "2x2": AccelConfig(
@@ -24,30 +24,6 @@ CONFIGS = {
 }
 
 
-def candidates(limit: int, width: int, rng) -> list[int]:
-    """Values of a field: edges of its checked limit and of its width, and random ones."""
-    top = (1 << width) - 1
-    values = {0, 1, 2, limit - 1, limit, limit + 1, top, int(rng.integers(0, limit + 1))}
-    return sorted(v for v in values if 0 <= v <= top)
-
-
-def checked_words(config: AccelConfig, op: Op, count: int, rng):
-    """`count` random instructions of `op` from edge values; those `check_program` accepts."""
-    limits = field_limits(config)[op]
-    layout = LAYOUTS[op]
-    choices = {name: candidates(limit, layout[name].width, rng) for name, limit in limits.items()}
-    accepted = []
-    for _ in range(count):
-        fields = {name: int(rng.choice(values)) for name, values in choices.items()}
-        instruction = Instruction(op, **fields)
-        try:
-            check_program([instruction], config)
-        except ProgramError:
-            continue
-        accepted.append(instruction)
-    return accepted
-
-
 @pytest.mark.parametrize("name", CONFIGS)
 def test_checked_words_have_no_bit_outside_the_live_ones(name):
     config = CONFIGS[name]
@@ -56,7 +32,7 @@ def test_checked_words_have_no_bit_outside_the_live_ones(name):
         ops = [op for op, q in QUEUE_OF.items() if q is queue]
         mask = sum(1 << bit for bit in live_bits(config, ops))
         for op in ops:
-            accepted = checked_words(config, op, 4000, rng)
+            accepted = checked_instructions(config, op, 4000, rng)
             assert len(accepted) > 100, (op, len(accepted))  # the edges were reached
             for instruction in accepted:
                 word = instruction.encode()
@@ -88,7 +64,7 @@ def test_pack_then_unpack_gives_the_word_back():
     config = CONFIGS["2x2"]
     live = live_bits(config, [Op.STORE])
     rng = np.random.default_rng(3)
-    accepted = checked_words(config, Op.STORE, 3000, rng)
+    accepted = checked_instructions(config, Op.STORE, 3000, rng)
     words = [instruction.encode() for instruction in accepted if instruction.rows > 1]
     assert len(words) > 10
     word = Signal(WORD_BITS)

@@ -1,0 +1,49 @@
+"""Random instructions built from edge values of every field, for checker tests.
+
+Each field takes 0, 1, 2, its checked limit (`hdl.checked_bits.field_limits`) and the values
+next to it, its largest value, or a random value up to the limit; about half of the
+instructions pass `host.isa.check_program`, the others fail a rule at or just past an edge.
+"""
+
+from hdl.checked_bits import field_limits
+from hdl.config import AccelConfig
+from hdl.isa import LAYOUTS, Op
+from host.isa import Instruction, ProgramError, check_program
+
+
+def edge_values(limit: int, width: int, rng) -> list[int]:
+    """Values of a field of `width` bits whose checked limit is `limit`."""
+    top = (1 << width) - 1
+    values = {0, 1, 2, limit - 1, limit, limit + 1, top, int(rng.integers(0, limit + 1))}
+    return sorted(v for v in values if 0 <= v <= top)
+
+
+def edge_instructions(config: AccelConfig, op: Op, count: int, rng) -> list[Instruction]:
+    """`count` instructions of `op` (no token flags), each field an `edge_values` choice."""
+    layout = LAYOUTS[op]
+    choices = {
+        name: edge_values(limit, layout[name].width, rng)
+        for name, limit in field_limits(config)[op].items()
+    }
+    return [
+        Instruction(op, **{name: int(rng.choice(values)) for name, values in choices.items()})
+        for _ in range(count)
+    ]
+
+
+def host_code(instruction: Instruction, config: AccelConfig):
+    """The `ErrorCode` `host.isa.check_program` gives a one-instruction program, or None."""
+    try:
+        check_program([instruction], config)
+    except ProgramError as error:
+        return error.code
+    return None
+
+
+def checked_instructions(config: AccelConfig, op: Op, count: int, rng) -> list[Instruction]:
+    """Those of `edge_instructions` that pass `host.isa.check_program`."""
+    return [
+        instruction
+        for instruction in edge_instructions(config, op, count, rng)
+        if host_code(instruction, config) is None
+    ]
