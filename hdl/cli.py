@@ -12,6 +12,7 @@ CONFIG_OPTIONS = (
     "dataflow",
     "sparse_lanes",
     "sparse_depth",
+    "requant_lanes",
     "spad_bytes",
     "acc_rows",
     "bus_bytes",
@@ -23,7 +24,8 @@ def add_array_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the `AccelConfig` options (validated later by `config_from_args`).
 
     ``--rows``, ``--cols``, ``--dataflow`` for the systolic array, ``--sparse-lanes`` and
-    ``--sparse-depth`` for the sparse engine, ``--spad-bytes`` and ``--acc-rows`` for the
+    ``--sparse-depth`` for the sparse engine, ``--requant-lanes`` for the requantizer,
+    ``--spad-bytes`` and ``--acc-rows`` for the
     memories, ``--bus-bytes`` and ``--mem-latency`` for the main-memory port.
     """
     parser.add_argument("--rows", type=int, default=None, help="array rows R (default 16)")
@@ -50,6 +52,14 @@ def add_array_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="P",
         help="sparse-engine MACs, a multiple of --cols (default: rows * cols)",
+    )
+    parser.add_argument(
+        "--requant-lanes",
+        type=int,
+        default=None,
+        metavar="L",
+        help="requantizer lanes, a divisor of --cols (default: the fewest that take a row in "
+        "at most 3 cycles, as fast as the store DMA writes it)",
     )
     parser.add_argument(
         "--sparse-depth",

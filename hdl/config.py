@@ -37,6 +37,7 @@ _INT_FIELDS: dict[str, tuple[int, int, bool]] = {
     "mem_bytes": (256, 1 << 32, False),
     "sparse_lanes": (1, 65536, False),
     "sparse_depth": (2, 1 << 16, True),
+    "requant_lanes": (1, 256, False),
 }
 
 
@@ -73,6 +74,11 @@ class AccelConfig:
     sparse_depth:
         Activation rows (the K extent) one sparse-engine pass holds in each of its two buffer
         banks, a power of two (2..65536); longer K is split into passes by the host.
+    requant_lanes:
+        Lanes L of the requantizer, a divisor of ``cols``: it takes a row of C accumulators in
+        C / L cycles. Default (``None``): the fewest lanes with C / L <= 3, which keep up with
+        the store DMA (it needs at least 3 cycles per row, `sim.perf`), so int8 stores lose no
+        throughput (C / 2 lanes for an even C).
     clock_mhz:
         Clock used to turn cycles into modeled time (0 < f <= 2000 MHz).
 
@@ -94,11 +100,17 @@ class AccelConfig:
     mem_bytes: int = 1 << 28
     sparse_lanes: int | None = None
     sparse_depth: int = 512
+    requant_lanes: int | None = None
     clock_mhz: float = 100.0
 
     def __post_init__(self) -> None:
         if self.sparse_lanes is None and _is_int(self.rows) and _is_int(self.cols):
             object.__setattr__(self, "sparse_lanes", self.rows * self.cols)
+        if self.requant_lanes is None and _is_int(self.cols) and self.cols >= 1:
+            lanes = next(
+                n for n in range(1, self.cols + 1) if not self.cols % n and self.cols <= 3 * n
+            )
+            object.__setattr__(self, "requant_lanes", lanes)
         for name, (low, high, power_of_two) in _INT_FIELDS.items():
             value = getattr(self, name)
             if not _is_int(value):
@@ -111,6 +123,11 @@ class AccelConfig:
             raise ValueError(
                 f"AccelConfig.sparse_lanes must be a multiple of cols ({self.cols}), "
                 f"not {self.sparse_lanes!r}"
+            )
+        if self.cols % self.requant_lanes:
+            raise ValueError(
+                f"AccelConfig.requant_lanes must divide cols ({self.cols}), "
+                f"not {self.requant_lanes!r}"
             )
         try:
             object.__setattr__(self, "dataflow", Dataflow(self.dataflow))
@@ -130,6 +147,11 @@ class AccelConfig:
     def macs(self) -> int:
         """Multiply-accumulate units of the systolic array (R * C)."""
         return self.rows * self.cols
+
+    @property
+    def requant_chunks(self) -> int:
+        """Cycles the requantizer takes per row of C accumulators: C / ``requant_lanes``."""
+        return self.cols // self.requant_lanes
 
     @property
     def sparse_groups(self) -> int:

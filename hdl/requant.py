@@ -1,4 +1,4 @@
-"""Requantizer: C lanes of int32 accumulators + bias -> int8, bit-exact with torch's float32 math.
+"""Requantizer: C int32 accumulators + bias -> int8, bit-exact with torch's float32 math.
 
 Per lane c, with s = acc[c] + bias[c] computed exactly (33 bits), the output is
 `sim.golden.requant.requantize_int` applied to s with that lane's parameters (M = m24 * 2**-shift,
@@ -20,15 +20,25 @@ of two, so the result equals the golden procedure exactly):
 Each step ends in a register; ``out`` is the step-5 register. rhe is a right shift rounding half
 to even (guard bit, sticky bits, quotient lsb).
 
+Lanes: L = ``config.requant_lanes`` pipelines (a divisor of C) serve the C columns in
+K = C / L chunks: chunk k (columns kL .. kL + L - 1) enters in the k-th cycle of the row, each
+stage uses its own chunk's parameters, and stage 5 writes the chunk's columns of the ``out``
+register. The row is taken from ``acc`` (ready) with its last chunk; the producer holds it
+meanwhile, as a stream must. The default L takes a row in at most 3 cycles, the store DMA's
+fastest row (`hdl.config.AccelConfig.requant_lanes`).
+
 Flow control: every pipeline register (and ``overflow``) advances only when
 ``advance = ~out.valid | out.ready``, so back-pressure freezes the pipeline and nothing is lost
-or duplicated; ``acc.ready = advance & ~params.valid``. With ``out.ready`` held high a vector
-is accepted every cycle. Latency: a vector accepted on ``acc`` in cycle t is presented on
-``out`` in cycle t + `LATENCY` (5), ``last`` passing through with it.
+or duplicated; ``out.valid`` is the last chunk's stage-5 flag. A chunk enters when ``advance``
+is high and ``acc.valid`` too, the row's first chunk only while ``params.valid`` is low, and
+``acc.ready`` is that condition in the row's last chunk. With ``out.ready`` held high a row is
+accepted every K cycles. Latency: a row accepted on ``acc`` in cycle t (its last chunk) is
+presented on ``out`` in cycle t + `LATENCY` (5), ``last`` passing through with it.
 
-Parameters are per-lane registers written one lane per ``params`` beat. While ``params.valid`` is
-high ``acc.ready`` is low, and a params beat is accepted only when no vector is inside the
-pipeline, so it takes effect for exactly the vectors accepted after it. A beat naming a lane
+Parameters are per-column registers written one column ("lane" in the beat) per ``params``
+beat. While ``params.valid`` is high no new row starts, and a params beat is accepted only when
+no row is part-way in or inside the pipeline, so it takes effect for exactly the rows accepted
+after it. A beat naming a lane
 >= C is accepted, dropped, and sets the sticky ``bad_param`` flag. After reset every lane has
 bias 0, m24 0, shift 0, zy 0, no ReLU: every output is 0 until the lane is configured.
 """
@@ -168,27 +178,68 @@ class Requantizer(wiring.Component):
         core = Module()
         advance = Signal()
         m.d.comb += advance.eq(~self.out.valid | self.out.ready)
-        lanes = self._load_params(m)
+        columns = self._load_params(m)
+        lanes, chunks = self.config.requant_lanes, self.config.requant_chunks
 
         valid = [Signal(name=f"valid{stage}") for stage in range(1, LATENCY + 1)]
         last = [Signal(name=f"last{stage}") for stage in range(1, LATENCY + 1)]
-        take = self.acc.valid & self.acc.ready
+        # The chunk of the row on ``acc`` taken next, and each stage's chunk, one-hot (selects
+        # without comparators; bit k is chunk k, a constant 1 when K = 1).
+        chunk = Signal(chunks, init=1)
+        index = [Signal(chunks, name=f"chunk{stage}") for stage in range(1, LATENCY + 1)]
+        started = ~chunk[0]  # a row is part-way in: finish it before any params beat
+        final = chunk[-1]
+        take = self.acc.valid & advance & (~self.params.valid | started)
         m.d.comb += [
-            self.acc.ready.eq(advance & ~self.params.valid),
-            self.params.ready.eq(~Cat(*valid).any()),  # empty: advance is high too
-            self.out.valid.eq(valid[-1]),
+            self.acc.ready.eq(advance & (~self.params.valid | started) & final),
+            self.params.ready.eq(~Cat(*valid).any() & ~started),  # empty: advance is high too
+            self.out.valid.eq(valid[-1] & index[-1][-1]),
             self.out.payload.last.eq(last[-1]),
         ]
-        core.d.sync += [valid[0].eq(take), last[0].eq(self.acc.payload.last)]
+        with m.If(take):
+            m.d.sync += chunk.eq(chunk.rotate_left(1))
+        core.d.sync += [
+            valid[0].eq(take),
+            last[0].eq(self.acc.payload.last),
+            index[0].eq(chunk),
+        ]
         for stage in range(1, LATENCY):
-            core.d.sync += [valid[stage].eq(valid[stage - 1]), last[stage].eq(last[stage - 1])]
+            core.d.sync += [
+                valid[stage].eq(valid[stage - 1]),
+                last[stage].eq(last[stage - 1]),
+                index[stage].eq(index[stage - 1]),
+            ]
 
-        for lane, params in enumerate(lanes):
+        def select(options, which):
+            """options[k] for the one-hot chunk `which` (bit k set)."""
+            chosen = options[0]
+            for k in range(1, chunks):
+                chosen = Mux(which[k], options[k], chosen)
+            return chosen
+
+        def pick(lane: int, name: str, which):
+            """Lane `lane`'s parameter `name` for the chunk `which` (its column's)."""
+            return select([columns[k * lanes + lane][name] for k in range(chunks)], which)
+
+        for lane in range(lanes):
+            # Stage 1 adds the bias of the chunk taken; each later step uses its own stage's.
+            row = self.acc.payload.data
+            value = select([row[k * lanes + lane] for k in range(chunks)], chunk)
             total = Signal(signed(33), name=f"sum{lane}")
-            core.d.comb += total.eq(self.acc.payload.data[lane] + params["bias"])
+            core.d.comb += total.eq(value + pick(lane, "bias", chunk))
             with core.If(take & (total[32] != total[31])):
                 core.d.sync += self.overflow.eq(1)
-            self._lane(core, lane, params, total, self.out.payload.data[lane])
+            params = {
+                "mantissa": pick(lane, "mantissa", index[1]),
+                "shift": pick(lane, "shift", index[2]),
+                "zero_point": pick(lane, "zero_point", index[3]),
+                "relu": pick(lane, "relu", index[3]),
+            }
+            result = Signal(signed(8), name=f"result{lane}")
+            self._lane(core, lane, params, total, result)
+            for k in range(chunks):  # stage 5: the chunk's columns of the output row
+                with core.If(index[3][k]):
+                    core.d.sync += self.out.payload.data[k * lanes + lane].eq(result)
         m.submodules.core = EnableInserter(advance)(core)
         return m
 
@@ -257,8 +308,9 @@ class Requantizer(wiring.Component):
         _round_to_mantissa(m, product, rounded, dropped)
         m.d.sync += [q2.eq(rounded), net.eq(params["shift"] - d1_delayed - dropped)]
 
-        # Stage 5: scale, saturate, sign, zero point, clamp. Every operand is an 11-bit signal
-        # (zy +- 256 fits), so each add and compare has equal operand widths.
+        # Stage 5 (`result` is its input): scale, saturate, sign, zero point, clamp. Every
+        # operand is an 11-bit signal (zy +- 256 fits), so each add and compare has equal
+        # operand widths.
         scaled = Signal(signed(11), name=f"scaled{lane}")
         _scale_saturated(m, q2, net, scaled)
         zero_point = params["zero_point"]
@@ -266,8 +318,8 @@ class Requantizer(wiring.Component):
         low = Signal(signed(11), name=f"low{lane}")
         m.d.comb += low.eq(Mux(params["relu"], zero_point, -128))
         with m.If(~value[-1] & value[7:].any()):  # value > 127
-            m.d.sync += result.eq(127)
+            m.d.comb += result.eq(127)
         with m.Elif(value < low):
-            m.d.sync += result.eq(low)
+            m.d.comb += result.eq(low)
         with m.Else():
-            m.d.sync += result.eq(value)
+            m.d.comb += result.eq(value)

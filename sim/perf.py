@@ -27,7 +27,8 @@ What is modelled (docs/perf-model.md gives the rules and their constants):
   beats stream one per cycle or as fast as the read channel delivers them (until the X block is
   in, the nonzeros hold the read channel);
 - STORE: one row per (words + 2) cycles (the request, a cycle, the words), through the
-  requantizer's `hdl.requant.LATENCY` for int8.
+  requantizer for int8: its `hdl.requant.LATENCY` plus ``requant_chunks - 1`` cycles (a row
+  enters in C / L chunks, at most 3, so it never slows the rows down).
 
 Measured against the gateware (docs/perf-model.md, docs/performance.md): GEMMs within 3 % (most
 to the cycle), sparse products within about 5 % (the model serves an SPMM's nonzeros and a load
@@ -329,9 +330,10 @@ class _Machine:
         rows = instruction.rows
         words = _row_words(instruction.dram_addr, instruction.dram_stride, rows, row_bytes, bus)
         self.bytes_written += rows * row_bytes
-        first = start + _STORE_FIRST + (REQUANT_LATENCY if instruction.int8 else 0)
+        requant = REQUANT_LATENCY + self.config.requant_chunks - 1
+        first = start + _STORE_FIRST + (requant if instruction.int8 else 0)
         # Each row: its request, a cycle for the arbiter, then its words (docs/accelerator.md).
-        per_row = words / rows + 2
+        per_row = max(words / rows + 2, self.config.requant_chunks if instruction.int8 else 0)
         self.writes.free = max(self.writes.free, first + 2)
         last = self.writes.transfer(first + 2, words)
         done = max(last, first + (rows - 1) * per_row + words / rows + 1)

@@ -55,8 +55,9 @@ class RequantProgram(StreamProgram):
 
 
 def requant_cycles(rows: int, config: AccelConfig) -> int:
-    """Exact RTL cycles of a `RequantProgram` of `rows` rows without flow control."""
-    return config.cols + rows + LATENCY
+    """Exact RTL cycles of a `RequantProgram` of `rows` rows without flow control: the C
+    parameter beats, a row every ``requant_chunks`` cycles, the pipeline's latency."""
+    return config.cols + rows * config.requant_chunks + LATENCY
 
 
 def requant_program(

@@ -15,6 +15,15 @@ def test_defaults_are_valid_and_frozen():
         config.rows = 8
 
 
+@pytest.mark.parametrize(
+    ("cols", "lanes"), [(1, 1), (2, 1), (3, 1), (4, 2), (6, 2), (8, 4), (12, 4), (16, 8), (7, 7)]
+)
+def test_default_requant_lanes_are_the_fewest_taking_a_row_in_3_cycles(cols, lanes):
+    config = AccelConfig(rows=2, cols=cols)
+    assert (config.requant_lanes, config.requant_chunks) == (lanes, cols // lanes)
+    assert AccelConfig(rows=2, cols=cols, requant_lanes=cols).requant_chunks == 1
+
+
 def test_dataflow_accepts_strings_and_enum():
     assert AccelConfig(dataflow="os").dataflow is Dataflow.OS
     assert AccelConfig(dataflow=Dataflow.WS).dataflow is Dataflow.WS
@@ -36,6 +45,8 @@ def test_dataflow_accepts_strings_and_enum():
             r"^AccelConfig\.sparse_lanes must be a multiple of cols \(16\), not 24$",
         ),
         ("sparse_depth", 100, r"^AccelConfig\.sparse_depth must be a power of two, not 100$"),
+        ("requant_lanes", 0, r"^AccelConfig\.requant_lanes must be in \[1, 256\], not 0$"),
+        ("requant_lanes", 5, r"^AccelConfig\.requant_lanes must divide cols \(16\), not 5$"),
         ("clock_mhz", 0, r"^AccelConfig\.clock_mhz must be in \(0, 2000\], not 0$"),
         (
             "dataflow",

@@ -160,7 +160,7 @@ def test_refuses_programs_for_another_array(native_array):
     with pytest.raises(
         ValueError,
         match=r"^program is for another configuration than this NativeSim's: rows 4 != 2, "
-        r"cols 8 != 2, sparse_lanes 32 != 4$",
+        r"cols 8 != 2, sparse_lanes 32 != 4, requant_lanes 4 != 1$",
     ):
         array.run(other)
     program = gemm_program(a, b, array.config)

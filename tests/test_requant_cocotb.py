@@ -15,6 +15,7 @@ import pytest
 from unit_cocotb import run_unit_tb
 
 from hdl.config import AccelConfig
+from sim.requant_program import requant_cycles
 
 FLOWS = ("none", "idle", "stall", "both")
 FAULTS = ("model", "cycles", "beats")
@@ -35,7 +36,8 @@ def test_exact_results_cycles_and_flow_control(tmp_path, cols):
     result, speed = run_tb(cols, tmp_path, names)
     assert (result.passed, result.failed) == (4, 0), result.failed_tests
     exact = [run for run in speed["runs"] if run["test"].endswith("none")]
-    assert [run["cycles"] for run in exact] == [cols + 200 + 5, cols + 100 + 5, cols + 150 + 5]
+    chunks = AccelConfig(rows=2, cols=cols).requant_chunks  # 3 and 2: one lane per 3 or 2
+    assert [run["cycles"] for run in exact] == [cols + n * chunks + 5 for n in (200, 100, 150)]
     slowed = [run for run in speed["runs"] if not run["test"].endswith("none")]
     assert all(run["cycles"] > cols + 100 + 5 for run in slowed)
 
@@ -47,5 +49,7 @@ def test_checker_catches_faults(tmp_path):
     log = result.log_file.read_text()
     # Rounding half away from zero differs from half-to-even on about half of the ties.
     assert re.search(r"out beat \d+ is \[[-\d, ]+\] last=False, model \[", log)
-    assert "took 49 cycles, the model says 50" in log
-    assert "an extra out beat, 1 cycle(s) after the last of the 39 expected" in log
+    cycles = requant_cycles(40, AccelConfig(rows=2, cols=4))
+    assert f"took {cycles} cycles, the model says {cycles + 1}" in log
+    chunks = AccelConfig(rows=2, cols=4).requant_chunks  # the 40th row comes a row later
+    assert f"an extra out beat, {chunks} cycle(s) after the last of the 39 expected" in log

@@ -3,7 +3,8 @@
 Exact int8 results against torch's float32 arithmetic (`requantize_float`, itself equal to the
 integer form) for accumulators over all of int32, multipliers over the whole hardware range, every
 encodable shift, exact .5 ties and saturating values, under idle gaps and back-pressure; exact
-cycle counts (one row per cycle). Builds are cached (cold: 5-20 s each).
+cycle counts (a row every C / L cycles: the configs' default lanes, L < C). Builds are cached
+(cold: 5-20 s each).
 """
 
 import numpy as np
