@@ -432,7 +432,7 @@ def test_real_build_ulx3s_85f(real_builds):
 
 @pytest.mark.slow
 def test_real_build_icebreaker_reports_that_the_design_does_not_fit(real_builds):
-    """The whole accelerator is 2.7x an iCE40 UP5K even at 2x2 (docs/fpga.md): the build
+    """The whole accelerator is 1.9x an iCE40 UP5K even at 2x2 (docs/fpga.md): the build
     ends in `DesignDoesNotFitError` quoting nextpnr's used / available figures."""
     error, out, seconds = real_builds["icebreaker"]
     assert isinstance(error, DesignDoesNotFitError), error
