@@ -127,6 +127,15 @@ class HostBridge(wiring.Component):
         with m.If(tx.ready):
             m.d.sync += out_valid.eq(0)
 
+        def send_low_byte(register, left):
+            """Statements: send `register`'s low byte, shift it down a byte, count it off."""
+            return [
+                out_byte.eq(register[:8]),
+                out_valid.eq(1),
+                register.eq(register[8:]),
+                left.eq(left - 1),
+            ]
+
         def answer(m, bytes_, count, then=after_idle):
             m.d.sync += [reply.eq(bytes_), reply_left.eq(count), after.eq(then)]
             m.next = "REPLY"
@@ -215,12 +224,7 @@ class HostBridge(wiring.Component):
                             counter_index.eq(counter_index + 1),
                         ]
                 with m.Elif(~out_valid | tx.ready):
-                    m.d.sync += [
-                        out_byte.eq(sample[:8]),
-                        out_valid.eq(1),
-                        sample.eq(sample[8:]),
-                        sample_left.eq(sample_left - 1),
-                    ]
+                    m.d.sync += send_low_byte(sample, sample_left)
             with m.State("REPLY"):
                 with m.If(reply_left == 0), m.Switch(after):
                     with m.Case(after_read):
@@ -232,10 +236,5 @@ class HostBridge(wiring.Component):
                     with m.Default():
                         m.next = "COMMAND"
                 with m.Elif(~out_valid | tx.ready):
-                    m.d.sync += [
-                        out_byte.eq(reply[:8]),
-                        out_valid.eq(1),
-                        reply.eq(reply[8:]),
-                        reply_left.eq(reply_left - 1),
-                    ]
+                    m.d.sync += send_low_byte(reply, reply_left)
         return m
