@@ -244,7 +244,8 @@ class Requantizer(wiring.Component):
         return m
 
     def _load_params(self, m: Module) -> list[dict[str, Signal]]:
-        """Per-lane parameter registers, written by accepted ``params`` beats."""
+        """Per-column parameter registers (a beat's ``lane`` is the column), written by accepted
+        ``params`` beats."""
         cols = self.config.cols
         beat = self.params.payload
         load = self.params.valid & self.params.ready
