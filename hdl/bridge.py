@@ -209,7 +209,7 @@ class HostBridge(wiring.Component):
                     answer(m, Const(Status.OK, 8), 1, after_push)
             with m.State("STATUS"), m.If(self.idle):
                 status = Cat(Const(Status.OK, 8), self.error, Const(0, 4), self.error_index)
-                answer(m, status, 6)
+                answer(m, status, _REPLY_BYTES)
             with m.State("COUNTERS"):
                 m.d.sync += [counter_index.eq(0), sample_left.eq(0)]
                 answer(m, Const(Status.OK, 8), 1, after_counters)

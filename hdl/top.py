@@ -202,7 +202,7 @@ class Accelerator(wiring.Component):
             m.d.sync += pending.eq(0)
         for name, queue in queues.items():
             entry = pack(word, live[name])
-            if name == "compute":
+            if queue.width > len(live[name]):  # this queue keeps the index too
                 entry = Cat(entry, index)
             m.d.comb += [queue.w_data.eq(entry), queue.w_en.eq(taken & ~bad & target[name])]
         with m.If(taken):

@@ -10,6 +10,18 @@ from hdl.config import AccelConfig
 from hdl.isa import LAYOUTS, Op
 from host.isa import Instruction, ProgramError, check_program
 
+#: Configurations the checker tests run: tiny memories (1 KiB, 1000 B, not a power of two) and
+#: the 256 MiB default, both dataflows.
+CHECK_CONFIGS = {
+    "2x2-1KiB": AccelConfig(
+        rows=2, cols=2, spad_bytes=256, acc_rows=16, sparse_depth=16, bus_bytes=4, mem_bytes=1024
+    ),
+    "os-4x8-1000B": AccelConfig(
+        rows=4, cols=8, dataflow="os", spad_bytes=512, acc_rows=32, bus_bytes=8, mem_bytes=1000
+    ),
+    "16x16-256MiB": AccelConfig(),
+}
+
 
 def edge_values(limit: int, width: int, rng) -> list[int]:
     """Values of a field of `width` bits whose checked limit is `limit`."""

@@ -7,26 +7,16 @@ import numpy as np
 import pytest
 from amaranth.hdl import Module, Signal
 from amaranth.sim import Simulator
-from edge_instructions import checked_instructions
+from edge_instructions import CHECK_CONFIGS, checked_instructions
 
 from hdl.checked_bits import field_limits, live_bits, pack, unpack
 from hdl.config import AccelConfig
 from hdl.isa import LAYOUTS, QUEUE_OF, WORD_BITS, Op, Queue
 
-CONFIGS = {
-    "2x2": AccelConfig(
-        rows=2, cols=2, spad_bytes=256, acc_rows=16, sparse_depth=16, bus_bytes=4, mem_bytes=1024
-    ),
-    "16x16": AccelConfig(),
-    "os-4x8-odd-memory": AccelConfig(
-        rows=4, cols=8, dataflow="os", spad_bytes=512, acc_rows=32, bus_bytes=8, mem_bytes=1000
-    ),
-}
 
-
-@pytest.mark.parametrize("name", CONFIGS)
+@pytest.mark.parametrize("name", CHECK_CONFIGS)
 def test_checked_words_have_no_bit_outside_the_live_ones(name):
-    config = CONFIGS[name]
+    config = CHECK_CONFIGS[name]
     rng = np.random.default_rng(len(name))
     for queue in Queue:
         ops = [op for op, q in QUEUE_OF.items() if q is queue]
@@ -52,7 +42,7 @@ def test_limits_are_cut_to_the_field_widths():
 
 
 def test_live_bits_of_the_small_config():
-    config = CONFIGS["2x2"]
+    config = CHECK_CONFIGS["2x2-1KiB"]
     load = live_bits(config, [Op.LOAD_ACT, Op.LOAD_WGT, Op.LOAD_PARAMS])
     assert load[:8] == tuple(range(8))  # the opcode and token flags, whole
     # dram_addr < 1024: bits 8..17 of the word, not 18..39.
@@ -61,7 +51,7 @@ def test_live_bits_of_the_small_config():
 
 
 def test_pack_then_unpack_gives_the_word_back():
-    config = CONFIGS["2x2"]
+    config = CHECK_CONFIGS["2x2-1KiB"]
     live = live_bits(config, [Op.STORE])
     rng = np.random.default_rng(3)
     accepted = checked_instructions(config, Op.STORE, 3000, rng)

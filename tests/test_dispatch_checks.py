@@ -8,27 +8,17 @@ import numpy as np
 import pytest
 from amaranth.hdl import Module, Signal
 from amaranth.sim import Simulator
-from edge_instructions import edge_instructions, host_code
+from edge_instructions import CHECK_CONFIGS, edge_instructions, host_code
 
-from hdl.config import AccelConfig
 from hdl.isa import WORD_BITS, ErrorCode, Op
 from hdl.top import _check, _check_spans
 
-CONFIGS = {
-    "2x2-1KiB": AccelConfig(
-        rows=2, cols=2, spad_bytes=256, acc_rows=16, sparse_depth=16, bus_bytes=4, mem_bytes=1024
-    ),
-    "os-4x8-1000B": AccelConfig(
-        rows=4, cols=8, dataflow="os", spad_bytes=512, acc_rows=32, bus_bytes=8, mem_bytes=1000
-    ),
-    "16x16-256MiB": AccelConfig(),
-}
 QUEUED = [Op.LOAD_ACT, Op.LOAD_WGT, Op.LOAD_PARAMS, Op.MATMUL, Op.SPMM, Op.STORE]
 
 
-@pytest.mark.parametrize("name", CONFIGS)
+@pytest.mark.parametrize("name", CHECK_CONFIGS)
 def test_hardware_checks_agree_with_the_host(name):
-    config = CONFIGS[name]
+    config = CHECK_CONFIGS[name]
     rng = np.random.default_rng(sum(map(ord, name)))
     cases = [ins for op in QUEUED for ins in edge_instructions(config, op, 300, rng)]
     expected = [host_code(ins, config) or ErrorCode.NONE for ins in cases]
