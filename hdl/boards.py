@@ -185,8 +185,9 @@ BOARDS: dict[str, Board] = {
             available={"LUT": 5280, "FF": 5280, "DSP": 8, "BRAM": 30},
             # 30 EBR of 512 bytes in all; 4 KiB (8 EBR) leaves the rest to the scratchpads.
             memory_bytes=4096,
+            # No sparse engine: the UP5K cannot hold it beside the array (docs/fpga.md).
             config_defaults=BOARD_MEMORY_DEFAULTS
-            | {"spad_bytes": 256, "acc_rows": 16, "sparse_depth": 16, "bus_bytes": 4},
+            | {"spad_bytes": 256, "acc_rows": 16, "sparse_lanes": 0, "bus_bytes": 4},
             synth_opts="-dsp",
         ),
         Board(

@@ -51,7 +51,8 @@ def add_array_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         metavar="P",
-        help="sparse-engine MACs, a multiple of --cols (default: rows * cols)",
+        help="sparse-engine MACs, a multiple of --cols; 0 leaves the sparse engine out (SPMM is "
+        "then an invalid opcode) (default: rows * cols)",
     )
     parser.add_argument(
         "--requant-lanes",

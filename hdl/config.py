@@ -35,7 +35,7 @@ _INT_FIELDS: dict[str, tuple[int, int, bool]] = {
     "bus_bytes": (1, 128, True),
     "mem_latency": (0, 10_000, False),
     "mem_bytes": (256, 1 << 32, False),
-    "sparse_lanes": (1, 65536, False),
+    "sparse_lanes": (0, 65536, False),
     "sparse_depth": (2, 1 << 16, True),
     "requant_lanes": (1, 256, False),
 }
@@ -70,7 +70,9 @@ class AccelConfig:
     sparse_lanes:
         Parallel MAC lanes P of the sparse engine, a multiple of ``cols``: each cycle it multiplies
         G = P / C nonzeros, each by C activations (`sparse_groups`). Default (``None``):
-        ``rows * cols``, the systolic array's MAC count.
+        ``rows * cols``, the systolic array's MAC count. 0: no sparse engine (a build for a
+        small FPGA); SPMM is then an invalid opcode (BAD_OPCODE) to the hardware and the host
+        alike, and sparse products run as dense ones.
     sparse_depth:
         Activation rows (the K extent) one sparse-engine pass holds in each of its two buffer
         banks, a power of two (2..65536); longer K is split into passes by the host.
@@ -152,6 +154,19 @@ class AccelConfig:
     def requant_chunks(self) -> int:
         """Cycles the requantizer takes per row of C accumulators: C / ``requant_lanes``."""
         return self.cols // self.requant_lanes
+
+    @property
+    def has_sparse_engine(self) -> bool:
+        """Whether the accelerator has a sparse engine (``sparse_lanes`` > 0), so runs SPMM."""
+        return self.sparse_lanes > 0
+
+    def require_sparse_engine(self, what: str) -> None:
+        """Raise `ValueError` naming `what` when this accelerator has no sparse engine."""
+        if not self.has_sparse_engine:
+            raise ValueError(
+                f"{what} needs the sparse engine, and this AccelConfig has sparse_lanes=0 "
+                "(none); run the product as a dense GEMM"
+            )
 
     @property
     def sparse_groups(self) -> int:

@@ -132,8 +132,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.memory_bytes is not None or args.baud != DEFAULT_BAUD:
         parser.error("--memory-bytes and --baud apply only with --board")
     units = args.unit or ["array"]
-    if "all" in units:
-        units = list(UNITS)
+    if "all" in units:  # every unit this configuration has
+        units = [u for u in UNITS if u != "sparse" or config.has_sparse_engine]
+    if "sparse" in units and not config.has_sparse_engine:
+        parser.error("--unit sparse: --sparse-lanes 0 leaves the sparse engine out")
     for path in write_design(config, args.out, list(dict.fromkeys(units))):
         print(f"wrote {path}")
     return 0

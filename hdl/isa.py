@@ -48,6 +48,16 @@ QUEUE_OF: dict[Op, Queue | None] = {
     Op.STORE: Queue.STORE,
 }
 
+
+def queue_ops(config, queue: Queue) -> list[Op]:
+    """The opcodes `config`'s accelerator runs in `queue` (SPMM only with a sparse engine)."""
+    return [
+        op
+        for op, q in QUEUE_OF.items()
+        if q is queue and (op is not Op.SPMM or config.has_sparse_engine)
+    ]
+
+
 #: Dependency-token flags. "prev"/"next" are the neighbouring queues in LOAD -> COMPUTE -> STORE
 #: order: before starting, ``pop_prev``/``pop_next`` wait for (and consume) a token the
 #: previous/next queue pushed; when done, ``push_prev``/``push_next`` give it one.

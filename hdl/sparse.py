@@ -116,6 +116,7 @@ class SparseEngine(wiring.Component):
     def __init__(self, config: AccelConfig):
         if not isinstance(config, AccelConfig):
             raise TypeError(f"config must be an AccelConfig, not {type(config)!r}")
+        config.require_sparse_engine("SparseEngine")
         self.config = config
         super().__init__(
             {

@@ -65,6 +65,7 @@ class SpmmEngine(wiring.Component):
     def __init__(self, config: AccelConfig, wgt_rows: int, acc_rows: int):
         if not isinstance(config, AccelConfig):
             raise TypeError(f"config must be an AccelConfig, not {type(config)!r}")
+        config.require_sparse_engine("SpmmEngine")
         self.config, self.wgt_rows, self.acc_rows = config, wgt_rows, acc_rows
         cols = config.cols
         super().__init__(

@@ -41,11 +41,11 @@ from hdl.dma_store import StoreDma
 from hdl.isa import (
     LAYOUTS,
     PARAM_RECORD_BYTES,
-    QUEUE_OF,
     WORD_BITS,
     ErrorCode,
     Op,
     Queue,
+    queue_ops,
     scratchpad_rows,
 )
 from hdl.matmul_engine import MatmulEngine
@@ -96,36 +96,49 @@ class Accelerator(wiring.Component):
             bus, load_bytes, max(act_rows, wgt_rows, cols), outstanding=outstanding
         )
         m.submodules.store_dma = store_dma = StoreDma(bus, 4 * cols)
-        m.submodules.spmm = spmm = SpmmEngine(config, wgt_rows, config.acc_rows)
-        m.submodules.arbiter = arbiter = MemoryArbiter(bus, 3, outstanding=outstanding)
+        sparse = config.has_sparse_engine
+        m.submodules.arbiter = arbiter = MemoryArbiter(bus, 3 if sparse else 2, outstanding)
         wiring.connect(m, load_dma.req, arbiter.m0.req)
         wiring.connect(m, arbiter.m0.rdata, load_dma.rdata)
         wiring.connect(m, store_dma.req, arbiter.m1.req)
         wiring.connect(m, store_dma.wdata, arbiter.m1.wdata)
-        wiring.connect(m, spmm.req, arbiter.m2.req)
-        wiring.connect(m, arbiter.m2.rdata, spmm.rdata)
         wiring.connect(m, arbiter.mem, wiring.flipped(self.mem))
         wiring.connect(m, matmul.act_req, act.read_req)
         wiring.connect(m, act.read_data, matmul.act_data)
         sparse_mode = Signal()  # the SPMM engine owns the weight reads and accumulator writes
-        _select_streams(m, sparse_mode, wgt.read_req, spmm.x_req, matmul.wgt_req)
-        _select_streams(m, sparse_mode, acc.write, spmm.acc_write, matmul.acc_write)
+        spmm = None  # no sparse engine: SPMM is BAD_OPCODE (`_check`)
+        if sparse:
+            m.submodules.spmm = spmm = SpmmEngine(config, wgt_rows, config.acc_rows)
+            wiring.connect(m, spmm.req, arbiter.m2.req)
+            wiring.connect(m, arbiter.m2.rdata, spmm.rdata)
+            _select_streams(m, sparse_mode, wgt.read_req, spmm.x_req, matmul.wgt_req)
+            _select_streams(m, sparse_mode, acc.write, spmm.acc_write, matmul.acc_write)
+            m.d.comb += [
+                spmm.x_data.payload.eq(wgt.read_data.payload),
+                spmm.x_data.valid.eq(wgt.read_data.valid & sparse_mode),
+            ]
+        else:
+            wiring.connect(m, matmul.wgt_req, wgt.read_req)
+            wiring.connect(m, matmul.acc_write, acc.write)
         m.d.comb += [
-            spmm.x_data.payload.eq(wgt.read_data.payload),
             matmul.wgt_data.payload.eq(wgt.read_data.payload),
-            spmm.x_data.valid.eq(wgt.read_data.valid & sparse_mode),
             matmul.wgt_data.valid.eq(wgt.read_data.valid & ~sparse_mode),
-            wgt.read_data.ready.eq(Mux(sparse_mode, spmm.x_data.ready, matmul.wgt_data.ready)),
+            wgt.read_data.ready.eq(
+                Mux(sparse_mode, spmm.x_data.ready, matmul.wgt_data.ready)
+                if sparse
+                else matmul.wgt_data.ready
+            ),
         ]
 
         # Each entry: the bits of the checked word that can be nonzero (`hdl.checked_bits`);
-        # the compute queue's also the word's index in the command stream, for an SPMM's
-        # runtime errors. `heads` are the whole words at the queues' heads.
+        # with a sparse engine, the compute queue's also the word's index in the command
+        # stream, for an SPMM's runtime errors. `heads` are the whole words at the queues' heads.
         queues, live, heads = {}, {}, {}
         for queue_id in Queue:
             name = queue_id.name.lower()
-            live[name] = live_bits(config, [op for op, q in QUEUE_OF.items() if q is queue_id])
-            width = len(live[name]) + (INDEX_BITS if queue_id is Queue.COMPUTE else 0)
+            live[name] = live_bits(config, queue_ops(config, queue_id))
+            indexed = sparse and queue_id is Queue.COMPUTE
+            width = len(live[name]) + (INDEX_BITS if indexed else 0)
             queues[name] = fifo.SyncFIFOBuffered(width=width, depth=QUEUE_DEPTH)
             m.submodules[f"{name}_queue"] = queues[name]
             heads[name] = unpack(queues[name].r_data, live[name])
@@ -208,16 +221,18 @@ class Accelerator(wiring.Component):
         with m.If(taken):
             m.d.sync += index.eq(index + 1)
         # The first error, found at dispatch or while running, stops the dispatcher for good.
-        runtime = (spmm.format_error | spmm.range_error) & ~self._spmm_reported
-        self._runtime_error = runtime
         with m.If(~stopped & taken & bad):
             m.d.sync += [stopped.eq(1), self.error.eq(code), self.error_index.eq(index)]
-        with m.Elif(~stopped & runtime):
-            m.d.sync += [stopped.eq(1), self.error_index.eq(self._spmm_index)]
-            with m.If(spmm.format_error):
-                m.d.sync += self.error.eq(ErrorCode.SPARSE_FORMAT)
-            with m.Else():
-                m.d.sync += self.error.eq(ErrorCode.ACC_RANGE)
+        self._runtime_error = Const(0)  # only the sparse engine finds errors while running
+        if spmm is not None:
+            runtime = (spmm.format_error | spmm.range_error) & ~self._spmm_reported
+            self._runtime_error = runtime
+            with m.If(~stopped & ~(taken & bad) & runtime):
+                m.d.sync += [stopped.eq(1), self.error_index.eq(self._spmm_index)]
+                with m.If(spmm.format_error):
+                    m.d.sync += self.error.eq(ErrorCode.SPARSE_FORMAT)
+                with m.Else():
+                    m.d.sync += self.error.eq(ErrorCode.ACC_RANGE)
         self._dispatch_blocked = pending & ~ready & ~stopped
         self._fence_waiting = pending & fence & ~bad & ~all_idle & ~stopped
 
@@ -294,7 +309,8 @@ class Accelerator(wiring.Component):
     ) -> Signal:
         head = _view(Op.MATMUL, word)
         sparse = _view(Op.SPMM, word)
-        is_spmm = word[:4] == Op.SPMM
+        # Without a sparse engine the checks let no SPMM into the queue.
+        is_spmm = (word[:4] == Op.SPMM) if spmm is not None else Const(0)
         pushes = fifo.SyncFIFOBuffered(width=2, depth=QUEUE_DEPTH)
         m.submodules.compute_pushes = pushes
         in_flight = Signal(range(QUEUE_DEPTH + 1))
@@ -302,7 +318,9 @@ class Accelerator(wiring.Component):
             "s2c", head.deps.pop_next
         )
         # A MATMUL starts while the SPMM engine is idle; an SPMM once nothing is in flight.
-        engine_free = Mux(is_spmm, (in_flight == 0) & spmm.cmd.ready, matmul.cmd.ready)
+        engine_free = matmul.cmd.ready
+        if spmm is not None:
+            engine_free = Mux(is_spmm, (in_flight == 0) & spmm.cmd.ready, engine_free)
         start = queue.r_rdy & ok & ~sparse_mode & engine_free & pushes.w_rdy
         self._compute_waiting = queue.r_rdy & ~ok
         command = matmul.cmd.payload
@@ -313,32 +331,21 @@ class Accelerator(wiring.Component):
             command.rows.eq(head.rows),
             command.acc_row.eq(head.acc_row),
             command.accumulate.eq(head.accumulate),
-            spmm.cmd.valid.eq(start & is_spmm),
-            spmm.cmd.payload.nz_addr.eq(sparse.nz_addr),
-            spmm.cmd.payload.nz_beats.eq(sparse.nz_beats),
-            spmm.cmd.payload.x_row.eq(sparse.x_row),
-            spmm.cmd.payload.k.eq(sparse.k),
-            spmm.cmd.payload.acc_row.eq(sparse.acc_row),
-            spmm.cmd.payload.accumulate.eq(sparse.accumulate),
             queue.r_en.eq(start),
             pushes.w_data.eq(Cat(head.deps.push_prev, head.deps.push_next)),
             pushes.w_en.eq(start),
         ]
-        # The SPMM's index, for an error found while it runs (reported once).
-        self._spmm_index = Signal(INDEX_BITS)
-        self._spmm_reported = Signal()
-        with m.If(start & is_spmm):
-            m.d.sync += [sparse_mode.eq(1), self._spmm_index.eq(index)]
-        with m.If(spmm.format_error | spmm.range_error):
-            m.d.sync += self._spmm_reported.eq(1)
         with m.If(start):
             m.d.comb += [
                 tokens.pop("l2c", head.deps.pop_prev),
                 tokens.pop("s2c", head.deps.pop_next),
             ]
-        finished = matmul.done | spmm.done
-        with m.If(spmm.done):
-            m.d.sync += sparse_mode.eq(0)
+        finished = matmul.done
+        self._spmm_macs = 0
+        if spmm is not None:
+            finished = matmul.done | spmm.done
+            self._spmm_macs = spmm.macs
+            self._start_spmm(m, spmm, sparse, start & is_spmm, index, sparse_mode)
         with m.If(finished):
             m.d.comb += [
                 pushes.r_en.eq(1),
@@ -346,11 +353,33 @@ class Accelerator(wiring.Component):
                 tokens.push("c2s", pushes.r_data[1]),
             ]
         m.d.sync += in_flight.eq(in_flight + start - finished)
-        self._spmm_macs = spmm.macs
         rows, cols = self.config.rows, self.config.cols
         macs = Mux(is_spmm, 0, head.rows * (rows * cols))  # SPMM: counted by its engine
         self._macs_started = Mux(start, macs, 0)
         return in_flight != 0
+
+    def _start_spmm(self, m: Module, spmm, sparse, start, index, sparse_mode) -> None:
+        """Hand an SPMM to its engine; the weight scratchpad and accumulator writes are its
+        (`sparse_mode`) until ``done``. Its index is kept for an error found while it runs,
+        which is reported once."""
+        command = spmm.cmd.payload
+        m.d.comb += [
+            spmm.cmd.valid.eq(start),
+            command.nz_addr.eq(sparse.nz_addr),
+            command.nz_beats.eq(sparse.nz_beats),
+            command.x_row.eq(sparse.x_row),
+            command.k.eq(sparse.k),
+            command.acc_row.eq(sparse.acc_row),
+            command.accumulate.eq(sparse.accumulate),
+        ]
+        self._spmm_index = Signal(INDEX_BITS)
+        self._spmm_reported = Signal()
+        with m.If(start):
+            m.d.sync += [sparse_mode.eq(1), self._spmm_index.eq(index)]
+        with m.If(spmm.format_error | spmm.range_error):
+            m.d.sync += self._spmm_reported.eq(1)
+        with m.If(spmm.done):
+            m.d.sync += sparse_mode.eq(0)
 
     # ---------------------------------------------------------------------------------------
     def _store_unit(self, m: Module, queue, word, tokens, acc, requant, dma) -> Signal:
@@ -574,6 +603,8 @@ def _check(m: Module, word, config: AccelConfig, spans) -> Signal:
             (deps[1] | deps[3], ErrorCode.BAD_DEPS),
         ],
     }
+    if not config.has_sparse_engine:
+        del checks[Op.SPMM]  # no engine to run it: SPMM is BAD_OPCODE, as in `host.isa`
     m.d.comb += code.eq(ErrorCode.BAD_OPCODE)  # opcodes 7-15
     with m.Switch(op):
         for o, rules in checks.items():

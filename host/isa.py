@@ -264,6 +264,8 @@ def _check_dram(index, what, address, rows, stride, row_bytes, memory_bytes):
 
 def _check_fields(index, ins: Instruction, g: Geometry, config, memory_bytes) -> None:
     f = ins.fields
+    if ins.op is Op.SPMM and not config.has_sparse_engine:
+        _fail(index, ErrorCode.BAD_OPCODE, "SPMM: this accelerator has no sparse engine")
     for name in ("rows", "width", "lanes", "k", "nz_beats"):
         if name in f and f[name] == 0:
             _fail(index, ErrorCode.BAD_FIELD, f"{ins.op.name}.{name} is 0")

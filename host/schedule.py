@@ -640,9 +640,10 @@ def spmm_memory(
     ------
     TypeError, ValueError
         Operands that are not int8 matrices of matching shapes, K > 65536, or a configuration
-        whose weight banks have no rows.
+        whose weight banks have no rows or that has no sparse engine.
     """
     config = _require_config(config)
+    config.require_sparse_engine("spmm_memory")
     w, x = require_gemm_operands(w, x, ("w", "x"))
     align = _require_int("align", align, 1)
     (n, k), m = w.shape, x.shape[1]

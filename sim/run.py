@@ -388,6 +388,10 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(str(error))
         render_model(report, _console())
     else:
+        if args.workload == "spmm" and not config.has_sparse_engine:
+            parser.error(
+                "the spmm workload needs the sparse engine: --sparse-lanes 0 leaves it out"
+            )
         report = run_spmm(args, config) if args.workload == "spmm" else run_gemm(args, config)
         render(report, _console())
     if args.json is not None:

@@ -106,7 +106,9 @@ def pass_beats(csr: CsrMatrix, m: int, config: AccelConfig) -> list[tuple[int, i
 
 
 def spmm_program(w: np.ndarray, x: np.ndarray, config: AccelConfig) -> SparseProgram:
-    """The `SparseProgram` computing int8 w (N x K, zeros skipped) @ int8 x (K x M)."""
+    """The `SparseProgram` computing int8 w (N x K, zeros skipped) @ int8 x (K x M); a
+    `ValueError` for a configuration without a sparse engine."""
+    config.require_sparse_engine("spmm_program")
     w, x = require_gemm_operands(w, x, ("w", "x"))
     csr = csr_compress(w)
     (n, k), m = w.shape, x.shape[1]

@@ -20,6 +20,9 @@ CHECK_CONFIGS = {
         rows=4, cols=8, dataflow="os", spad_bytes=512, acc_rows=32, bus_bytes=8, mem_bytes=1000
     ),
     "16x16-256MiB": AccelConfig(),
+    "2x2-no-sparse-engine": AccelConfig(
+        rows=2, cols=2, spad_bytes=256, acc_rows=16, bus_bytes=4, mem_bytes=1024, sparse_lanes=0
+    ),
 }
 
 

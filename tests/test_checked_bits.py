@@ -11,7 +11,7 @@ from edge_instructions import CHECK_CONFIGS, checked_instructions
 
 from hdl.checked_bits import field_limits, live_bits, pack, unpack
 from hdl.config import AccelConfig
-from hdl.isa import LAYOUTS, QUEUE_OF, WORD_BITS, Op, Queue
+from hdl.isa import LAYOUTS, QUEUE_OF, WORD_BITS, Op, Queue, queue_ops
 
 
 @pytest.mark.parametrize("name", CHECK_CONFIGS)
@@ -19,10 +19,13 @@ def test_checked_words_have_no_bit_outside_the_live_ones(name):
     config = CHECK_CONFIGS[name]
     rng = np.random.default_rng(len(name))
     for queue in Queue:
-        ops = [op for op, q in QUEUE_OF.items() if q is queue]
+        ops = queue_ops(config, queue)
         mask = sum(1 << bit for bit in live_bits(config, ops))
-        for op in ops:
+        for op in [op for op, q in QUEUE_OF.items() if q is queue]:
             accepted = checked_instructions(config, op, 4000, rng)
+            if op not in ops:  # an instruction this config has no unit for (SPMM)
+                assert accepted == [], op
+                continue
             assert len(accepted) > 100, (op, len(accepted))  # the edges were reached
             for instruction in accepted:
                 word = instruction.encode()

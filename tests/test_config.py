@@ -15,6 +15,15 @@ def test_defaults_are_valid_and_frozen():
         config.rows = 8
 
 
+def test_zero_sparse_lanes_is_an_accelerator_without_a_sparse_engine():
+    assert AccelConfig().has_sparse_engine
+    AccelConfig().require_sparse_engine("spmm_program")
+    config = AccelConfig(sparse_lanes=0)
+    assert (config.has_sparse_engine, config.sparse_groups) == (False, 0)
+    with pytest.raises(ValueError, match=r"^spmm_memory needs the sparse engine.*sparse_lanes=0"):
+        config.require_sparse_engine("spmm_memory")
+
+
 @pytest.mark.parametrize(
     ("cols", "lanes"), [(1, 1), (2, 1), (3, 1), (4, 2), (6, 2), (8, 4), (12, 4), (16, 8), (7, 7)]
 )
@@ -38,7 +47,7 @@ def test_dataflow_accepts_strings_and_enum():
         ("acc_rows", 8, r"^AccelConfig\.acc_rows must be in \[16, 1048576\], not 8$"),
         ("bus_bytes", 24, r"^AccelConfig\.bus_bytes must be a power of two, not 24$"),
         ("mem_latency", -1, r"^AccelConfig\.mem_latency must be in \[0, 10000\], not -1$"),
-        ("sparse_lanes", 0, r"^AccelConfig\.sparse_lanes must be in \[1, 65536\], not 0$"),
+        ("sparse_lanes", -1, r"^AccelConfig\.sparse_lanes must be in \[0, 65536\], not -1$"),
         (
             "sparse_lanes",
             24,

@@ -66,6 +66,16 @@ def test_unit_all_writes_every_unit(tmp_path):
         assert f"module {unit.top}(" in (tmp_path / f"{unit.top}.v").read_text()
 
 
+def test_without_a_sparse_engine_there_is_no_sparse_unit(tmp_path, capsys):
+    argv = ["--rows", "2", "--cols", "2", "--sparse-lanes", "0", "--out", str(tmp_path)]
+    with pytest.raises(SystemExit):
+        main([*argv, "--unit", "sparse"])
+    assert "--sparse-lanes 0 leaves the sparse engine out" in capsys.readouterr().err
+    assert main([*argv, "--unit", "all"]) == 0
+    assert not (tmp_path / "sparse_engine.v").exists()
+    assert (tmp_path / "systolic_array.v").exists()
+
+
 def test_unit_option_writes_each_unit(tmp_path, capsys):
     argv = ["--rows", "2", "--cols", "2", "--unit", "sparse", "--unit", "array"]
     assert main([*argv, "--sparse-lanes", "6", "--out", str(tmp_path)]) == 0

@@ -156,6 +156,15 @@ def test_bad_sparsity_is_refused(capsys):
     assert "argument --sparsity: expected a number in [0, 1], not '1.5'" in capsys.readouterr().err
 
 
+def test_spmm_without_a_sparse_engine_is_refused_and_gemm_still_runs(capsys):
+    with pytest.raises(SystemExit):
+        run.main(["--workload", "spmm", "--rows", "2", "--cols", "2", "--sparse-lanes", "0"])
+    assert "spmm workload needs the sparse engine" in capsys.readouterr().err
+    argv = ["--workload", "gemm", "--m", "5", "--n", "3", "--k", "7", "--sparse-lanes", "0"]
+    assert run.main([*argv, "--rows", "2", "--cols", "2", "--backend", "pysim"]) == 0
+    assert "exact (15 outputs)" in capsys.readouterr().out
+
+
 def test_trace_writes_a_vcd_of_the_verilator_run(tmp_path):
     path = tmp_path / "run.vcd"
     argv = ["--workload", "gemm", "--backend", "verilator", "--m", "5", "--n", "3", "--k", "7"]

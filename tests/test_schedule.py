@@ -19,6 +19,7 @@ from host.schedule import (
 from sim.golden.gemm import MAX_K_NO_OVERFLOW, gemm
 from sim.golden.requant import RequantParams, requantize_float
 from sim.isa_model import IsaModel, Ordering, RaceError
+from sim.sparse_program import spmm_program
 
 # (rows, cols, spad_bytes, acc_rows): small scratchpads and accumulators, so that M, N and K
 # split into several blocks and tiles and the accumulator rows are reused.
@@ -367,6 +368,15 @@ def test_sparse_chunks_and_row_groups_follow_the_configuration():
         (0, 64),
         (64, 36),
     )
+
+
+def test_sparse_products_need_a_sparse_engine():
+    config = AccelConfig(rows=2, cols=2, sparse_lanes=0, spad_bytes=256, acc_rows=16)
+    w, x = np.eye(4, 6, dtype=np.int8), np.ones((6, 2), np.int8)
+    with pytest.raises(ValueError, match=r"^spmm_memory needs the sparse engine"):
+        spmm_memory(w, x, config)
+    with pytest.raises(ValueError, match=r"^spmm_program needs the sparse engine"):
+        spmm_program(w, x, config)
 
 
 @pytest.mark.parametrize("tiles", range(3, 27))

@@ -125,6 +125,31 @@ def test_a_runtime_error_stops_the_run_with_its_code_and_index(accelerator):
     assert (run.error, run.error_index) == (ErrorCode.ACC_RANGE, 1)
 
 
+def test_without_a_sparse_engine_gemms_run_and_spmm_is_a_bad_opcode(accelerator):
+    """``sparse_lanes=0`` builds no sparse engine: dense and requantized GEMMs are exact, and an
+    SPMM (one the sparse build runs) stops the program with BAD_OPCODE at its index."""
+    sim = accelerator("ws", sparse_lanes=0)
+    rng = np.random.default_rng(4)
+    a = rng.integers(-128, 128, (10, 21), dtype=np.int8)
+    b = rng.integers(-128, 128, (21, 7), dtype=np.int8)
+    a[0], b[:, -1] = 127, -128
+    bias = rng.integers(-20000, 20000, 7).astype(np.int32)
+    params = RequantParams(np.exp2(rng.uniform(-14, -8, 7)).astype(np.float32), 5)
+    memory, layout = gemm_memory(a, b, sim.config, bias=bias, params=params)
+    image, _ = run_both(sim, memory, layout.schedule(), latency=7, bytes_per_cycle=4)
+    sums = (gemm(a, b).astype(np.int64) + bias).astype(np.int32)
+    np.testing.assert_array_equal(layout.result(image), requantize_float(sums, params))
+
+    w, x = sparse_operands(5, 3, 5, 2, 0.0)
+    memory, layout = spmm_memory(w, x, native_config("ws"))  # the program a sparse build runs
+    program = spmm_schedule(layout)[:2]  # its LOAD_WGT of X, then an SPMM
+    image = np.zeros(MEMORY, np.uint8)
+    image[: memory.size] = memory
+    run = sim.run(image, encode_program(program))
+    assert (run.error, run.error_index) == (ErrorCode.BAD_OPCODE, 1)
+    assert run.counters["macs"] == 0
+
+
 @pytest.mark.slow
 def test_256_cubed_on_16x16_from_memory():
     """Issue 5's utilization point: 16 bytes/cycle, 64-cycle latency, target >= 85 %. Measured
