@@ -12,24 +12,21 @@
 ``rx`` is the line from the host (idles high), ``tx`` the line to it. The host side is
 `host.serial_transport.SerialTransport`; `hdl.boards.BoardDesign` puts the pins on a board.
 
-Timing: the bridge and the accelerator meet only through registers, so that the accelerator's
-instruction checks (a multiply and a compare of a command's address range) and the bridge's
-state machine do not form one combinational path. Commands pass a 2-word FIFO
-(``SyncFIFOBuffered``, registered both ways; ready does not depend on the accelerator), and
-``idle``, ``error`` and ``error_index`` reach the bridge one cycle late. ``idle`` is reported
-only when the accelerator is idle and that FIFO is empty, so a command still in it is never
-missed. ``counters`` go straight to the bridge, which samples one at a time into a register
-(a registered copy of all eleven would cost 528 flip-flops). Each command takes one more cycle
-to reach the accelerator than on its bare ``cmd`` port, at the same throughput.
+Timing: the bridge's instruction word goes straight to the accelerator's ``cmd``: the word is
+a register in the bridge, and the accelerator registers it (and its address-check products)
+before checking it, so no long path crosses; ``cmd.ready`` comes from the dispatcher's
+registers. ``idle``, ``error`` and ``error_index`` reach the bridge one cycle late; ``idle`` is
+low in the cycle after the bridge offers a word, so the word being taken is never missed.
+``counters`` go straight to the bridge, which samples one at a time into a register (a
+registered copy of all eleven would cost 528 flip-flops).
 """
 
 from amaranth.hdl import Module
-from amaranth.lib import fifo, wiring
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from hdl.bridge import HostBridge
 from hdl.config import AccelConfig
-from hdl.isa import WORD_BITS
 from hdl.onchip_memory import OnchipMemory, check_size
 from hdl.top import Accelerator
 from hdl.uart import UartRx, UartTx, check_divisor
@@ -67,21 +64,13 @@ class BoardTop(wiring.Component):
         m = Module()
         m.submodules.accel = accel = Accelerator(self.config)
         m.submodules.memory = memory = OnchipMemory(self.memory_bytes, self.config.bus_bytes)
-        m.submodules.bridge = bridge = HostBridge()
+        m.submodules.bridge = bridge = HostBridge(max(1, (self.memory_bytes - 1).bit_length()))
         m.submodules.uart_rx = uart_rx = UartRx(self.divisor)
         m.submodules.uart_tx = uart_tx = UartTx(self.divisor)
 
         wiring.connect(m, accel.mem, memory.bus)
         wiring.connect(m, bridge.mem, memory.host)
-        m.submodules.commands = commands = fifo.SyncFIFOBuffered(width=WORD_BITS, depth=2)
-        m.d.comb += [
-            commands.w_data.eq(bridge.cmd.payload),
-            commands.w_en.eq(bridge.cmd.valid),
-            bridge.cmd.ready.eq(commands.w_rdy),
-            accel.cmd.payload.eq(commands.r_data),
-            accel.cmd.valid.eq(commands.r_rdy),
-            commands.r_en.eq(accel.cmd.ready),
-        ]
+        wiring.connect(m, bridge.cmd, accel.cmd)
         wiring.connect(m, uart_rx.stream, bridge.rx)
         wiring.connect(m, bridge.tx, uart_tx.stream)
         m.d.comb += [
@@ -89,7 +78,7 @@ class BoardTop(wiring.Component):
             self.tx.eq(uart_tx.tx),
         ]
         m.d.sync += [
-            bridge.idle.eq(accel.idle & (commands.level == 0)),
+            bridge.idle.eq(accel.idle & ~bridge.cmd.valid),
             bridge.error.eq(accel.error),
             bridge.error_index.eq(accel.error_index),
         ]

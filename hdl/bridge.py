@@ -84,9 +84,18 @@ class HostBridge(wiring.Component):
     mem : master of `hdl.onchip_memory.host_port_signature`.
     cmd : instruction words to `hdl.top.Accelerator`'s ``cmd``.
     idle, error, error_index, counters : the accelerator's status outputs.
+
+    Parameters
+    ----------
+    address_bits : int
+        Bits of the memory address the bridge keeps (1..32): addresses wrap modulo
+        ``2 ** address_bits``, the memory's size, so the upper bits of a header's u32 go unused.
     """
 
-    def __init__(self):
+    def __init__(self, address_bits: int = 32):
+        if not 1 <= address_bits <= 32:
+            raise ValueError(f"address_bits must be in [1, 32], not {address_bits!r}")
+        self.address_bits = address_bits
         super().__init__(
             {
                 "rx": In(stream.Signature(8)),
@@ -107,7 +116,7 @@ class HostBridge(wiring.Component):
         opcode = Signal(8)
         header = Signal(48)  # header bytes shifted in from the top: a full one is addr, length
         need = Signal(range(WORD_BYTES + 1))  # bytes still to receive
-        address = Signal(32)
+        address = Signal(self.address_bits)
         length = Signal(16)
         reply = Signal(8 * _REPLY_BYTES)  # answer bytes, the next one lowest
         reply_left = Signal(range(_REPLY_BYTES + 1))

@@ -151,6 +151,11 @@ class AccelConfig:
         return self.rows * self.cols
 
     @property
+    def address_bits(self) -> int:
+        """Bits of a main-memory byte address below ``mem_bytes`` (the DMAs' address width)."""
+        return max(1, (self.mem_bytes - 1).bit_length())
+
+    @property
     def requant_chunks(self) -> int:
         """Cycles the requantizer takes per row of C accumulators: C / ``requant_lanes``."""
         return self.cols // self.requant_lanes

@@ -16,14 +16,22 @@ accepted as soon as the previous one has issued its last request, so commands pi
 command's ``tag`` (the accelerator routes rows by it while commands overlap).
 
 Assumes ``width`` <= the row width and that the rows lie inside memory (the controller checks
-both before issuing the command, `host.isa.check_program` does on the host).
+both before issuing the command, `host.isa.check_program` does on the host); so the address,
+stride and row count are only as wide as that memory and the scratchpads need
+(`hdl.isa.dma_command_fields`).
 """
 
 from amaranth.hdl import Cat, Const, Module, Signal, unsigned
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hdl.isa import DRAM_ADDRESS_BITS, ROWS_BITS, STRIDE_BITS, WIDTH_BITS
+from hdl.isa import (
+    DRAM_ADDRESS_BITS,
+    ROWS_BITS,
+    WIDTH_BITS,
+    check_dma_widths,
+    dma_command_fields,
+)
 from hdl.memport import request_layout
 from hdl.scratchpad import row_index_bits
 
@@ -31,14 +39,17 @@ from hdl.scratchpad import row_index_bits
 TAG_BITS = 2
 
 
-def load_command_layout(spad_rows: int) -> data.StructLayout:
-    """Payload of ``cmd``: the LOAD instruction's fields, ``spad_row`` as wide as a row index,
-    and a ``tag`` that comes out with each of the command's rows."""
+def load_command_layout(
+    spad_rows: int,
+    address_bits: int = DRAM_ADDRESS_BITS,
+    max_rows: int = (1 << ROWS_BITS) - 1,
+) -> data.StructLayout:
+    """Payload of ``cmd``: the LOAD instruction's fields (`hdl.isa.dma_command_fields`),
+    ``spad_row`` as wide as a row index, and a ``tag`` that comes out with each of the
+    command's rows."""
     return data.StructLayout(
         {
-            "dram_addr": DRAM_ADDRESS_BITS,
-            "dram_stride": STRIDE_BITS,
-            "rows": ROWS_BITS,
+            **dma_command_fields(address_bits, max_rows),
             "spad_row": row_index_bits(spad_rows),
             "width": WIDTH_BITS,
             "tag": TAG_BITS,
@@ -63,22 +74,33 @@ class LoadDma(wiring.Component):
     row_bytes: bytes per scratchpad row.
     spad_rows: rows of the scratchpad (sets the width of row indices).
     outstanding: rows requested ahead of their data (FIFO depth, >= 1).
+    address_bits: width of a byte address (main memory holds at most 2 ** address_bits bytes).
+    max_rows: most rows of one command.
     """
 
-    def __init__(self, bus_bytes: int, row_bytes: int, spad_rows: int, outstanding: int = 32):
+    def __init__(
+        self,
+        bus_bytes: int,
+        row_bytes: int,
+        spad_rows: int,
+        outstanding: int = 32,
+        address_bits: int = DRAM_ADDRESS_BITS,
+        max_rows: int = (1 << ROWS_BITS) - 1,
+    ):
         if bus_bytes < 1 or bus_bytes & (bus_bytes - 1):
             raise ValueError(f"bus_bytes must be a power of two >= 1, not {bus_bytes!r}")
         if not 1 <= row_bytes <= 256:
             raise ValueError(f"row_bytes must be in [1, 256], not {row_bytes!r}")
         if outstanding < 1:
             raise ValueError(f"outstanding must be >= 1, not {outstanding!r}")
+        check_dma_widths(address_bits, max_rows)
         self.bus_bytes, self.row_bytes, self.spad_rows = bus_bytes, row_bytes, spad_rows
         self.outstanding = outstanding
         #: Most words one row can span (when it starts at the last byte of a word).
         self.max_beats = (row_bytes + bus_bytes - 2) // bus_bytes + 1
         super().__init__(
             {
-                "cmd": In(stream.Signature(load_command_layout(spad_rows))),
+                "cmd": In(stream.Signature(load_command_layout(spad_rows, address_bits, max_rows))),
                 "req": Out(stream.Signature(request_layout())),
                 "rdata": In(stream.Signature(unsigned(8 * bus_bytes))),
                 "write": Out(stream.Signature(load_write_layout(row_bytes, spad_rows))),
@@ -106,9 +128,10 @@ class LoadDma(wiring.Component):
 
         # Request side: one burst per row of the current command.
         active = Signal()
-        address = Signal(DRAM_ADDRESS_BITS)
-        stride = Signal(STRIDE_BITS)
-        rows_left = Signal(ROWS_BITS)
+        command = self.cmd.payload
+        address = Signal.like(command.dram_addr)
+        stride = Signal.like(command.dram_stride)
+        rows_left = Signal.like(command.rows)
         width = Signal(WIDTH_BITS)
         row = Signal(row_index_bits(self.spad_rows))
         tag = Signal(TAG_BITS)
@@ -117,7 +140,6 @@ class LoadDma(wiring.Component):
 
         m.d.comb += self.cmd.ready.eq(~active)
         with m.If(self.cmd.valid & self.cmd.ready):
-            command = self.cmd.payload
             m.d.sync += [
                 active.eq(1),
                 address.eq(command.dram_addr),

@@ -21,17 +21,18 @@ from amaranth.hdl import Cat, Const, Module, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hdl.isa import DRAM_ADDRESS_BITS, ROWS_BITS, STRIDE_BITS
+from hdl.isa import DRAM_ADDRESS_BITS, ROWS_BITS, check_dma_widths, dma_command_fields
 from hdl.memport import request_layout, write_layout
 
 
-def store_command_layout(row_bytes: int) -> data.StructLayout:
-    """Payload of ``cmd``: address, stride, row count and the bytes per row to write."""
+def store_command_layout(
+    row_bytes: int, address_bits: int = DRAM_ADDRESS_BITS, max_rows: int = (1 << ROWS_BITS) - 1
+) -> data.StructLayout:
+    """Payload of ``cmd``: address, stride, row count (`hdl.isa.dma_command_fields`: as wide as
+    checked commands need) and the bytes per row to write."""
     return data.StructLayout(
         {
-            "dram_addr": DRAM_ADDRESS_BITS,
-            "dram_stride": STRIDE_BITS,
-            "rows": ROWS_BITS,
+            **dma_command_fields(address_bits, max_rows),
             "width": range(row_bytes + 1),
         }
     )
@@ -44,19 +45,30 @@ class StoreDma(wiring.Component):
     ----------
     bus_bytes: bytes per memory word B (a power of two).
     row_bytes: bytes per incoming row (1..1024).
+    address_bits: width of a byte address (main memory holds at most 2 ** address_bits bytes).
+    max_rows: most rows of one command.
     """
 
-    def __init__(self, bus_bytes: int, row_bytes: int):
+    def __init__(
+        self,
+        bus_bytes: int,
+        row_bytes: int,
+        address_bits: int = DRAM_ADDRESS_BITS,
+        max_rows: int = (1 << ROWS_BITS) - 1,
+    ):
         if bus_bytes < 1 or bus_bytes & (bus_bytes - 1):
             raise ValueError(f"bus_bytes must be a power of two >= 1, not {bus_bytes!r}")
         if not 1 <= row_bytes <= 1024:
             raise ValueError(f"row_bytes must be in [1, 1024], not {row_bytes!r}")
+        check_dma_widths(address_bits, max_rows)
         self.bus_bytes, self.row_bytes = bus_bytes, row_bytes
         #: Most words one row can touch (when it starts at the last byte of a word).
         self.max_beats = (row_bytes + bus_bytes - 2) // bus_bytes + 1
         super().__init__(
             {
-                "cmd": In(stream.Signature(store_command_layout(row_bytes))),
+                "cmd": In(
+                    stream.Signature(store_command_layout(row_bytes, address_bits, max_rows))
+                ),
                 "data": In(stream.Signature(data.ArrayLayout(unsigned(8), row_bytes))),
                 "req": Out(stream.Signature(request_layout())),
                 "wdata": Out(stream.Signature(write_layout(bus_bytes))),
@@ -72,13 +84,13 @@ class StoreDma(wiring.Component):
 
         # Command state: where the next row goes.
         active = Signal()
-        address = Signal(DRAM_ADDRESS_BITS)
-        stride = Signal(STRIDE_BITS)
-        rows_left = Signal(ROWS_BITS)
+        command = self.cmd.payload
+        address = Signal.like(command.dram_addr)
+        stride = Signal.like(command.dram_stride)
+        rows_left = Signal.like(command.rows)
         width = Signal(range(self.row_bytes + 1))
         m.d.comb += self.cmd.ready.eq(~active)
         with m.If(self.cmd.valid & self.cmd.ready):
-            command = self.cmd.payload
             m.d.sync += [
                 active.eq(1),
                 address.eq(command.dram_addr),
@@ -89,7 +101,7 @@ class StoreDma(wiring.Component):
 
         # Row state: the row being written, already shifted to its byte offset in the burst.
         holding, request_pending, last_row = Signal(), Signal(), Signal()
-        row_addr = Signal(DRAM_ADDRESS_BITS)
+        row_addr = Signal.like(address)
         beats = Signal(range(self.max_beats + 1))
         beat = Signal(range(self.max_beats + 1))
         words = Signal(span)

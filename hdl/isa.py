@@ -73,6 +73,26 @@ SPAD_ROW_BITS = 24  # row index in a scratchpad (spad_bytes <= 2**24)
 ACC_ROW_BITS = 20  # row index in the accumulator memory (acc_rows <= 2**20)
 WIDTH_BITS = 9  # valid bytes/values per row (1..256)
 
+
+def check_dma_widths(address_bits: int, max_rows: int) -> None:
+    """`ValueError` unless a DMA's `address_bits` is in [1, 32] and `max_rows` in [1, 65535]."""
+    if not 1 <= address_bits <= DRAM_ADDRESS_BITS:
+        raise ValueError(f"address_bits must be in [1, {DRAM_ADDRESS_BITS}], not {address_bits!r}")
+    if not 1 <= max_rows < 1 << ROWS_BITS:
+        raise ValueError(f"max_rows must be in [1, {(1 << ROWS_BITS) - 1}], not {max_rows!r}")
+
+
+def dma_command_fields(address_bits: int, max_rows: int) -> dict:
+    """A DMA command's address, stride and row-count fields, as narrow as the checks allow:
+    every row a checked LOAD or STORE touches starts below ``mem_bytes`` < 2 ** `address_bits`,
+    so a stride that is used (more than one row) fits too, and ``rows`` <= `max_rows`."""
+    return {
+        "dram_addr": address_bits,
+        "dram_stride": min(STRIDE_BITS, address_bits),
+        "rows": range(max_rows + 1),
+    }
+
+
 _LOAD = data.StructLayout(
     {
         **_HEADER,

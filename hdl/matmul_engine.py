@@ -18,35 +18,70 @@ Output-stationary
     tile's R output rows go to accumulator rows ``acc_row`` .. ``acc_row + R - 1``.
 
 ``done`` pulses when a command's last output row has been written. Commands are taken into three
-internal queues of `QUEUE_DEPTH` entries; ``cmd.ready`` is low while any is full. The engine
-assumes the controller has checked every row range (docs/isa.md, `host.isa.check_program`).
+internal queues of `QUEUE_DEPTH` entries, each keeping only the fields its reader or writer uses
+(`QUEUE_FIELDS`); ``cmd.ready`` is low while any is full. The engine assumes the controller has
+checked every row range (docs/isa.md, `host.isa.check_program`), so ``rows`` is at most
+``act_rows`` and only as wide as that needs.
 """
 
-from amaranth.hdl import Module, Signal, unsigned
+from amaranth.hdl import Cat, Module, Signal, unsigned
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hdl.accumulator import accumulator_write_layout
 from hdl.config import AccelConfig, Dataflow
-from hdl.isa import ROWS_BITS
 from hdl.scratchpad import row_index_bits
 from hdl.systolic import SystolicArray
 
 #: Commands each of the engine's internal queues holds.
 QUEUE_DEPTH = 4
 
+#: The command fields each internal queue keeps, per dataflow: what its reader (weights, acts)
+#: or the output writer (outputs) reads. Output-stationary reads both operands in one reader.
+QUEUE_FIELDS = {
+    Dataflow.WS: {
+        "weights": ("wgt_row",),
+        "acts": ("act_row", "rows"),
+        "outputs": ("acc_row", "rows", "accumulate"),
+    },
+    Dataflow.OS: {
+        "acts": ("act_row", "wgt_row", "rows"),
+        "outputs": ("acc_row", "accumulate"),
+    },
+}
+
 
 def matmul_command_layout(act_rows: int, wgt_rows: int, acc_rows: int) -> data.StructLayout:
-    """Payload of ``cmd``: the MATMUL fields with row indices as wide as the memories need."""
+    """Payload of ``cmd``: the MATMUL fields with row indices as wide as the memories need
+    (``rows``, checked against the activation scratchpad, as wide as ``act_rows``)."""
     return data.StructLayout(
         {
             "act_row": row_index_bits(act_rows),
             "wgt_row": row_index_bits(wgt_rows),
-            "rows": ROWS_BITS,
+            "rows": act_rows.bit_length(),
             "acc_row": row_index_bits(acc_rows),
             "accumulate": 1,
         }
     )
+
+
+class _CommandQueue(fifo.SyncFIFOBuffered):
+    """`QUEUE_DEPTH` commands, each only the `fields` of a ``cmd`` `payload` (written by
+    `push`); ``command`` is the head entry seen through those fields' layout."""
+
+    def __init__(self, payload, fields):
+        members = payload.shape().members
+        layout = data.StructLayout({field: members[field] for field in fields})
+        super().__init__(width=layout.size, depth=QUEUE_DEPTH)
+        self.payload, self.fields = payload, fields
+        self.command = data.View(layout, self.r_data)
+
+    def push(self, enable) -> list:
+        """Statements: write the payload's fields when `enable`."""
+        return [
+            self.w_data.eq(Cat(self.payload[field] for field in self.fields)),
+            self.w_en.eq(enable),
+        ]
 
 
 class _RowReader:
@@ -56,10 +91,11 @@ class _RowReader:
     lockstep); each accepted request steps to the next row.
     """
 
-    def __init__(self, m: Module, name: str, queue: fifo.SyncFIFOBuffered, layout, read_req):
-        self.command = data.View(layout, queue.r_data)
+    def __init__(self, m: Module, name: str, queue, read_req, most: int):
+        """`queue` is a `_CommandQueue`; `most` the largest row count of a command."""
+        self.command = queue.command
         self.next_row = Signal.like(read_req.payload, name=f"{name}_row")
-        self.left = Signal(ROWS_BITS + 1, name=f"{name}_left")
+        self.left = Signal(range(most + 1), name=f"{name}_left")
         self.busy = Signal(name=f"{name}_busy")
         self.m, self.queue, self.read_req = m, queue, read_req
 
@@ -88,10 +124,11 @@ def _last_of_command(m: Module, name: str, reader: _RowReader, moved) -> Signal:
     The reader's command sizes wait in a small queue until their beats have entered the array
     (`moved` marks a beat entering); the returned signal is low while no size is queued.
     """
-    sizes = fifo.SyncFIFOBuffered(width=ROWS_BITS, depth=QUEUE_DEPTH)
+    width = len(reader.command.rows)
+    sizes = fifo.SyncFIFOBuffered(width=width, depth=QUEUE_DEPTH)
     m.submodules[f"{name}_sizes"] = sizes
     m.d.comb += [sizes.w_data.eq(reader.command.rows), sizes.w_en.eq(reader.queue.r_en)]
-    entered = Signal(ROWS_BITS, name=f"{name}_entered")
+    entered = Signal(width, name=f"{name}_entered")
     last = Signal(name=f"{name}_last")
     m.d.comb += last.eq(sizes.r_rdy & (entered == sizes.r_data - 1))
     with m.If(moved):
@@ -134,35 +171,31 @@ class MatmulEngine(wiring.Component):
         m = Module()
         config = self.config
         m.submodules.array = array = SystolicArray(config)
-        layout = matmul_command_layout(*self.sizes)
-        names = ("weights", "acts", "outputs")
         queues = {}
-        for name in names:
-            queues[name] = fifo.SyncFIFOBuffered(width=layout.size, depth=QUEUE_DEPTH)
-            m.submodules[f"{name}_queue"] = queues[name]
-        all_ready = queues["weights"].w_rdy & queues["acts"].w_rdy & queues["outputs"].w_rdy
+        all_ready = 1
+        for name, fields in QUEUE_FIELDS[config.dataflow].items():
+            queues[name] = queue = _CommandQueue(self.cmd.payload, fields)
+            m.submodules[f"{name}_queue"] = queue
+            m.d.comb += queue.push(self.cmd.valid & self.cmd.ready)
+            all_ready &= queue.w_rdy
         m.d.comb += self.cmd.ready.eq(all_ready)
-        for queue in queues.values():
-            m.d.comb += [
-                queue.w_data.eq(self.cmd.payload.as_value()),
-                queue.w_en.eq(self.cmd.valid & self.cmd.ready),
-            ]
         if config.dataflow is Dataflow.WS:
-            self._weight_stationary(m, array, queues, layout)
+            self._weight_stationary(m, array, queues)
         else:
-            self._output_stationary(m, array, queues, layout)
+            self._output_stationary(m, array, queues)
         return m
 
-    def _weight_stationary(self, m, array, queues, layout) -> None:
+    def _weight_stationary(self, m, array, queues) -> None:
         rows = self.config.rows
-        weights = _RowReader(m, "weights", queues["weights"], layout, self.wgt_req)
+        act_rows = self.sizes[0]
+        weights = _RowReader(m, "weights", queues["weights"], self.wgt_req, rows)
         weights.run(weights.command.wgt_row, rows)
         m.d.comb += [
             array.weights.valid.eq(self.wgt_data.valid),
             array.weights.payload.eq(self.wgt_data.payload),
             self.wgt_data.ready.eq(array.weights.ready),
         ]
-        acts = _RowReader(m, "acts", queues["acts"], layout, self.act_req)
+        acts = _RowReader(m, "acts", queues["acts"], self.act_req, act_rows)
         acts.run(acts.command.act_row, acts.command.rows)
         moved = array.acts.valid & array.acts.ready
         last = _last_of_command(m, "acts", acts, moved)
@@ -172,14 +205,13 @@ class MatmulEngine(wiring.Component):
             array.acts.payload.last.eq(last),
             self.act_data.ready.eq(array.acts.ready),
         ]
-        self._write_outputs(m, array, queues["outputs"], layout, None)
+        self._write_outputs(m, array, queues["outputs"], act_rows)
 
-    def _output_stationary(self, m, array, queues, layout) -> None:
-        # One reader walks both scratchpads in lockstep (the weight queue is drained unused):
-        # a request goes out only when both scratchpads take it in the same cycle.
-        m.d.comb += queues["weights"].r_en.eq(queues["weights"].r_rdy)
+    def _output_stationary(self, m, array, queues) -> None:
+        # One reader walks both scratchpads in lockstep: a request goes out only when both
+        # scratchpads take it in the same cycle.
         both = self.act_req.ready & self.wgt_req.ready
-        operands = _RowReader(m, "operands", queues["acts"], layout, self.act_req)
+        operands = _RowReader(m, "operands", queues["acts"], self.act_req, self.sizes[0])
         operands.run(operands.command.act_row, operands.command.rows, gate=both)
         wgt_row = Signal.like(self.wgt_req.payload)
         with m.If(self.act_req.valid & self.act_req.ready):
@@ -198,14 +230,16 @@ class MatmulEngine(wiring.Component):
             self.act_data.ready.eq(moved),
             self.wgt_data.ready.eq(moved),
         ]
-        self._write_outputs(m, array, queues["outputs"], layout, self.config.rows)
+        self._write_outputs(m, array, queues["outputs"], self.config.rows)
 
-    def _write_outputs(self, m, array, queue, layout, per_command) -> None:
+    def _write_outputs(self, m, array, queue, most) -> None:
         """Output row i of the head command goes to accumulator row acc_row + i; a command has
-        ``rows`` output rows (weight-stationary, `per_command` None) or `per_command` (R)."""
-        command = data.View(layout, queue.r_data)
-        written = Signal(ROWS_BITS)
-        last = written == (command.rows if per_command is None else per_command) - 1
+        ``rows`` output rows (weight-stationary, at most `most`) or R (output-stationary, its
+        queue has no ``rows``; `most` is R)."""
+        command = queue.command
+        written = Signal(range(most))
+        per_command = command.rows if "rows" in queue.fields else most
+        last = written == per_command - 1
         m.d.comb += [
             self.acc_write.valid.eq(array.out.valid & queue.r_rdy),
             self.acc_write.payload.row.eq(command.acc_row + written),

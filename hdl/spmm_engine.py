@@ -90,7 +90,11 @@ class SpmmEngine(wiring.Component):
         beat_bytes = nonzero_beat_bytes(config)
         m.submodules.sparse = sparse = SparseEngine(config)
         m.submodules.reader = reader = LoadDma(
-            config.bus_bytes, beat_bytes, 2, outstanding=NONZERO_READS
+            config.bus_bytes,
+            beat_bytes,
+            2,
+            outstanding=NONZERO_READS,
+            address_bits=config.address_bits,  # checked: nonzeros lie below mem_bytes
         )
         wiring.connect(m, reader.req, wiring.flipped(self.req))
         wiring.connect(m, wiring.flipped(self.rdata), reader.rdata)

@@ -92,10 +92,14 @@ class Accelerator(wiring.Component):
         m.submodules.requant = requant = Requantizer(config)
         load_bytes = max(rows, cols, PARAM_RECORD_BYTES)
         outstanding = outstanding_reads(config)
+        # Checked addresses are below mem_bytes; rows fit the destination (LOAD_PARAMS: lanes).
+        load_rows = max(act_rows, wgt_rows, cols)
         m.submodules.load_dma = load_dma = LoadDma(
-            bus, load_bytes, max(act_rows, wgt_rows, cols), outstanding=outstanding
+            bus, load_bytes, load_rows, outstanding, config.address_bits, max_rows=load_rows
         )
-        m.submodules.store_dma = store_dma = StoreDma(bus, 4 * cols)
+        m.submodules.store_dma = store_dma = StoreDma(
+            bus, 4 * cols, config.address_bits, max_rows=config.acc_rows
+        )
         sparse = config.has_sparse_engine
         m.submodules.arbiter = arbiter = MemoryArbiter(bus, 3 if sparse else 2, outstanding)
         wiring.connect(m, load_dma.req, arbiter.m0.req)
@@ -386,7 +390,7 @@ class Accelerator(wiring.Component):
         head = _view(Op.STORE, word)
         running, command_pending, int8, push_prev = Signal(), Signal(), Signal(), Signal()
         next_row = Signal.like(acc.read_req.payload)
-        rows_left = Signal(17)
+        rows_left = Signal(range(self.config.acc_rows + 1))
         can_start = queue.r_rdy & ~running & tokens.available("c2s", head.deps.pop_prev)
         self._store_waiting = queue.r_rdy & ~running & ~can_start
         command = dma.cmd.payload

@@ -41,10 +41,12 @@ def expected_writes(memory: np.ndarray, commands: list[dict], row_bytes: int):
     return writes
 
 
-def run_dma(bus, row_bytes, commands, *, latency=0, stall=0.0, idle=0.0, seed=0, outstanding=8):
+def run_dma(
+    bus, row_bytes, commands, *, latency=0, stall=0.0, idle=0.0, seed=0, outstanding=8, **widths
+):
     rng = np.random.default_rng(seed)
     memory = rng.integers(0, 256, MEMORY_BYTES, dtype=np.uint8)
-    dut = LoadDma(bus, row_bytes, 64, outstanding=outstanding)
+    dut = LoadDma(bus, row_bytes, 64, outstanding=outstanding, **widths)
     model = MemoryModel(memory.copy(), bus, latency, stall, seed + 1)
     writes, dones, finish = [], [], {}
 
@@ -95,6 +97,19 @@ def test_random_commands_exact_bytes(bus, row_bytes):
     rng = np.random.default_rng(bus * 100 + row_bytes)
     commands = random_commands(rng, 12, row_bytes, 64)
     run_dma(bus, row_bytes, commands, seed=bus)
+
+
+@pytest.mark.parametrize("bus", [1, 4])
+def test_narrow_addresses_and_row_counts_reach_their_limits(bus):
+    """A DMA as wide as the 4 KiB memory (12 address bits) and 8-row commands: the largest
+    stride, the last byte and the longest command still load exactly."""
+    row_bytes = 4
+    commands = [
+        {"dram_addr": 0, "dram_stride": MEMORY_BYTES - 4, "rows": 2, "spad_row": 0, "width": 4},
+        {"dram_addr": MEMORY_BYTES - 3, "dram_stride": 0, "rows": 1, "spad_row": 63, "width": 3},
+        {"dram_addr": 2047, "dram_stride": 255, "rows": 8, "spad_row": 56, "width": 4},
+    ]
+    run_dma(bus, row_bytes, commands, seed=5, address_bits=12, max_rows=8)
 
 
 @pytest.mark.parametrize(

@@ -29,7 +29,7 @@ def random_commands(rng, count: int, row_bytes: int) -> list[dict]:
     return commands
 
 
-def run_dma(bus, row_bytes, commands, *, latency=0, stall=0.0, idle=0.0, seed=0):
+def run_dma(bus, row_bytes, commands, *, latency=0, stall=0.0, idle=0.0, seed=0, **widths):
     rng = np.random.default_rng(seed)
     before = rng.integers(0, 256, MEMORY_BYTES, dtype=np.uint8)
     rows = [
@@ -42,7 +42,7 @@ def run_dma(bus, row_bytes, commands, *, latency=0, stall=0.0, idle=0.0, seed=0)
             start = c["dram_addr"] + r * c["dram_stride"]
             expected[start : start + c["width"]] = rows[index][: c["width"]]
             index += 1
-    dut = StoreDma(bus, row_bytes)
+    dut = StoreDma(bus, row_bytes, **widths)
     model = MemoryModel(before.copy(), bus, latency, stall, seed + 1)
     finish = {"dones": 0}
 
@@ -88,6 +88,18 @@ def run_dma(bus, row_bytes, commands, *, latency=0, stall=0.0, idle=0.0, seed=0)
 def test_random_rows_exact_bytes_and_nothing_else(bus, row_bytes):
     rng = np.random.default_rng(bus * 10 + row_bytes)
     run_dma(bus, row_bytes, random_commands(rng, 10, row_bytes), seed=bus)
+
+
+@pytest.mark.parametrize("bus", [1, 4])
+def test_narrow_addresses_and_row_counts_reach_their_limits(bus):
+    """A DMA as wide as the 2 KiB memory (11 address bits) and 8-row commands: the largest
+    stride, the last byte and the longest command still store exactly."""
+    commands = [
+        {"dram_addr": 0, "dram_stride": MEMORY_BYTES - 4, "rows": 2, "width": 4},
+        {"dram_addr": MEMORY_BYTES - 3, "dram_stride": 0, "rows": 1, "width": 3},
+        {"dram_addr": 1023, "dram_stride": 127, "rows": 8, "width": 4},
+    ]
+    run_dma(bus, 4, commands, seed=5, address_bits=11, max_rows=8)
 
 
 @pytest.mark.parametrize(

@@ -56,9 +56,11 @@ def model(config, act, wgt, commands) -> np.ndarray:
 
 def random_commands(rng, config, count: int) -> list[dict]:
     r = config.rows
-    commands = []
-    for _ in range(count):
-        ws = config.dataflow.value == "ws"
+    ws = config.dataflow.value == "ws"
+    # First the longest command the memories allow (``rows`` at its widest value).
+    longest = min(ACT_ROWS, ACC_ROWS if ws else WGT_ROWS)
+    commands = [{"act_row": 0, "wgt_row": 0, "rows": longest, "acc_row": 0, "accumulate": 0}]
+    for _ in range(count - 1):
         rows = int(rng.integers(1, 12))
         out_rows = rows if ws else r
         commands.append(
