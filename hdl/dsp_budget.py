@@ -87,8 +87,8 @@ class MultiplierPlan:
 
     def summary(self) -> str:
         return (
-            f"{len(self.dsp)} multipliers on {self.dsp_blocks} of {self.available} DSP blocks, "
-            f"{len(self.logic)} in logic"
+            f"{len(self.dsp)} multipliers on {self.dsp_blocks} DSP blocks, "
+            f"{len(self.logic)} in logic; budget {self.available}"
         )
 
 

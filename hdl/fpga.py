@@ -430,7 +430,8 @@ def build_board(
         )
 
     uses, notes = summarize(target, cells, parse_yosys_cells(_read(build_dir / f"{NAME}.rpt")))
-    notes.append(f"multipliers: {multipliers.summary()} (hdl/dsp_budget.py)")
+    device = target.available["DSP"]
+    notes.append(f"multipliers: {multipliers.summary()} of {device} (hdl/dsp_budget.py)")
     report = BoardReport(
         board=target.name,
         device=target.device,
@@ -521,7 +522,8 @@ def share_dsp_blocks(
     except subprocess.TimeoutExpired:
         raise FpgaBuildError(f"listing the multipliers took longer than {timeout} s") from None
     multipliers = dsp_budget.parse_multipliers(_read(build_dir / listing))
-    shares = dsp_budget.plan(multipliers, target.family, target.available["DSP"])
+    budget = target.available["DSP"] if target.dsp_budget is None else target.dsp_budget
+    shares = dsp_budget.plan(multipliers, target.family, budget)
     (build_dir / MULTIPLIER_SCRIPT).write_text(dsp_budget.synthesis_script(NAME, shares.logic))
     return shares
 

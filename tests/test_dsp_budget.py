@@ -83,7 +83,7 @@ def test_plan_fills_the_budget_with_the_widest_products_first():
     assert len(shares.logic) == 8 and shares.dsp_blocks == 8
     shares = plan(multipliers(pes=8, requants=2), "ice40", 11)
     assert [m.name for m in shares.dsp] == ["rq0", "rq1", "pe0", "pe1", "pe2"]
-    assert shares.dsp_blocks == 11 and "5 multipliers on 11 of 11" in shares.summary()
+    assert shares.dsp_blocks == 11 and "5 multipliers on 11 DSP blocks" in shares.summary()
 
 
 def test_plan_counts_first_the_products_booth_leaves_alone():

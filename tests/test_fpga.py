@@ -349,7 +349,20 @@ def test_build_flow_with_stand_in_tools(tmp_path, capsys):
     assert (out / "multipliers.ys").read_text().splitlines()[-1] == "booth top/$flatten\\pe_8.$11"
     assert "script multipliers.ys" in (out / "top.ys").read_text()
     assert "synth_ice40 -dsp" in (out / "top.ys").read_text()
-    assert any("8 multipliers on 8 of 8 DSP blocks, 1 in logic" in n for n in report.notes)
+    note = "8 multipliers on 8 DSP blocks, 1 in logic; budget 8 of 8"
+    assert any(note in n for n in report.notes)
+
+
+def test_a_dsp_budget_leaves_blocks_free(tmp_path):
+    """A board's ``dsp_budget`` caps the blocks the multipliers get (the ULX3S keeps 36 free
+    for the router); the rest go to Booth logic."""
+    env = fake_tools(tmp_path / "bin", NEXTPNR_ICE40_LOG, NEXTPNR_ICE40_REPORT, YOSYS_ICE40_STAT)
+    report = build_board(dataclasses.replace(MINI, dsp_budget=6), SMALL, tmp_path / "o", env=env)
+    booth = (tmp_path / "o" / "multipliers.ys").read_text().splitlines()[-1]
+    assert booth.split()[0] == "booth" and len(booth.split()) == 1 + 3
+    note = "6 multipliers on 6 DSP blocks, 3 in logic; budget 6 of 8"
+    assert any(note in n for n in report.notes)
+    assert BOARDS["ulx3s-85f"].dsp_budget < BOARDS["ulx3s-85f"].available["DSP"]
 
 
 def test_build_flow_design_does_not_fit(tmp_path):
@@ -397,7 +410,8 @@ REAL_BOARDS = ("ulx3s-85f", "icebreaker")
 @pytest.fixture(scope="module")
 def real_builds(tmp_path_factory):
     """Real YoWASP builds of `SMALL` for both boards, run at the same time (the tools are
-    single-threaded; CI has 2 cores): ``{board: (report or error, build folder, seconds)}``."""
+    single-threaded; CI has 2 cores), each with its board's sparse engine (the iCEBreaker's
+    has none): ``{board: (report or error, build folder, seconds)}``."""
     if importlib.util.find_spec("amaranth_boards") is None:
         pytest.fail("amaranth-boards is a dev dependency: pip install -e '.[dev]'")
     for name in REAL_BOARDS:
@@ -408,9 +422,11 @@ def real_builds(tmp_path_factory):
 
     def build(name):
         out = tmp_path_factory.mktemp(name)
+        sparse = {k: v for k, v in BOARDS[name].config_defaults.items() if k == "sparse_lanes"}
         start = time.perf_counter()
         try:
-            result = build_board(name, SMALL, out, memory_bytes=1024, timeout=900)
+            config = dataclasses.replace(SMALL, **sparse)
+            result = build_board(name, config, out, memory_bytes=1024, timeout=900)
         except FpgaBuildError as error:
             result = error
         return result, out, time.perf_counter() - start
@@ -432,8 +448,9 @@ def test_real_build_ulx3s_85f(real_builds):
 
 @pytest.mark.slow
 def test_real_build_icebreaker_reports_that_the_design_does_not_fit(real_builds):
-    """The whole accelerator is 1.9x an iCE40 UP5K even at 2x2 (docs/fpga.md): the build
-    ends in `DesignDoesNotFitError` quoting nextpnr's used / available figures."""
+    """The accelerator is 1.4x an iCE40 UP5K even at 2x2 without its sparse engine
+    (docs/fpga.md): the build ends in `DesignDoesNotFitError` quoting nextpnr's used /
+    available figures."""
     error, out, seconds = real_builds["icebreaker"]
     assert isinstance(error, DesignDoesNotFitError), error
     print(f"icebreaker 2x2 ({seconds:.1f} s): {error}")
