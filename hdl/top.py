@@ -120,18 +120,15 @@ class Accelerator(wiring.Component):
             m.d.comb += [
                 spmm.x_data.payload.eq(wgt.read_data.payload),
                 spmm.x_data.valid.eq(wgt.read_data.valid & sparse_mode),
+                wgt.read_data.ready.eq(Mux(sparse_mode, spmm.x_data.ready, matmul.wgt_data.ready)),
             ]
         else:
             wiring.connect(m, matmul.wgt_req, wgt.read_req)
             wiring.connect(m, matmul.acc_write, acc.write)
+            m.d.comb += wgt.read_data.ready.eq(matmul.wgt_data.ready)
         m.d.comb += [
             matmul.wgt_data.payload.eq(wgt.read_data.payload),
             matmul.wgt_data.valid.eq(wgt.read_data.valid & ~sparse_mode),
-            wgt.read_data.ready.eq(
-                Mux(sparse_mode, spmm.x_data.ready, matmul.wgt_data.ready)
-                if sparse
-                else matmul.wgt_data.ready
-            ),
         ]
 
         # Each entry: the bits of the checked word that can be nonzero (`hdl.checked_bits`);
