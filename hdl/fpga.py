@@ -350,24 +350,29 @@ def build_board(
     baud: int = DEFAULT_BAUD,
     env: dict[str, str] | None = None,
     timeout: float | None = None,
+    seed: int | None = None,
 ) -> BoardReport:
     """Build a bitstream of `config` for the board `target` into `out_dir` (module docstring).
 
     The design's ``mem_bytes`` is set to the on-chip memory (`memory_bytes`, default the
     board's) and its ``clock_mhz`` to the board clock; that config is written as
     ``accel_config.json`` beside the bitstream. `env` replaces ``os.environ`` as the base of the
-    build script's environment; `timeout` (seconds) bounds the toolchain run.
+    build script's environment; `timeout` (seconds) bounds the toolchain run; `seed` is
+    nextpnr's placement seed (``--seed``; default nextpnr's), another try for a design that does
+    not route.
 
     Raises
     ------
     ValueError
-        Unknown board, or a bad memory size / baud rate.
+        Unknown board, or a bad memory size / baud rate / seed.
     ToolMissingError, DesignDoesNotFitError, FpgaBuildError
         See the module docstring.
     """
     target = board(target)
     if not isinstance(config, AccelConfig):
         raise TypeError(f"config must be an AccelConfig, not {type(config)!r}")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        raise ValueError(f"seed must be an int >= 0, not {seed!r}")
     script_env = tool_environment(target, env)
     memory_bytes = target.memory_bytes if memory_bytes is None else memory_bytes
     config = dataclasses.replace(config, mem_bytes=memory_bytes, clock_mhz=target.clock_hz / 1e6)
@@ -377,12 +382,15 @@ def build_board(
     out_dir.mkdir(parents=True, exist_ok=True)
 
     start = time.perf_counter()
+    nextpnr_opts = f"--report {NEXTPNR_REPORT} --timing-allow-fail {target.nextpnr_opts}"
+    if seed is not None:
+        nextpnr_opts += f" --seed {seed}"
     plan = platform.prepare(
         design,
         NAME,
         script_after_read=f"script {MULTIPLIER_SCRIPT}",
         synth_opts=target.synth_opts,
-        nextpnr_opts=f"--report {NEXTPNR_REPORT} --timing-allow-fail {target.nextpnr_opts}",
+        nextpnr_opts=nextpnr_opts,
     )
     build_dir = write_build_files(plan.files, out_dir)
     (build_dir / "accel_config.json").write_text(config.to_json())

@@ -98,6 +98,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="RATE",
         help=f"UART baud rate of the host link (default {DEFAULT_BAUD})",
     )
+    board.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        metavar="N",
+        help="nextpnr's placement seed (default: nextpnr's); another seed is another try for "
+        "a design that places but does not route",
+    )
     return parser
 
 
@@ -109,7 +117,12 @@ def build_for_board(parser: argparse.ArgumentParser, args: argparse.Namespace, c
         parser.error("--unit does not apply to --board (a board build holds the whole design)")
     try:
         report = build_board(
-            args.board, config, args.out, memory_bytes=args.memory_bytes, baud=args.baud
+            args.board,
+            config,
+            args.out,
+            memory_bytes=args.memory_bytes,
+            baud=args.baud,
+            seed=args.seed,
         )
     except (FpgaBuildError, ModuleNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -129,8 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     config = config_from_args(parser, args, defaults)
     if args.board is not None:
         return build_for_board(parser, args, config)
-    if args.memory_bytes is not None or args.baud != DEFAULT_BAUD:
-        parser.error("--memory-bytes and --baud apply only with --board")
+    if args.memory_bytes is not None or args.baud != DEFAULT_BAUD or args.seed is not None:
+        parser.error("--memory-bytes, --baud and --seed apply only with --board")
     units = args.unit or ["array"]
     if "all" in units:  # every unit this configuration has
         units = [u for u in UNITS if u != "sparse" or config.has_sparse_engine]

