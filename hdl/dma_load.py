@@ -27,7 +27,7 @@ from amaranth.lib.wiring import In, Out
 
 from hdl.isa import (
     DRAM_ADDRESS_BITS,
-    ROWS_BITS,
+    MAX_ROWS,
     WIDTH_BITS,
     check_dma_widths,
     dma_command_fields,
@@ -42,7 +42,7 @@ TAG_BITS = 2
 def load_command_layout(
     spad_rows: int,
     address_bits: int = DRAM_ADDRESS_BITS,
-    max_rows: int = (1 << ROWS_BITS) - 1,
+    max_rows: int = MAX_ROWS,
 ) -> data.StructLayout:
     """Payload of ``cmd``: the LOAD instruction's fields (`hdl.isa.dma_command_fields`),
     ``spad_row`` as wide as a row index, and a ``tag`` that comes out with each of the
@@ -74,8 +74,7 @@ class LoadDma(wiring.Component):
     row_bytes: bytes per scratchpad row.
     spad_rows: rows of the scratchpad (sets the width of row indices).
     outstanding: rows requested ahead of their data (FIFO depth, >= 1).
-    address_bits: width of a byte address (main memory holds at most 2 ** address_bits bytes).
-    max_rows: most rows of one command.
+    address_bits, max_rows: a command's address width and most rows (`dma_command_fields`).
     """
 
     def __init__(
@@ -85,7 +84,7 @@ class LoadDma(wiring.Component):
         spad_rows: int,
         outstanding: int = 32,
         address_bits: int = DRAM_ADDRESS_BITS,
-        max_rows: int = (1 << ROWS_BITS) - 1,
+        max_rows: int = MAX_ROWS,
     ):
         if bus_bytes < 1 or bus_bytes & (bus_bytes - 1):
             raise ValueError(f"bus_bytes must be a power of two >= 1, not {bus_bytes!r}")

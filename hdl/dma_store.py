@@ -21,12 +21,12 @@ from amaranth.hdl import Cat, Const, Module, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hdl.isa import DRAM_ADDRESS_BITS, ROWS_BITS, check_dma_widths, dma_command_fields
+from hdl.isa import DRAM_ADDRESS_BITS, MAX_ROWS, check_dma_widths, dma_command_fields
 from hdl.memport import request_layout, write_layout
 
 
 def store_command_layout(
-    row_bytes: int, address_bits: int = DRAM_ADDRESS_BITS, max_rows: int = (1 << ROWS_BITS) - 1
+    row_bytes: int, address_bits: int = DRAM_ADDRESS_BITS, max_rows: int = MAX_ROWS
 ) -> data.StructLayout:
     """Payload of ``cmd``: address, stride, row count (`hdl.isa.dma_command_fields`: as wide as
     checked commands need) and the bytes per row to write."""
@@ -45,8 +45,7 @@ class StoreDma(wiring.Component):
     ----------
     bus_bytes: bytes per memory word B (a power of two).
     row_bytes: bytes per incoming row (1..1024).
-    address_bits: width of a byte address (main memory holds at most 2 ** address_bits bytes).
-    max_rows: most rows of one command.
+    address_bits, max_rows: a command's address width and most rows (`dma_command_fields`).
     """
 
     def __init__(
@@ -54,7 +53,7 @@ class StoreDma(wiring.Component):
         bus_bytes: int,
         row_bytes: int,
         address_bits: int = DRAM_ADDRESS_BITS,
-        max_rows: int = (1 << ROWS_BITS) - 1,
+        max_rows: int = MAX_ROWS,
     ):
         if bus_bytes < 1 or bus_bytes & (bus_bytes - 1):
             raise ValueError(f"bus_bytes must be a power of two >= 1, not {bus_bytes!r}")

@@ -69,6 +69,7 @@ _HEADER = {"op": Op, "deps": DEPS}
 DRAM_ADDRESS_BITS = 32  # byte address in main memory
 STRIDE_BITS = 24  # bytes between consecutive rows in main memory
 ROWS_BITS = 16  # rows moved or streamed by one instruction (1..65535)
+MAX_ROWS = (1 << ROWS_BITS) - 1  # the largest ``rows`` of one instruction
 SPAD_ROW_BITS = 24  # row index in a scratchpad (spad_bytes <= 2**24)
 ACC_ROW_BITS = 20  # row index in the accumulator memory (acc_rows <= 2**20)
 WIDTH_BITS = 9  # valid bytes/values per row (1..256)
@@ -78,8 +79,8 @@ def check_dma_widths(address_bits: int, max_rows: int) -> None:
     """`ValueError` unless a DMA's `address_bits` is in [1, 32] and `max_rows` in [1, 65535]."""
     if not 1 <= address_bits <= DRAM_ADDRESS_BITS:
         raise ValueError(f"address_bits must be in [1, {DRAM_ADDRESS_BITS}], not {address_bits!r}")
-    if not 1 <= max_rows < 1 << ROWS_BITS:
-        raise ValueError(f"max_rows must be in [1, {(1 << ROWS_BITS) - 1}], not {max_rows!r}")
+    if not 1 <= max_rows <= MAX_ROWS:
+        raise ValueError(f"max_rows must be in [1, {MAX_ROWS}], not {max_rows!r}")
 
 
 def dma_command_fields(address_bits: int, max_rows: int) -> dict:

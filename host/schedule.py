@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hdl.config import AccelConfig, Dataflow
-from hdl.isa import PARAM_RECORD_BYTES, STRIDE_BITS, Op
+from hdl.isa import MAX_ROWS, PARAM_RECORD_BYTES, STRIDE_BITS, Op
 from host.alloc import RowPool
 from host.isa import Geometry, Instruction, pack_param_records
 from sim.golden.checks import require_gemm_operands
@@ -60,9 +60,6 @@ from sim.sparse_program import nonzero_beats
 REUSE_DEPTH = 8
 #: Most N-tiles that share one resident slice of A (their blocks fill the accumulator).
 REUSE_GROUP = 8
-
-#: Largest ``rows`` of one instruction (16-bit field).
-MAX_ROWS = (1 << 16) - 1
 
 
 def _require_int(name: str, value: object, minimum: int) -> int:
