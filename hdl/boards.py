@@ -213,8 +213,9 @@ BOARDS: dict[str, Board] = {
             config_defaults=BOARD_MEMORY_DEFAULTS
             | {"spad_bytes": 4096, "acc_rows": 256, "sparse_depth": 256, "bus_bytes": 8},
             # With 149 of the 156 MULT18X18D in use an 8x8 did not route (router2's overuse
-            # fell to 424, then grew; two seeds); with 120 it routed (docs/fpga.md).
-            dsp_budget=120,
+            # fell to 424, then grew; two seeds); with 120 one seed of two routed, with 100
+            # both did (docs/fpga.md).
+            dsp_budget=100,
             # router2 routes a 16x16 array in minutes where the default router runs past 10.
             nextpnr_opts="--router router2",
         ),
