@@ -26,7 +26,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from hdl.bridge import HostBridge
-from hdl.config import AccelConfig
+from hdl.config import AccelConfig, address_bits
 from hdl.onchip_memory import OnchipMemory, check_size
 from hdl.top import Accelerator
 from hdl.uart import UartRx, UartTx, check_divisor
@@ -64,7 +64,7 @@ class BoardTop(wiring.Component):
         m = Module()
         m.submodules.accel = accel = Accelerator(self.config)
         m.submodules.memory = memory = OnchipMemory(self.memory_bytes, self.config.bus_bytes)
-        m.submodules.bridge = bridge = HostBridge(max(1, (self.memory_bytes - 1).bit_length()))
+        m.submodules.bridge = bridge = HostBridge(address_bits(self.memory_bytes))
         m.submodules.uart_rx = uart_rx = UartRx(self.divisor)
         m.submodules.uart_tx = uart_tx = UartTx(self.divisor)
 

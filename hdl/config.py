@@ -41,6 +41,11 @@ _INT_FIELDS: dict[str, tuple[int, int, bool]] = {
 }
 
 
+def address_bits(size: int) -> int:
+    """Bits of a byte address below `size` (at least 1)."""
+    return max(1, (size - 1).bit_length())
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -153,7 +158,7 @@ class AccelConfig:
     @property
     def address_bits(self) -> int:
         """Bits of a main-memory byte address below ``mem_bytes`` (the DMAs' address width)."""
-        return max(1, (self.mem_bytes - 1).bit_length())
+        return address_bits(self.mem_bytes)
 
     @property
     def requant_chunks(self) -> int:
