@@ -13,12 +13,15 @@
 `host.serial_transport.SerialTransport`; `hdl.boards.BoardDesign` puts the pins on a board.
 
 Timing: the bridge's instruction word goes straight to the accelerator's ``cmd``: the word is
-a register in the bridge, and the accelerator registers it (and its address-check products)
-before checking it, so no long path crosses; ``cmd.ready`` comes from the dispatcher's
-registers. ``idle``, ``error`` and ``error_index`` reach the bridge one cycle late; ``idle`` is
-low in the cycle after the bridge offers a word, so the word being taken is never missed.
-``counters`` go straight to the bridge, which samples one at a time into a register (a
-registered copy of all eleven would cost 528 flip-flops).
+a register in the bridge, which holds it until it is taken, and the accelerator checks it
+there (``checks_in_place``: the address-check product, then the error code, each registered)
+and takes it as it dispatches, so no long path crosses and the word is not copied;
+``cmd.ready`` comes from the dispatcher's registers. ``idle`` reaches the bridge one cycle
+late: it is low in the cycle after the bridge offers a word, so the word being taken is never
+missed. ``error`` and ``error_index`` (registers that change only when a word is taken or an
+instruction fails) and ``counters`` go straight to the bridge, which samples one counter at a
+time into a register (a registered copy of all eleven would cost 11 x counter_bits
+flip-flops).
 """
 
 from amaranth.hdl import Module
@@ -62,7 +65,8 @@ class BoardTop(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.accel = accel = Accelerator(self.config)
+        # The UART brings a word per ~160 bit times: the dispatcher checks it on ``cmd``.
+        m.submodules.accel = accel = Accelerator(self.config, checks_in_place=True)
         m.submodules.memory = memory = OnchipMemory(self.memory_bytes, self.config.bus_bytes)
         m.submodules.bridge = bridge = HostBridge(address_bits(self.memory_bytes))
         m.submodules.uart_rx = uart_rx = UartRx(self.divisor)
@@ -77,10 +81,10 @@ class BoardTop(wiring.Component):
             uart_rx.rx.eq(self.rx),
             self.tx.eq(uart_tx.tx),
         ]
-        m.d.sync += [
-            bridge.idle.eq(accel.idle & ~bridge.cmd.valid),
+        m.d.sync += bridge.idle.eq(accel.idle & ~bridge.cmd.valid)
+        m.d.comb += [
             bridge.error.eq(accel.error),
             bridge.error_index.eq(accel.error_index),
+            bridge.counters.eq(accel.counters),
         ]
-        m.d.comb += bridge.counters.eq(accel.counters)
         return m

@@ -189,9 +189,18 @@ BOARDS: dict[str, Board] = {
             available={"LUT": 5280, "FF": 5280, "DSP": 8, "BRAM": 30},
             # 30 EBR of 512 bytes in all; 4 KiB (8 EBR) leaves the rest to the scratchpads.
             memory_bytes=4096,
-            # No sparse engine: the UP5K cannot hold it beside the array (docs/fpga.md).
+            # What lets the accelerator fit the UP5K's 5,280 cells (docs/fpga.md): no sparse
+            # engine, a byte-wide memory bus (the DMAs' and arbiter's data paths; the UART
+            # is far slower), and 32-bit counters (wrap after 2**32 / (R * C) cycles: 358 s
+            # at 12 MHz for `cycles`).
             config_defaults=BOARD_MEMORY_DEFAULTS
-            | {"spad_bytes": 256, "acc_rows": 16, "sparse_lanes": 0, "bus_bytes": 4},
+            | {
+                "spad_bytes": 256,
+                "acc_rows": 16,
+                "sparse_lanes": 0,
+                "bus_bytes": 1,
+                "counter_bits": 32,
+            },
             synth_opts="-dsp",
         ),
         Board(

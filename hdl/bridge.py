@@ -71,8 +71,20 @@ class Status(enum.IntEnum):
 
 #: Header bytes after the command byte.
 HEADER_BYTES = {Command.WRITE: 6, Command.READ: 6, Command.PUSH: 2}
+_HEADER_FIELDS_BYTES = 6  # addr u32, length u16; a PUSH header is the length's two bytes
 
-_REPLY_BYTES = 6  # the longest answer held in the reply register: STATUS
+
+class _Reply(enum.Enum):
+    """The answers the bridge sends before any data (their bytes: `HostBridge.elaborate`)."""
+
+    OK = 0
+    DROPPED = 1
+    BAD_COMMAND = 2
+    STATUS = 3
+
+
+_REPLY_LENGTH = {_Reply.OK: 1, _Reply.DROPPED: 1, _Reply.BAD_COMMAND: 2, _Reply.STATUS: 6}
+_REPLY_BYTES = max(_REPLY_LENGTH.values())
 
 
 class HostBridge(wiring.Component):
@@ -114,11 +126,16 @@ class HostBridge(wiring.Component):
         rx, tx, mem, cmd = self.rx, self.tx, self.mem, self.cmd
 
         opcode = Signal(8)
-        header = Signal(48)  # header bytes shifted in from the top: a full one is addr, length
-        need = Signal(range(WORD_BYTES + 1))  # bytes still to receive
+        # Bytes still to receive. A header's bytes go straight into `address` and `length`: the
+        # one received with `need` = n is byte 6 - n of addr u32, length u16 (a PUSH header is
+        # the count alone, received from `need` = 2, so it lands in `length` too).
+        need = Signal(range(WORD_BYTES + 1))
         address = Signal(self.address_bits)
         length = Signal(16)
-        reply = Signal(8 * _REPLY_BYTES)  # answer bytes, the next one lowest
+        # The answer is chosen by `reply_kind` and `reply_left` (bytes still to send) rather than
+        # held in a register: the STATUS fields and the opcode do not change while it goes out
+        # (the accelerator is idle and the host sends nothing).
+        reply_kind = Signal(_Reply)
         reply_left = Signal(range(_REPLY_BYTES + 1))
         after = Signal(2)  # what follows the answer: idle, READ data, next PUSH word, counters
         word = Signal(WORD_BITS)
@@ -136,18 +153,24 @@ class HostBridge(wiring.Component):
         with m.If(tx.ready):
             m.d.sync += out_valid.eq(0)
 
-        def send_low_byte(register, left):
-            """Statements: send `register`'s low byte, shift it down a byte, count it off."""
-            return [
-                out_byte.eq(register[:8]),
-                out_valid.eq(1),
-                register.eq(register[8:]),
-                left.eq(left - 1),
-            ]
-
-        def answer(m, bytes_, count, then=after_idle):
-            m.d.sync += [reply.eq(bytes_), reply_left.eq(count), after.eq(then)]
+        def answer(m, kind, then=after_idle):
+            m.d.sync += [reply_kind.eq(kind), reply_left.eq(_REPLY_LENGTH[kind]), after.eq(then)]
             m.next = "REPLY"
+
+        status = [Const(Status.OK, 8), Cat(self.error, Const(0, 4))]
+        status += [self.error_index[i : i + 8] for i in range(0, 32, 8)]
+        replies = {  # each answer's bytes, first to last
+            _Reply.OK: [Const(Status.OK, 8)],
+            _Reply.DROPPED: [Const(Status.DROPPED, 8)],
+            _Reply.BAD_COMMAND: [Const(Status.BAD_COMMAND, 8), opcode],
+            _Reply.STATUS: status,
+        }
+        reply_byte = Signal(8)
+        with m.Switch(Cat(reply_left, reply_kind)):
+            for kind, answer_bytes in replies.items():
+                for i, byte in enumerate(answer_bytes):
+                    with m.Case(len(answer_bytes) - i | kind.value << len(reply_left)):
+                        m.d.comb += reply_byte.eq(byte)
 
         with m.FSM():
             with m.State("COMMAND"):
@@ -164,25 +187,30 @@ class HostBridge(wiring.Component):
                         with m.Case(Command.COUNTERS):
                             m.next = "COUNTERS"
                         with m.Default():
-                            answer(m, Cat(Const(Status.BAD_COMMAND, 8), rx.payload), 2)
+                            answer(m, _Reply.BAD_COMMAND)
             with m.State("HEADER"):
                 m.d.comb += rx.ready.eq(1)
                 with m.If(rx.valid):
-                    m.d.sync += [header.eq(Cat(header[8:], rx.payload)), need.eq(need - 1)]
+                    m.d.sync += need.eq(need - 1)
+                    with m.Switch(need):
+                        for byte in range(_HEADER_FIELDS_BYTES):
+                            with m.Case(_HEADER_FIELDS_BYTES - byte):
+                                field, at = (address, byte) if byte < 4 else (length, byte - 4)
+                                if 8 * at < len(field):  # addresses wrap: no upper bytes
+                                    m.d.sync += field[8 * at : 8 * at + 8].eq(rx.payload)
                     with m.If(need == 1):
                         m.next = "DECODE"
             with m.State("DECODE"):
-                m.d.sync += [address.eq(header[:32]), length.eq(header[32:])]
                 with m.Switch(opcode):
                     with m.Case(Command.WRITE):
                         m.next = "WRITE"
                     with m.Case(Command.READ):
-                        answer(m, Const(Status.OK, 8), 1, after_read)
-                    with m.Default():  # PUSH: the count is the last two header bytes
+                        answer(m, _Reply.OK, after_read)
+                    with m.Default():  # PUSH: the count is in `length`
                         m.next = "PUSH_NEXT"
             with m.State("WRITE"):
                 with m.If(length == 0):
-                    answer(m, Const(Status.OK, 8), 1)
+                    answer(m, _Reply.OK)
                 with m.Else():
                     m.d.comb += [rx.ready.eq(1), mem.w_data.eq(rx.payload)]
                     with m.If(rx.valid):
@@ -213,15 +241,14 @@ class HostBridge(wiring.Component):
             with m.State("PUSH_OFFER"):
                 m.d.comb += [cmd.valid.eq(self.error == 0), cmd.payload.eq(word)]
                 with m.If(self.error != 0):
-                    answer(m, Const(Status.DROPPED, 8), 1, after_push)
+                    answer(m, _Reply.DROPPED, after_push)
                 with m.Elif(cmd.ready):
-                    answer(m, Const(Status.OK, 8), 1, after_push)
+                    answer(m, _Reply.OK, after_push)
             with m.State("STATUS"), m.If(self.idle):
-                status = Cat(Const(Status.OK, 8), self.error, Const(0, 4), self.error_index)
-                answer(m, status, _REPLY_BYTES)
+                answer(m, _Reply.STATUS)
             with m.State("COUNTERS"):
                 m.d.sync += [counter_index.eq(0), sample_left.eq(0)]
-                answer(m, Const(Status.OK, 8), 1, after_counters)
+                answer(m, _Reply.OK, after_counters)
             with m.State("COUNTER_BYTES"):
                 with m.If(sample_left == 0):
                     with m.If(counter_index == len(COUNTERS)):
@@ -233,7 +260,12 @@ class HostBridge(wiring.Component):
                             counter_index.eq(counter_index + 1),
                         ]
                 with m.Elif(~out_valid | tx.ready):
-                    m.d.sync += send_low_byte(sample, sample_left)
+                    m.d.sync += [
+                        out_byte.eq(sample[:8]),
+                        out_valid.eq(1),
+                        sample.eq(sample[8:]),
+                        sample_left.eq(sample_left - 1),
+                    ]
             with m.State("REPLY"):
                 with m.If(reply_left == 0), m.Switch(after):
                     with m.Case(after_read):
@@ -245,5 +277,9 @@ class HostBridge(wiring.Component):
                     with m.Default():
                         m.next = "COMMAND"
                 with m.Elif(~out_valid | tx.ready):
-                    m.d.sync += send_low_byte(reply, reply_left)
+                    m.d.sync += [
+                        out_byte.eq(reply_byte),
+                        out_valid.eq(1),
+                        reply_left.eq(reply_left - 1),
+                    ]
         return m

@@ -38,6 +38,7 @@ _INT_FIELDS: dict[str, tuple[int, int, bool]] = {
     "sparse_lanes": (0, 65536, False),
     "sparse_depth": (2, 1 << 16, True),
     "requant_lanes": (1, 256, False),
+    "counter_bits": (16, 48, False),
 }
 
 
@@ -86,6 +87,12 @@ class AccelConfig:
         C / L cycles. Default (``None``): the fewest lanes with C / L <= 3, which keep up with
         the store DMA (it needs at least 3 cycles per row, `sim.perf`), so int8 stores lose no
         throughput (C / 2 lanes for an even C).
+    counter_bits:
+        Width of each performance counter (16..48): the counters count modulo
+        ``2 ** counter_bits`` and are reported zero-extended to 48 bits (`hdl.top_ports`). A
+        small FPGA saves a flip-flop and an adder bit per counter and bit (the iCEBreaker keeps
+        32); a host taking differences of two readings (`host.serial_transport`) stays exact
+        while a run adds less than ``2 ** counter_bits`` to every counter.
     clock_mhz:
         Clock used to turn cycles into modeled time (0 < f <= 2000 MHz).
 
@@ -108,6 +115,7 @@ class AccelConfig:
     sparse_lanes: int | None = None
     sparse_depth: int = 512
     requant_lanes: int | None = None
+    counter_bits: int = 48
     clock_mhz: float = 100.0
 
     def __post_init__(self) -> None:

@@ -27,7 +27,7 @@ Controller
     Errors found while running (SPMM: SPARSE_FORMAT, ACC_RANGE for an output row past the
     accumulator memory) stop the dispatcher the same way, with the index of that instruction.
 
-Counters (`hdl.top_ports.COUNTERS`) count from reset.
+Counters (`hdl.top_ports.COUNTERS`) count from reset, modulo ``2 ** config.counter_bits``.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
@@ -71,12 +71,24 @@ def outstanding_reads(config: AccelConfig) -> int:
 
 
 class Accelerator(wiring.Component):
-    """The whole accelerator for `config`; see the module docstring and docs/isa.md."""
+    """The whole accelerator for `config`; see the module docstring and docs/isa.md.
 
-    def __init__(self, config: AccelConfig):
+    Parameters
+    ----------
+    config : AccelConfig
+    checks_in_place : bool
+        False (default): the dispatcher takes a word per cycle into its two check stages.
+        True: it checks the word while ``cmd`` presents it (a stream source holds a word until
+        it is taken) and takes it only when it dispatches, so at most one word per 3 cycles,
+        with no 128-bit stage registers: for a source far slower than that, such as the
+        board's UART bridge (`hdl.board_top`). Results, errors and indices are the same.
+    """
+
+    def __init__(self, config: AccelConfig, *, checks_in_place: bool = False):
         if not isinstance(config, AccelConfig):
             raise TypeError(f"config must be an AccelConfig, not {type(config)!r}")
         self.config = config
+        self.checks_in_place = checks_in_place
         super().__init__(accelerator_signature(config))
 
     def elaborate(self, platform):
@@ -169,17 +181,23 @@ class Accelerator(wiring.Component):
     def _dispatcher(self, m: Module, queues, live, all_idle, spmm) -> None:
         # Two check stages between ``cmd`` and dispatch, so that the checks (field selects, a
         # multiply, adds and compares) are not one combinational path with the dispatch
-        # decision: stage 1 registers the word and the products of its address checks
-        # (`_check_spans`), stage 2 its error code (`_check`); words dispatch from stage 2.
-        staged = Signal()  # stage 1 holds a word
-        staged_word = Signal(WORD_BITS)
-        span_values = _check_spans(self.cmd.payload, self.config)
-        staged_spans = [
-            Signal(Value.cast(v).shape(), name=f"span{i}") for i, v in enumerate(span_values)
-        ]
-        pending = Signal()  # stage 2 holds a word
-        word = Signal(WORD_BITS)
+        # decision: stage 1 holds the word and the product of its address checks
+        # (`_check_span`), stage 2 its error code (`_check`) and the bits a queue can keep
+        # (`live`: a word that is not queued is bad, and only its code and index go on);
+        # words dispatch from stage 2. With `checks_in_place` the word stays on ``cmd`` and the
+        # stages hold only the product and the code.
+        staged = Signal()  # stage 1 holds a word (its product)
+        pending = Signal()  # stage 2 holds a word (its code)
+        span = _check_span(self.cmd.payload, self.config)
+        staged_span = Signal(Value.cast(span).shape())
         code = Signal(ErrorCode)
+        if self.checks_in_place:
+            staged_word = word = self.cmd.payload
+        else:
+            staged_word = Signal(WORD_BITS)
+            kept = tuple(sorted(set().union(*live.values())))  # the opcode is in every queue's
+            word_bits = Signal(len(kept))
+            word = unpack(word_bits, kept)
         self._pending = staged | pending
         op = word[:4]
         index = Signal(INDEX_BITS)
@@ -200,18 +218,26 @@ class Accelerator(wiring.Component):
         # after an error the words still staged never start.
         going = ~stopped & ~(taken & bad)
         advance = going & staged & (~pending | taken)
-        m.d.comb += self.cmd.ready.eq(going & (~staged | advance))
-        with m.If(self.cmd.valid & self.cmd.ready):
-            m.d.sync += [staged.eq(1), staged_word.eq(self.cmd.payload)]
-            m.d.sync += [reg.eq(v) for reg, v in zip(staged_spans, span_values, strict=True)]
+        if self.checks_in_place:  # the word is taken as it dispatches; one in the stages
+            m.d.comb += self.cmd.ready.eq(taken)
+            start = going & self.cmd.valid & ~staged & ~pending
+            advance = going & staged
+        else:
+            m.d.comb += self.cmd.ready.eq(going & (~staged | advance))
+            start = self.cmd.valid & self.cmd.ready
+        with m.If(start):
+            m.d.sync += [staged.eq(1), staged_span.eq(span)]
+            if not self.checks_in_place:
+                m.d.sync += staged_word.eq(self.cmd.payload)
         with m.Elif(advance | stopped):
             m.d.sync += staged.eq(0)
         with m.If(advance):
             m.d.sync += [
                 pending.eq(1),
-                word.eq(staged_word),
-                code.eq(_check(m, staged_word, self.config, staged_spans)),
+                code.eq(_check(m, staged_word, self.config, staged_span)),
             ]
+            if not self.checks_in_place:
+                m.d.sync += word_bits.eq(pack(staged_word, kept))
         with m.Elif(taken | stopped):
             m.d.sync += pending.eq(0)
         for name, queue in queues.items():
@@ -463,9 +489,10 @@ class Accelerator(wiring.Component):
             "backpressure_stall": self._dispatch_blocked & ~self._fence_waiting,
             "instructions": self.cmd.valid & self.cmd.ready,
         }
-        for name, increment in increments.items():
-            counter = getattr(counters, name)
+        for name, increment in increments.items():  # modulo 2 ** counter_bits, zero-extended
+            counter = Signal(self.config.counter_bits, name=f"count_{name}")
             m.d.sync += counter.eq(counter + increment)
+            m.d.comb += getattr(counters, name).eq(counter)
 
 
 def _select_streams(m: Module, select, target, when_true, when_false) -> None:
@@ -511,10 +538,11 @@ class _Tokens:
         return self.pushed[channel].eq(wanted)
 
 
-def _check_spans(word, config: AccelConfig) -> list:
-    """The products of `_check`'s address checks, for a register stage before it:
-    ``(rows - 1) * dram_stride`` of a LOAD_ACT / LOAD_WGT and of a STORE, each factor first
-    clamped to ``mem_bytes + 1``. A product is then exact up to ``mem_bytes`` and past it
+def _check_span(word, config: AccelConfig) -> Value:
+    """The product of `_check`'s address checks, for a register stage before it:
+    ``(rows - 1) * dram_stride`` of a STORE, or else of a LOAD_ACT / LOAD_WGT (one multiplier
+    for both, the fields chosen by the opcode; other opcodes do not use it), each factor first
+    clamped to ``mem_bytes + 1``. The product is then exact up to ``mem_bytes`` and past it
     otherwise (a factor was clamped and the other is at least 1), so the check decides the
     same, and the multiplier is only as wide as main memory needs: 11 x 11 bits for 1 KiB, not
     17 x 24. (With ``rows`` = 0 the factor is garbage, but BAD_FIELD is reported first.)"""
@@ -524,15 +552,14 @@ def _check_spans(word, config: AccelConfig) -> list:
         return Mux(factor > limit, limit, factor)[: limit.bit_length()]
 
     load, store = _view(Op.LOAD_ACT, word), _view(Op.STORE, word)
-    return [
-        clamp(load.rows - 1) * clamp(load.dram_stride),
-        clamp(store.rows - 1) * clamp(store.dram_stride),
-    ]
+    is_store = word[:4] == Op.STORE
+    rows = Mux(is_store, clamp(store.rows - 1), clamp(load.rows - 1))
+    return rows * Mux(is_store, clamp(store.dram_stride), clamp(load.dram_stride))
 
 
-def _check(m: Module, word, config: AccelConfig, spans) -> Signal:
+def _check(m: Module, word, config: AccelConfig, span) -> Signal:
     """The `ErrorCode` of an instruction word (NONE when it is good), as `host.isa` orders it;
-    `spans` are `_check_spans` of the same word (registered a cycle earlier)."""
+    `span` is `_check_span` of the same word (registered a cycle earlier)."""
     rows, cols = config.rows, config.cols
     act_rows, wgt_rows = scratchpad_rows(config)
     op = word[:4]
@@ -548,16 +575,14 @@ def _check(m: Module, word, config: AccelConfig, spans) -> Signal:
     def dram_end(address, span, row_bytes):
         return _exceeds(config.mem_bytes, address, span, row_bytes)
 
-    load_span, store_span = spans
-
     deps = word[4:8]  # pop_prev, pop_next, push_prev, push_next
     checks = {
         Op.FENCE: [(word[8:].any(), ErrorCode.BAD_FIELD), (deps.any(), ErrorCode.BAD_DEPS)],
         Op.LOAD_ACT: _load_checks(
-            word, load, rows, act_rows, dram_end(load.dram_addr, load_span, load.width), past
+            word, load, rows, act_rows, dram_end(load.dram_addr, span, load.width), past
         ),
         Op.LOAD_WGT: _load_checks(
-            word, load, cols, wgt_rows, dram_end(load.dram_addr, load_span, load.width), past
+            word, load, cols, wgt_rows, dram_end(load.dram_addr, span, load.width), past
         ),
         Op.LOAD_PARAMS: [
             (word[LAYOUTS[Op.LOAD_PARAMS].size :].any(), ErrorCode.BAD_FIELD),
@@ -597,7 +622,7 @@ def _check(m: Module, word, config: AccelConfig, spans) -> Signal:
             (past(store.acc_row, store.rows, config.acc_rows), ErrorCode.ACC_RANGE),
             (
                 dram_end(
-                    store.dram_addr, store_span, Mux(store.int8, store.width, store.width * 4)
+                    store.dram_addr, span, Mux(store.int8, store.width, store.width * 4)
                 ),
                 ErrorCode.DRAM_RANGE,
             ),

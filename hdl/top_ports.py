@@ -15,7 +15,8 @@ things that drive it (the native Verilator harness, cocotb, an FPGA shell):
     bad instruction; once ``error`` is nonzero the accelerator accepts no more commands, lets the
     running instructions finish and then reports ``idle``.
 ``counters``
-    `COUNTERS`, each `COUNTER_BITS` wide, counting from reset (`counter_layout`).
+    `COUNTERS`, each `COUNTER_BITS` wide, counting from reset (`counter_layout`) modulo
+    ``2 ** config.counter_bits`` (48 by default; the bits above are 0).
 """
 
 from amaranth.hdl import unsigned
@@ -26,7 +27,8 @@ from hdl.config import AccelConfig
 from hdl.isa import WORD_BITS, ErrorCode
 from hdl.memport import memory_port_signature
 
-#: Width of every performance counter.
+#: Width of every performance counter on the ``counters`` port (and in the bridge's answer);
+#: `hdl.config.AccelConfig.counter_bits` of them count, the rest are 0.
 COUNTER_BITS = 48
 
 #: The performance counters, in `counter_layout` order.

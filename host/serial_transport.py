@@ -15,6 +15,8 @@ Example::
 from __future__ import annotations
 
 import struct
+import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -47,9 +49,19 @@ class SerialTransport(Transport):
         The board's accelerator.
     memory_bytes : int
         Bytes of the board's on-chip memory.
+    clock : callable
+        Seconds, read before and after each `execute` to tell whether a counter could have
+        wrapped (at most ``config.clock_mhz`` cycles per microsecond pass on the board). A
+        simulated board passes its simulated time.
     """
 
-    def __init__(self, port: object, config: AccelConfig, memory_bytes: int):
+    def __init__(
+        self,
+        port: object,
+        config: AccelConfig,
+        memory_bytes: int,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         if not (callable(getattr(port, "write", None)) and callable(getattr(port, "read", None))):
             raise TypeError(f"port must have write(bytes) and read(n) methods, not {port!r}")
         if not isinstance(config, AccelConfig):
@@ -60,6 +72,7 @@ class SerialTransport(Transport):
             raise ValueError(f"memory_bytes must be positive, not {memory_bytes!r}")
         self.port = port
         self.config = config
+        self.clock = clock
         self._memory_bytes = memory_bytes
 
     @property
@@ -154,19 +167,39 @@ class SerialTransport(Transport):
 
         ``cycles`` is the difference of the ``cycles`` counter before and after (it counts from
         reset, so it includes the time the words spent on the serial line), and so are the other
-        counters. After an error the accelerator takes no more words until it is reset, so the
+        counters, modulo ``2 ** config.counter_bits``: exact unless the run was long enough for
+        a counter to wrap, which the wall time tells (then `SerialProtocolError`). After an error the accelerator takes no more words until it is reset, so the
         board is then of no further use; the error index is counted within `program`."""
+        started = self.clock()
         before = self.counters()
         self.push(encode_program(program))
         code, index = self.status()
         after = self.counters()
+        self._check_no_wrap(self.clock() - started)
+        modulus = 1 << self.config.counter_bits
         if code is not ErrorCode.NONE:
-            index -= before["instructions"]  # error_index counts words since reset
+            # error_index counts words since reset, modulo 2**32
+            index = (index - before["instructions"]) % min(modulus, 1 << 32)
             raise DeviceError(
                 code,
                 index,
                 f"the accelerator stopped with {code.name} at instruction {index} "
                 f"of {len(program)}",
             )
-        counters = {name: after[name] - before[name] for name in COUNTERS}
+        counters = {name: (after[name] - before[name]) % modulus for name in COUNTERS}
         return ProgramRun(counters["cycles"], counters, "rtl")
+
+    def _check_no_wrap(self, seconds: float) -> None:
+        """Raise `SerialProtocolError` if, in `seconds` at the config's clock, some counter
+        could have grown by ``2 ** counter_bits`` (its difference would then be ambiguous).
+        No counter grows faster than ``max(R * C, bus_bytes)`` per cycle (MACs, bytes)."""
+        config = self.config
+        fastest = max(config.rows * config.cols, config.bus_bytes)
+        most = seconds * config.clock_mhz * 1e6 * fastest
+        if most >= 1 << config.counter_bits:
+            raise SerialProtocolError(
+                f"the run took {seconds:.1f} s: at {config.clock_mhz:g} MHz a counter may have "
+                f"grown by up to {most:.3g}, past the {config.counter_bits}-bit counters' "
+                f"2**{config.counter_bits}, so the differences are ambiguous; split the "
+                "program or build with a larger counter_bits"
+            )

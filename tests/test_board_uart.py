@@ -20,6 +20,7 @@ from accel_checks import random_layer, small_config
 from amaranth.sim import Simulator
 
 from hdl.board_top import BoardTop
+from hdl.boards import BOARDS
 from hdl.bridge import Command, Status
 from hdl.config import AccelConfig
 from hdl.isa import ErrorCode, Op
@@ -192,14 +193,18 @@ def run_board(config: AccelConfig, host, *, divisor: int = DIVISOR, **port_optio
 
 # End to end -----------------------------------------------------------------------------------
 def test_the_host_driver_runs_a_gemm_over_the_uart():
-    config = board_config()
+    """On the iCEBreaker's accelerator (no sparse engine, byte-wide bus, 32-bit counters)."""
+    shrunk = ("sparse_lanes", "bus_bytes", "counter_bits")
+    config = board_config(**{key: BOARDS["icebreaker"].config_defaults[key] for key in shrunk})
     rng = np.random.default_rng(7)
     layer = random_layer(rng, 3, 5)
     x = rng.integers(-128, 128, (3, 5), dtype=np.int8)
     x[0, 0], x[-1, -1] = -128, 127
 
     def host(port):
-        device = Device(config=config, transport=SerialTransport(port, config, MEMORY_BYTES))
+        seconds = lambda: port.cycles / (config.clock_mhz * 1e6)  # noqa: E731 (simulated time)
+        transport = SerialTransport(port, config, MEMORY_BYTES, clock=seconds)
+        device = Device(config=config, transport=transport)
         out = device.linear(device.upload(x), layer, name="fc")
         return device.download(out), device.runs[-1]
 

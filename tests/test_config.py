@@ -56,6 +56,8 @@ def test_dataflow_accepts_strings_and_enum():
         ("sparse_depth", 100, r"^AccelConfig\.sparse_depth must be a power of two, not 100$"),
         ("requant_lanes", 0, r"^AccelConfig\.requant_lanes must be in \[1, 256\], not 0$"),
         ("requant_lanes", 5, r"^AccelConfig\.requant_lanes must divide cols \(16\), not 5$"),
+        ("counter_bits", 15, r"^AccelConfig\.counter_bits must be in \[16, 48\], not 15$"),
+        ("counter_bits", 49, r"^AccelConfig\.counter_bits must be in \[16, 48\], not 49$"),
         ("clock_mhz", 0, r"^AccelConfig\.clock_mhz must be in \(0, 2000\], not 0$"),
         (
             "dataflow",

@@ -423,8 +423,9 @@ REAL_BOARDS = ("ulx3s-85f", "icebreaker")
 @pytest.fixture(scope="module")
 def real_builds(tmp_path_factory):
     """Real YoWASP builds of `SMALL` for both boards, run at the same time (the tools are
-    single-threaded; CI has 2 cores), each with its board's sparse engine (the iCEBreaker's
-    has none): ``{board: (report or error, build folder, seconds)}``."""
+    single-threaded; CI has 2 cores), each with its board's sparse engine, bus width and
+    counter width (the iCEBreaker's: none, 1 byte, 32 bits):
+    ``{board: (report or error, build folder, seconds)}``."""
     if importlib.util.find_spec("amaranth_boards") is None:
         pytest.fail("amaranth-boards is a dev dependency: pip install -e '.[dev]'")
     for name in REAL_BOARDS:
@@ -435,10 +436,11 @@ def real_builds(tmp_path_factory):
 
     def build(name):
         out = tmp_path_factory.mktemp(name)
-        sparse = {k: v for k, v in BOARDS[name].config_defaults.items() if k == "sparse_lanes"}
+        shrunk = ("sparse_lanes", "bus_bytes", "counter_bits")
+        fitted = {k: v for k, v in BOARDS[name].config_defaults.items() if k in shrunk}
         start = time.perf_counter()
         try:
-            config = dataclasses.replace(SMALL, **sparse)
+            config = dataclasses.replace(SMALL, **fitted)
             result = build_board(name, config, out, memory_bytes=1024, timeout=900)
         except FpgaBuildError as error:
             result = error

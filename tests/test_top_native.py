@@ -3,9 +3,12 @@
 Random GEMMs (ragged shapes, both dataflows, int32 and requantized int8, several memory latencies
 and bandwidths) and sparse products run from memory and equal sim.golden; the hardware's final
 memory and counters equal the functional model's; a bad program stops with its code and index.
+The board's dispatcher variant (``checks_in_place``) runs a requantized GEMM and the error cases.
 The 256^3 utilization run on the default 16x16 configuration is `slow` (a cold build of about 1-2
 minutes).
 """
+
+import functools
 
 import numpy as np
 import pytest
@@ -14,6 +17,7 @@ from sparse_operands import sparse_operands
 
 from hdl.config import AccelConfig
 from hdl.isa import ErrorCode, Op
+from hdl.top import Accelerator
 from host.isa import Instruction, encode_program
 from host.schedule import gemm_memory, spmm_memory, spmm_schedule
 from sim.drivers.accel_native import NativeAccelerator
@@ -28,11 +32,14 @@ MEMORY = native_config().mem_bytes
 def accelerator():
     sims = {}
 
-    def get(dataflow, **options):
-        key = (dataflow, tuple(sorted(options.items())))
+    def get(dataflow, checks_in_place=False, **options):
+        key = (dataflow, checks_in_place, tuple(sorted(options.items())))
         if key not in sims:
             config = native_config(dataflow, **options)
-            sims[key] = NativeAccelerator(config)
+            factory = None
+            if checks_in_place:
+                factory = functools.partial(Accelerator, checks_in_place=True)
+            sims[key] = NativeAccelerator(config, factory=factory)
         return sims[key]
 
     yield get
@@ -70,9 +77,11 @@ def test_random_gemms_from_memory(accelerator, dataflow):
         np.testing.assert_array_equal(layout.result(image), gemm(a, b))
 
 
-@pytest.mark.parametrize("dataflow", ["ws", "os"])
-def test_requantized_gemm(accelerator, dataflow):
-    sim = accelerator(dataflow)
+@pytest.mark.parametrize(
+    ("dataflow", "checks_in_place"), [("ws", False), ("os", False), ("ws", True)]
+)
+def test_requantized_gemm(accelerator, dataflow, checks_in_place):
+    sim = accelerator(dataflow, checks_in_place)
     rng = np.random.default_rng(3)
     m, k, n = 11, 19, 9
     a = rng.integers(-128, 128, (m, k), dtype=np.int8)
@@ -94,8 +103,9 @@ def test_sparse_products(accelerator, sparsity):
     np.testing.assert_array_equal(layout.result(image), gemm(w, x))
 
 
-def test_a_bad_instruction_stops_with_its_code_and_index(accelerator):
-    sim = accelerator("ws")
+@pytest.mark.parametrize("checks_in_place", [False, True])
+def test_a_bad_instruction_stops_with_its_code_and_index(accelerator, checks_in_place):
+    sim = accelerator("ws", checks_in_place)
     program = [
         Instruction(Op.LOAD_ACT, dram_addr=0, dram_stride=4, rows=2, spad_row=0, width=4),
         Instruction(Op.LOAD_WGT, dram_addr=MEMORY - 4, dram_stride=4, rows=2, spad_row=0, width=4),
@@ -108,11 +118,12 @@ def test_a_bad_instruction_stops_with_its_code_and_index(accelerator):
     np.testing.assert_array_equal(image, before)  # the STORE after it never ran
 
 
-def test_a_runtime_error_stops_the_run_with_its_code_and_index(accelerator):
+@pytest.mark.parametrize("checks_in_place", [False, True])
+def test_a_runtime_error_stops_the_run_with_its_code_and_index(accelerator, checks_in_place):
     """An SPMM whose last output row falls past the accumulator: the engine drops it in the
     cycle its pass ends, and ``idle`` stays low until ACC_RANGE is latched, so the harness
     (which stops at the first idle cycle) reports the error instead of a clean run."""
-    sim = accelerator("ws")
+    sim = accelerator("ws", checks_in_place)
     w, x = sparse_operands(1, 3, 5, 2, 0.0)
     memory, layout = spmm_memory(w, x, sim.config)
     load, spmm = spmm_schedule(layout)[:2]
@@ -148,6 +159,33 @@ def test_without_a_sparse_engine_gemms_run_and_spmm_is_a_bad_opcode(accelerator)
     run = sim.run(image, encode_program(program))
     assert (run.error, run.error_index) == (ErrorCode.BAD_OPCODE, 1)
     assert run.counters["macs"] == 0
+
+
+def test_narrow_counters_count_modulo_their_width(accelerator):
+    """``counter_bits=16`` on the iCEBreaker's byte-wide bus: a run of more than 2**16 cycles
+    is exact, and every counter reads its true count modulo 2**16."""
+    sim = accelerator("ws", sparse_lanes=0, bus_bytes=1, counter_bits=16)
+    rng = np.random.default_rng(5)
+    a = rng.integers(-128, 128, (70, 90), dtype=np.int8)
+    b = rng.integers(-128, 128, (90, 51), dtype=np.int8)
+    a[0, 0], b[-1, -1] = -128, 127
+    memory, layout = gemm_memory(a, b, sim.config)
+    program = layout.schedule()
+    image = np.zeros(MEMORY, np.uint8)
+    image[: memory.size] = memory
+    model_memory, model = model_run(sim.config, image, program)
+    run = sim.run(image, encode_program(program))
+    assert run.error is ErrorCode.NONE
+    np.testing.assert_array_equal(layout.result(image), gemm(a, b))
+    np.testing.assert_array_equal(image, model_memory)
+    assert run.cycles > 1 << 16  # the cycle counter wrapped
+    wrap = 1 << 16
+    assert run.counters["cycles"] == run.cycles % wrap
+    assert run.counters["macs"] == model.macs % wrap
+    assert run.counters["bytes_read"] == run.memory.read_words % wrap
+    assert run.counters["bytes_written"] == model.bytes_stored % wrap
+    assert run.counters["instructions"] == len(program)
+    assert max(run.counters.values()) < wrap
 
 
 @pytest.mark.slow

@@ -1,0 +1,87 @@
+"""`host.serial_transport.SerialTransport`'s counter arithmetic against a scripted port:
+differences modulo ``2 ** counter_bits`` across a wrap, and the wall-time check that refuses a
+run long enough for a counter to have wrapped. (The protocol itself runs against the RTL in
+tests/test_board_uart.py.)"""
+
+import struct
+
+import pytest
+
+from hdl.bridge import Status
+from hdl.config import AccelConfig
+from hdl.isa import ErrorCode
+from hdl.top_ports import COUNTERS
+from host.device import DeviceError
+from host.isa import Instruction
+from hdl.isa import Op
+from host.serial_transport import SerialProtocolError, SerialTransport
+
+CONFIG = AccelConfig(rows=2, cols=2, bus_bytes=1, mem_bytes=1024, counter_bits=16, clock_mhz=12)
+PROGRAM = [Instruction(Op.FENCE), Instruction(Op.FENCE)]
+
+
+class ScriptedPort:
+    """Answers `execute` with the given bytes, whatever the host writes."""
+
+    def __init__(self, answers: bytes):
+        self.answers = bytearray(answers)
+
+    def write(self, data: bytes) -> int:
+        return len(data)
+
+    def read(self, count: int) -> bytes:
+        data = bytes(self.answers[:count])
+        del self.answers[:count]
+        return data
+
+
+def counters_answer(values: dict[str, int]) -> bytes:
+    return bytes([Status.OK]) + b"".join(values[name].to_bytes(6, "little") for name in COUNTERS)
+
+
+def execute_answers(before: dict, after: dict, code=ErrorCode.NONE, index=0) -> bytes:
+    pushed = bytes([Status.OK]) * len(PROGRAM)
+    status = struct.pack("<BBI", Status.OK, code.value, index)
+    return counters_answer(before) + pushed + status + counters_answer(after)
+
+
+class Clock:
+    """Seconds that advance by `step` per reading."""
+
+    def __init__(self, step: float):
+        self.now, self.step = 0.0, step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+def test_counter_differences_are_taken_modulo_the_counter_width():
+    before = {name: 0xFFF0 for name in COUNTERS}
+    after = {name: 0x0010 + i for i, name in enumerate(COUNTERS)}
+    port = ScriptedPort(execute_answers(before, after))
+    run = SerialTransport(port, CONFIG, 1024, clock=Clock(1e-4)).execute(PROGRAM)
+    assert run.counters == {name: 0x20 + i for i, name in enumerate(COUNTERS)}
+    assert run.cycles == 0x20
+    assert not port.answers
+
+
+def test_an_error_index_is_counted_within_the_program_across_a_wrap():
+    before = {name: 0 for name in COUNTERS} | {"instructions": 0xFFFF}
+    port = ScriptedPort(execute_answers(before, before, ErrorCode.BAD_FIELD, index=0))
+    with pytest.raises(DeviceError, match=r"BAD_FIELD at instruction 1 of 2"):
+        SerialTransport(port, CONFIG, 1024, clock=Clock(1e-4)).execute(PROGRAM)
+
+
+def test_a_run_long_enough_for_a_counter_to_wrap_is_refused():
+    # 2**16 / (12 MHz x 4 MACs per cycle) = 1.37 ms: two clock readings 1 ms apart are fine,
+    # 1.5 ms apart are not.
+    counters = {name: 0 for name in COUNTERS}
+    port = ScriptedPort(execute_answers(counters, counters))
+    SerialTransport(port, CONFIG, 1024, clock=Clock(1e-3)).execute(PROGRAM)
+    port = ScriptedPort(execute_answers(counters, counters))
+    with pytest.raises(SerialProtocolError, match=r"16-bit counters.*ambiguous"):
+        SerialTransport(port, CONFIG, 1024, clock=Clock(1.5e-3)).execute(PROGRAM)
+    wide = AccelConfig(rows=2, cols=2, mem_bytes=1024, clock_mhz=12)  # 48 bits: 68 days
+    port = ScriptedPort(execute_answers(counters, counters))
+    assert SerialTransport(port, wide, 1024, clock=Clock(3600.0)).execute(PROGRAM).cycles == 0
