@@ -14,11 +14,15 @@ of two, so the result equals the golden procedure exactly):
 1. sign and magnitude of s = acc + bias;
 2. q1 = rhe(|s| >> d1), d1 = max(bitlen(|s|) - 24, 0) (so q1 <= 2**24, d1 <= 9);
 3. p = q1 * m24, registered (a DSP multiplier with its output register);
-4. q2 = rhe(p >> d2), d2 = max(bitlen(p) - 24, 0), net = shift - d1 - d2;
-5. magnitude rhe(q2 >> net) (net > 0) or q2 << -net, saturated at 256; sign, + zy, clamp.
+4. q2 = rhe(p >> d2), d2 = max(bitlen(p) - 24, 0); the net shift shift - d1 - d2, clamped to a
+   5-bit right shift (0 for net < 0, 31 for net >= 32);
+5. magnitude min(rhe(q2 >> right), 256) (net < 0 saturates any nonzero q2, as q2 << -net would);
+   sign, + zy, clamp.
 
 Each step ends in a register; ``out`` is the step-5 register. rhe is a right shift rounding half
-to even (guard bit, sticky bits, quotient lsb).
+to even (guard bit, sticky bits, quotient lsb); each shifter computes only the bits its rounding
+keeps (24 in steps 2 and 4, 8 in step 5, where any bit above them saturates) plus the guard,
+sticky and (step 5) high bits (`_shift_window`).
 
 Lanes: L = ``config.requant_lanes`` pipelines (a divisor of C) serve the C columns in
 K = C / L chunks: chunk k (columns kL .. kL + L - 1) enters in the k-th cycle of the row, each
@@ -82,52 +86,97 @@ def requant_output_layout(cols: int) -> data.StructLayout:
     return data.StructLayout({"data": data.ArrayLayout(signed(8), cols), "last": 1})
 
 
-def _shift_half_even(value, amount):
-    """``value >> amount`` rounded half to even (one bit wider than the quotient).
+def _shift_window(value, amount, width: int):
+    """The bits of ``value >> amount`` that a rounding needs, for a variable `amount`.
 
-    A logarithmic shifter with a sticky bit, for a variable `amount` (a shift by len(value) + 1
-    or more gives 0): value is shifted with a 0 below it, so that the bit at the bottom ends as
-    the guard bit value[amount - 1] (0 for amount 0); each stage that shifts by 2**k ORs the 2**k
-    bits it drops into the sticky bit (value[: amount - 1] in all); one incrementer rounds.
+    Returns (quotient, guard, sticky, high): quotient = (value >> amount)[:width], guard =
+    value[amount - 1] (0 for amount 0), sticky = value[: amount - 1].any() and high =
+    (value >> amount)[width:].any() (a shift by len(value) + 1 or more gives all 0).
+
+    A logarithmic shifter, largest stage first, of value with a 0 below it (so the bit that ends
+    at the bottom is the guard bit). Each stage computes only the positions that can still reach
+    the window (guard + quotient) through the stages left: a stage that shifts by 2**k ORs the
+    2**k bits it drops below the window into the sticky bit, and one that does not shift ORs the
+    bits it leaves above the window's reach into the high bit.
     """
     current = Cat(Const(0, 1), value)
-    sticky = Const(0, 1)
-    for stage, enable in enumerate(amount):
-        step = min(1 << stage, len(current))
+    reach = width + 1 + (1 << len(amount)) - 1  # positions that can end in the window
+    sticky, high = Const(0, 1), current[reach:].any()
+    current = current[:reach]
+    for stage in reversed(range(len(amount))):
+        step, enable = 1 << stage, amount[stage]
+        reach -= step
         sticky = sticky | (enable & current[:step].any())
-        current = Mux(enable, Cat(current[step:], Const(0, step)), current)
-    quotient, guard = current[1:], current[0]
-    return quotient + (guard & (sticky | quotient[0]))
+        high = high | (~enable & current[reach:].any())
+        shifted = Cat(current[step:], Const(0, max(0, reach + step - len(current))))
+        current = Mux(enable, shifted[:reach], current[:reach])
+    return current[1:], current[0], sticky, high
 
 
 def _round_to_mantissa(m: Module, value, rounded: Signal, dropped: Signal) -> None:
-    """Drive rounded = rhe(value >> dropped), dropped = max(bitlen(value) - 24, 0)."""
+    """Drive rounded = rhe(value >> dropped), dropped = max(bitlen(value) - 24, 0).
+
+    A priority chain over the top bits finds dropped; the quotient then has at most 24 bits, so
+    a `_shift_window` 24 bits wide and one incrementer round it (the result may be 2**24).
+    """
     m.d.comb += dropped.eq(0)
     for drop in range(1, len(value) - MANTISSA_BITS + 1):  # later assignments take priority
         with m.If(value[MANTISSA_BITS - 1 + drop]):
             m.d.comb += dropped.eq(drop)
-    m.d.comb += rounded.eq(
-        _shift_half_even(value, dropped[: (len(value) - MANTISSA_BITS).bit_length()])
-    )
+    amount = dropped[: (len(value) - MANTISSA_BITS).bit_length()]
+    quotient, guard, sticky, _ = _shift_window(value, amount, MANTISSA_BITS)
+    m.d.comb += rounded.eq(quotient + (guard & (sticky | quotient[0])))
 
 
-def _scale_saturated(m: Module, mantissa: Signal, net: Signal, magnitude: Signal) -> None:
-    """Drive magnitude = min(rhe(mantissa * 2**-net), 256) for the q2 and net of stage 4.
+def _right_shift(m: Module, net, right: Signal) -> None:
+    """Drive right = the 5-bit shift amount of stage 5 for the net shift of stage 4.
 
-    net >= 0: a rounding right shift (by 25 or more, any mantissa <= 2**24 rounds to 0, so
-    net >= 32 shifts by 31). net < 0 means d1 + d2 >= 1, so q2 is 0 or at least 2**23 (a
-    rounding that dropped bits leaves 24 significant ones, and a q1 >= 2**23 times a nonzero m24
-    stays >= 2**23): any nonzero q2 saturates.
+    net >= 32 shifts by 31 (by 25 or more, any q2 <= 2**24 rounds to 0). net < 0 means
+    d1 + d2 >= 1, so q2 is 0 or at least 2**23 (a rounding that dropped bits leaves 24
+    significant ones, and a q1 >= 2**23 times a nonzero m24 stays >= 2**23): it shifts by 0,
+    and then any nonzero q2 saturates like any quotient of 256 or more.
     """
-    limit = SATURATED.bit_length() - 1  # bits of an unsaturated magnitude
-    right_amount = Signal(5, name=f"{magnitude.name}_right")
-    m.d.comb += right_amount.eq(Mux(net[5:].any(), 31, net[:5]))
-    right = Signal(len(mantissa) + 1, name=f"{magnitude.name}_rounded")
-    m.d.comb += right.eq(_shift_half_even(mantissa, right_amount))
     with m.If(net[-1]):
-        m.d.comb += magnitude.eq(Mux(mantissa.any(), SATURATED, 0))
+        m.d.comb += right.eq(0)
+    with m.Elif(net[5:].any()):
+        m.d.comb += right.eq(31)
     with m.Else():
-        m.d.comb += magnitude.eq(Mux(right[limit:].any(), SATURATED, right[:limit]))
+        m.d.comb += right.eq(net[:5])
+
+
+def _output(m: Module, mantissa, right, negative, zero_point, relu, result: Signal) -> None:
+    """Drive the int8 result: y = zy -+ min(rhe(mantissa >> right), 256), clamped to [lo, 127]
+    with lo = zy under ReLU, else -128.
+
+    A magnitude of 256 or more clamps for every zero point (zy + 256 > 127, zy - 256 < -128),
+    so the shifter keeps 8 quotient bits and flags any bit above them. Unclamped, zy -+ (q + r)
+    (q the quotient, r the rounding increment) is one 10-bit adder: zy + (q ^ -n) + (r ^ n) for
+    the sign n. Under ReLU a negative sign gives zy whatever the magnitude (zy - |y| <= zy).
+    """
+    limit = SATURATED.bit_length() - 1  # quotient bits of an unsaturated magnitude
+    width = limit + 2  # zy -+ 256 fits; q is zero-extended by 2 bits, then inverted for n
+    quotient, guard, sticky, high = _shift_window(mantissa, right, limit)
+    increment = guard & (sticky | quotient[0])
+    name = result.name
+    # One adder: the carry in r ^ n is added below the lsb of both operands.
+    carry = increment ^ negative
+    flipped, zero = Signal(width + 1, name=f"{name}_flipped"), Signal(width + 1, name=f"{name}_zy")
+    value = Signal(signed(width), name=f"{name}_y")
+    m.d.comb += [
+        flipped.eq(Cat(carry, (quotient ^ negative.replicate(limit)), negative.replicate(2))),
+        zero.eq(Cat(carry, zero_point, zero_point[-1].replicate(width - len(zero_point)))),
+        value.eq((flipped + zero)[1:]),
+    ]
+    # Clamped: a saturated magnitude, or a value outside int8 (its top 3 bits not all equal).
+    top = value[limit - 1 :]
+    clamped = high | (top.any() & ~top.all())
+    below = Mux(high, negative, value[-1])
+    with m.If(relu & negative):
+        m.d.comb += result.eq(zero_point)
+    with m.Elif(clamped):
+        m.d.comb += result.eq(Mux(below, -128, 127))
+    with m.Else():
+        m.d.comb += result.eq(value[:8])
 
 
 class Requantizer(wiring.Component):
@@ -249,12 +298,11 @@ class Requantizer(wiring.Component):
         cols = self.config.cols
         beat = self.params.payload
         load = self.params.valid & self.params.ready
-        # The zero point is kept sign-extended to 11 bits, the width of stage 5's arithmetic.
         shapes = {
             "bias": signed(32),
             "mantissa": MANTISSA_BITS,
             "shift": 6,
-            "zero_point": signed(11),
+            "zero_point": signed(8),
             "relu": 1,
         }
         lanes = [
@@ -287,7 +335,15 @@ class Requantizer(wiring.Component):
         # Stage 1: sign and magnitude (|s| <= 2**32).
         negative = [register(1, stage, "negative") for stage in range(1, LATENCY)]
         magnitude = register(33, 1, "magnitude")
-        m.d.sync += [negative[0].eq(total[-1]), magnitude.eq(Mux(total[-1], -total, total))]
+        # |s| = (s ^ -sign) + sign: one incrementer (sign is its carry in, added below the
+        # lsb), no negation and choice.
+        sign = total[-1]
+        flipped = Signal(34, name=f"s1_flipped{lane}")
+        m.d.comb += flipped.eq(Cat(sign, total.as_unsigned() ^ sign.replicate(33)))
+        m.d.sync += [
+            negative[0].eq(sign),
+            magnitude.eq((flipped + Cat(sign, Const(0, 33)))[1:]),
+        ]
         for stage in range(1, LATENCY - 1):
             m.d.sync += negative[stage].eq(negative[stage - 1])
 
@@ -302,25 +358,16 @@ class Requantizer(wiring.Component):
         d1_delayed = register(6, 3, "d1")  # 6 bits like shift: equal operand widths below
         m.d.sync += [product.eq(q1 * params["mantissa"]), d1_delayed.eq(d1)]
 
-        # Stage 4: round the product to 24 significant bits; net shift = shift - d1 - d2.
-        q2, net = register(MANTISSA_BITS + 1, 4, "q2"), register(signed(8), 4, "net")
+        # Stage 4: round the product to 24 significant bits; stage 5's right shift from the net
+        # shift = shift - d1 - d2.
+        q2, right = register(MANTISSA_BITS + 1, 4, "q2"), register(5, 4, "right")
         rounded = Signal.like(q2, name=f"q2_{lane}")
         dropped = Signal(6, name=f"d2_{lane}")
         _round_to_mantissa(m, product, rounded, dropped)
-        m.d.sync += [q2.eq(rounded), net.eq(params["shift"] - d1_delayed - dropped)]
+        net, amount = Signal(signed(8), name=f"net{lane}"), Signal(5, name=f"right{lane}")
+        m.d.comb += net.eq(params["shift"] - d1_delayed - dropped)
+        _right_shift(m, net, amount)
+        m.d.sync += [q2.eq(rounded), right.eq(amount)]
 
-        # Stage 5 (`result` is its input): scale, saturate, sign, zero point, clamp. Every
-        # operand is an 11-bit signal (zy +- 256 fits), so each add and compare has equal
-        # operand widths.
-        scaled = Signal(signed(11), name=f"scaled{lane}")
-        _scale_saturated(m, q2, net, scaled)
-        zero_point = params["zero_point"]
-        value = Mux(negative[-1], zero_point - scaled, zero_point + scaled)[:11].as_signed()
-        low = Signal(signed(11), name=f"low{lane}")
-        m.d.comb += low.eq(Mux(params["relu"], zero_point, -128))
-        with m.If(~value[-1] & value[7:].any()):  # value > 127
-            m.d.comb += result.eq(127)
-        with m.Elif(value < low):
-            m.d.comb += result.eq(low)
-        with m.Else():
-            m.d.comb += result.eq(value)
+        # Stage 5 (`result` is its input): scale, round, saturate, sign, zero point, clamp.
+        _output(m, q2, right, negative[-1], params["zero_point"], params["relu"], result)

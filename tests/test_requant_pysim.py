@@ -12,7 +12,7 @@ from hdl.config import AccelConfig
 from hdl.requant import (
     LATENCY,
     Requantizer,
-    _shift_half_even,
+    _shift_window,
     requant_input_layout,
     requant_output_layout,
     requant_param_layout,
@@ -309,31 +309,83 @@ def double_rounding_column(rng, count: int, second: bool) -> tuple[Lane, np.ndar
     return lane, np.array(sums, np.int64) * rng.choice([-1, 1], count)
 
 
-@pytest.mark.parametrize(("width", "amount_bits"), [(7, 4), (9, 3)])
-def test_the_rounding_shifter_is_exact_for_every_value_and_amount(width, amount_bits):
-    """Every value of a small `_shift_half_even` against the golden's shift_right_half_even,
-    amounts past the width included (7 bits by 0..15), and an amount narrower than the value
-    (9 bits by 0..7)."""
+@pytest.mark.parametrize(
+    ("width", "amount_bits", "window"), [(7, 4, 3), (7, 4, 7), (9, 3, 9), (9, 3, 2), (5, 2, 1)]
+)
+def test_the_window_shifter_is_exact_for_every_value_and_amount(width, amount_bits, window):
+    """Every value of a small `_shift_window` against Python's shifts: the quotient's low
+    `window` bits, the guard and sticky bits, and the high bit (quotient bits above the window),
+    amounts past the width included (7 bits by 0..15) and amounts narrower than the value (9
+    bits by 0..7); rounding the window from them equals the golden's shift_right_half_even
+    wherever the quotient fits the window."""
     value, amount = Signal(width), Signal(amount_bits)
-    result = Signal(width + 1)
+    quotient, guard, sticky, high = Signal(window), Signal(), Signal(), Signal()
     m = Module()
-    m.d.comb += result.eq(_shift_half_even(value, amount))
-    values = np.arange(1 << width, dtype=np.int64)
-    got = np.zeros((1 << amount_bits, 1 << width), np.int64)
+    parts = _shift_window(value, amount, window)
+    m.d.comb += [quotient.eq(parts[0]), guard.eq(parts[1]), sticky.eq(parts[2]), high.eq(parts[3])]
+    got = {}
 
     async def testbench(ctx):
         for shift in range(1 << amount_bits):
             ctx.set(amount, shift)
-            for v in values:
-                ctx.set(value, int(v))
-                got[shift, v] = ctx.get(result)
+            for v in range(1 << width):
+                ctx.set(value, v)
+                got[shift, v] = tuple(ctx.get(s) for s in (quotient, guard, sticky, high))
 
     sim = Simulator(m)
     sim.add_testbench(testbench)
     sim.run()
-    for shift in range(1 << amount_bits):
-        expected = shift_right_half_even(values, np.full_like(values, shift))
-        np.testing.assert_array_equal(got[shift], expected, err_msg=f"shift {shift}")
+    for (shift, v), (q, g, s, h) in got.items():
+        exact = v >> shift
+        below = v & ((1 << shift) - 1)  # the bits shifted out
+        expected = (
+            exact & ((1 << window) - 1),
+            (v >> (shift - 1)) & 1 if shift else 0,
+            int(shift > 1 and below & ((1 << (shift - 1)) - 1) != 0),
+            int(exact >> window != 0),
+        )
+        assert (q, g, s, h) == expected, (shift, v)
+        if not h:
+            rounded = q + (g & (s | q & 1))
+            assert rounded == shift_right_half_even(np.array([v]), np.array([shift]))[0]
+
+
+def test_saturation_clamps_and_ties_at_every_final_shift():
+    """Magnitudes at the edges of stage 5's saturation and of the int8 clamps, and exact ties,
+    for every final shift e in 0..24: sums +-(s0 + delta) with s0 * M = t for t in 0, 1, 2,
+    127, 128, 255, 256, 383 and delta in {0, +-1, +-2**(e - 1)}, zero points -128, -1, 0 and
+    127 with and without ReLU. M = 2**-e with m24 = 1 (p = q1: stage 5 shifts by e while
+    s < 2**24, so the ties of small t sit at each of its amounts) and M = 3 * 2**-(e + 2) with
+    m24 = 3 * 2**22 (both 24-bit roundings act)."""
+    rng = np.random.default_rng(13)
+    cols = 4
+    settings = [(-128, False), (-1, True), (0, False), (127, True), (127, False), (-128, True)]
+    lanes, columns = [], []
+    for e in range(25):
+        for mantissa, shift, scale in ((1, e, 1 << e), (3 << 22, e + 24, 4 << e)):
+            zero_point, relu = settings[int(rng.integers(len(settings)))]
+            half = (1 << e) >> 1
+            sums = [
+                sign * ((t * scale) // (1 if mantissa == 1 else 3) + delta)
+                for t in (0, 1, 2, 127, 128, 255, 256, 383)
+                for delta in (0, 1, -1, half, -half)
+                for sign in (1, -1)
+            ]
+            sums = np.array(sums, np.int64)
+            sums = sums[(sums >= INT32_MIN) & (sums <= INT32_MAX)]  # acc = s: bias 0
+            if len(sums):
+                lanes.append(Lane(0, mantissa, shift, zero_point, relu))
+                columns.append(sums)
+    program = Program(cols)
+    for first in range(0, len(lanes), cols):
+        group = range(first, min(first + cols, len(lanes)))
+        group = [group[i % len(group)] for i in range(cols)]  # the last row repeats lanes
+        count = max(len(columns[i]) for i in group)  # shorter columns repeat their sums
+        program.configure([lanes[i] for i in group])
+        program.send(np.stack([np.resize(columns[i], count) for i in group], axis=1))
+    trace = simulate(program)
+    check(program, trace)
+    assert {-128, 127} <= set(np.unique(trace.data))
 
 
 def test_each_rounding_to_24_bits_matters():
