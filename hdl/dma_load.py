@@ -31,7 +31,7 @@ from hdl.isa import (
     check_dma_widths,
     dma_command_fields,
 )
-from hdl.memport import request_layout
+from hdl.memport import request_layout, row_beats
 from hdl.scratchpad import row_index_bits
 
 #: Bits of the tag a command carries to each of its rows (e.g. which memory they are for).
@@ -96,7 +96,7 @@ class LoadDma(wiring.Component):
         self.bus_bytes, self.row_bytes, self.spad_rows = bus_bytes, row_bytes, spad_rows
         self.outstanding = outstanding
         #: Most words one row can span (when it starts at the last byte of a word).
-        self.max_beats = (row_bytes + bus_bytes - 2) // bus_bytes + 1
+        self.max_beats = row_beats(row_bytes, bus_bytes)
         super().__init__(
             {
                 "cmd": In(

@@ -22,7 +22,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hdl.isa import DRAM_ADDRESS_BITS, MAX_ROWS, check_dma_widths, dma_command_fields
-from hdl.memport import request_layout, write_layout
+from hdl.memport import request_layout, row_beats, write_layout
 
 
 def store_command_layout(
@@ -62,7 +62,7 @@ class StoreDma(wiring.Component):
         check_dma_widths(address_bits, max_rows)
         self.bus_bytes, self.row_bytes = bus_bytes, row_bytes
         #: Most words one row can touch (when it starts at the last byte of a word).
-        self.max_beats = (row_bytes + bus_bytes - 2) // bus_bytes + 1
+        self.max_beats = row_beats(row_bytes, bus_bytes)
         super().__init__(
             {
                 "cmd": In(
