@@ -62,7 +62,10 @@ class AccumulatorMemory(wiring.Component):
         cols = self.cols
         storage = memory.Memory(shape=unsigned(32 * cols), depth=self.rows, init=[])
         m.submodules.storage = storage
-        old, new = storage.read_port(), storage.write_port()
+        new = storage.write_port()
+        # Transparent: a beat reads its row in the cycle the previous beat's sum is written, and
+        # gets that sum (the forwarding the module docstring states).
+        old = storage.read_port(transparent_for=(new,))
         out = storage.read_port()
 
         # Stage 0 (accepting cycle): read the row. Stage 1: add and write.
@@ -78,18 +81,13 @@ class AccumulatorMemory(wiring.Component):
             pending_accumulate.eq(beat.accumulate),
             pending_data.eq(beat.data.as_value()),
         ]
-        # The value written at the end of the previous cycle, forwarded to a beat for its row.
-        written = Signal(32 * cols)
-        written_row = Signal.like(beat.row)
-        written_valid = Signal()
-        base = Mux(written_valid & (written_row == pending_row), written, old.data)
+        base = old.data
         total = Signal(32 * cols)
         for c in range(cols):
             part = slice(32 * c, 32 * c + 32)
             addend = Mux(pending_accumulate, base[part].as_signed(), 0)
             m.d.comb += total[part].eq(addend + pending_data[part].as_signed())
         m.d.comb += [new.addr.eq(pending_row), new.data.eq(total), new.en.eq(pending)]
-        m.d.sync += [written.eq(total), written_row.eq(pending_row), written_valid.eq(pending)]
 
         advance = ~self.read_data.valid | self.read_data.ready
         valid = Signal()

@@ -3,9 +3,9 @@
 A ``cmd`` beat (LOAD_ACT / LOAD_WGT fields, docs/isa.md) asks for ``rows`` rows of ``width``
 bytes, row r at byte address ``dram_addr + r * dram_stride`` (any alignment), written to
 scratchpad rows ``spad_row + r`` with the bytes beyond ``width`` zero. For each row the engine
-issues one read burst of the bus words covering it (``req``), and when the burst's words arrive
-on ``rdata`` it shifts the row's bytes into place and writes the row (``write``, the
-`hdl.scratchpad.Scratchpad` write stream).
+issues one read burst of the bus words covering it (``req``); as the burst's words arrive on
+``rdata`` it rotates each into place and keeps its bytes of the row in the output register, and
+after the last one it writes the row (``write``, the `hdl.scratchpad.Scratchpad` write stream).
 
 Timing: requests go out one row per cycle while the memory accepts them, up to `outstanding`
 rows ahead of the data (a FIFO holds each row's offset, length and destination), so a memory with
@@ -15,10 +15,10 @@ accepted as soon as the previous one has issued its last request, so commands pi
 ``done`` pulses for one cycle when the last row of a command is written. Each row carries its
 command's ``tag`` (the accelerator routes rows by it while commands overlap).
 
-Assumes ``width`` <= the row width and that the rows lie inside memory (the controller checks
-both before issuing the command, `host.isa.check_program` does on the host); so the address,
-stride and row count are only as wide as that memory and the scratchpads need
-(`hdl.isa.dma_command_fields`).
+Assumes 1 <= ``width`` <= the row width and that the rows lie inside memory (the controller
+checks both before issuing the command, `host.isa.check_program` does on the host); so the
+address, stride and row count are only as wide as that memory and the scratchpads need
+(`hdl.isa.dma_command_fields`), and ``width`` only as wide as a row needs.
 """
 
 from amaranth.hdl import Cat, Const, Module, Signal, unsigned
@@ -28,11 +28,10 @@ from amaranth.lib.wiring import In, Out
 from hdl.isa import (
     DRAM_ADDRESS_BITS,
     MAX_ROWS,
-    WIDTH_BITS,
     check_dma_widths,
     dma_command_fields,
 )
-from hdl.memport import request_layout
+from hdl.memport import request_layout, row_beats
 from hdl.scratchpad import row_index_bits
 
 #: Bits of the tag a command carries to each of its rows (e.g. which memory they are for).
@@ -40,18 +39,19 @@ TAG_BITS = 2
 
 
 def load_command_layout(
+    row_bytes: int,
     spad_rows: int,
     address_bits: int = DRAM_ADDRESS_BITS,
     max_rows: int = MAX_ROWS,
 ) -> data.StructLayout:
     """Payload of ``cmd``: the LOAD instruction's fields (`hdl.isa.dma_command_fields`),
-    ``spad_row`` as wide as a row index, and a ``tag`` that comes out with each of the
-    command's rows."""
+    ``spad_row`` as wide as a row index, ``width`` up to `row_bytes` (checked commands are no
+    wider than their rows) and a ``tag`` that comes out with each of the command's rows."""
     return data.StructLayout(
         {
             **dma_command_fields(address_bits, max_rows),
             "spad_row": row_index_bits(spad_rows),
-            "width": WIDTH_BITS,
+            "width": range(row_bytes + 1),
             "tag": TAG_BITS,
         }
     )
@@ -96,10 +96,14 @@ class LoadDma(wiring.Component):
         self.bus_bytes, self.row_bytes, self.spad_rows = bus_bytes, row_bytes, spad_rows
         self.outstanding = outstanding
         #: Most words one row can span (when it starts at the last byte of a word).
-        self.max_beats = (row_bytes + bus_bytes - 2) // bus_bytes + 1
+        self.max_beats = row_beats(row_bytes, bus_bytes)
         super().__init__(
             {
-                "cmd": In(stream.Signature(load_command_layout(spad_rows, address_bits, max_rows))),
+                "cmd": In(
+                    stream.Signature(
+                        load_command_layout(row_bytes, spad_rows, address_bits, max_rows)
+                    )
+                ),
                 "req": Out(stream.Signature(request_layout())),
                 "rdata": In(stream.Signature(unsigned(8 * bus_bytes))),
                 "write": Out(stream.Signature(load_write_layout(row_bytes, spad_rows))),
@@ -114,8 +118,8 @@ class LoadDma(wiring.Component):
         meta_layout = data.StructLayout(
             {
                 "offset": max(1, shift),
-                "beats": range(self.max_beats + 1),
-                "width": WIDTH_BITS,
+                "last_beat": range(self.max_beats),  # the row's words, less one
+                "width": range(self.row_bytes + 1),
                 "row": row_index_bits(self.spad_rows),
                 "last": 1,
                 "tag": TAG_BITS,
@@ -131,11 +135,11 @@ class LoadDma(wiring.Component):
         address = Signal.like(command.dram_addr)
         stride = Signal.like(command.dram_stride)
         rows_left = Signal.like(command.rows)
-        width = Signal(WIDTH_BITS)
+        width = Signal.like(command.width)
         row = Signal(row_index_bits(self.spad_rows))
         tag = Signal(TAG_BITS)
         offset = address[:shift] if shift else 0
-        beats = ((offset + width - 1) >> shift) + 1
+        last_beat = (offset + width - 1) >> shift
 
         m.d.comb += self.cmd.ready.eq(~active)
         with m.If(self.cmd.valid & self.cmd.ready):
@@ -153,10 +157,10 @@ class LoadDma(wiring.Component):
         m.d.comb += [
             self.req.valid.eq(active & meta.w_rdy),
             self.req.payload.addr.eq(Cat(Const(0, shift), address[shift:]) if shift else address),
-            self.req.payload.beats.eq(beats),
+            self.req.payload.beats.eq(last_beat + 1),
             self.req.payload.write.eq(0),
             entry.offset.eq(offset),
-            entry.beats.eq(beats),
+            entry.last_beat.eq(last_beat),
             entry.width.eq(width),
             entry.row.eq(row),
             entry.last.eq(rows_left == 1),
@@ -172,10 +176,11 @@ class LoadDma(wiring.Component):
             with m.If(rows_left == 1):
                 m.d.sync += active.eq(0)
 
-        # Data side: gather each row's words, then shift its bytes into place.
+        # Data side: each word's bytes go straight to their places in the output row. Byte k of
+        # the row is byte (k + offset) % B of word (k + offset) // B, that is byte k % B of the
+        # word rotated down by `offset` bytes, so one rotator serves every byte of the row.
         current = data.View(meta_layout, meta.r_data)
-        words = [Signal(8 * bus, name=f"word{i}") for i in range(self.max_beats)]
-        count = Signal(range(self.max_beats + 1))
+        count = Signal(range(self.max_beats))
         out_valid, out_last = Signal(), Signal()
         m.d.comb += [
             self.write.valid.eq(out_valid),
@@ -185,19 +190,25 @@ class LoadDma(wiring.Component):
             m.d.sync += out_valid.eq(0)
         m.d.comb += self.done.eq(self.write.valid & self.write.ready & out_last)
 
-        arrived = [Signal(8 * bus, name=f"arrived{i}") for i in range(self.max_beats)]
-        for i in range(self.max_beats):
-            m.d.comb += arrived[i].eq(words[i])
-            with m.If(count == i):
-                m.d.comb += arrived[i].eq(self.rdata.payload)
-        gathered = Cat(*arrived) >> (current.offset * 8)
-        # Byte i of the row is kept when i < width (a comparator per byte, not a wide shifter).
-        keep = Cat(*[(current.width > i).replicate(8) for i in range(self.row_bytes)])
+        word = self.rdata.payload
+        rotated = Cat(word, word).bit_select(current.offset * 8, 8 * bus) if shift else word
+        # Without a reset (it only matters while ``write.valid`` is low), a byte's clearing can
+        # be the flip-flops' synchronous reset.
+        out = [Signal(8, name=f"out{k}", reset_less=True) for k in range(self.row_bytes)]
+        m.d.comb += self.write.payload.data.eq(Cat(*out))
         with m.If(self.rdata.valid & self.rdata.ready):
-            for i in range(self.max_beats):
-                with m.If(count == i):
-                    m.d.sync += words[i].eq(self.rdata.payload)
-            with m.If(count == current.beats - 1):
+            # The row in `out` was taken or never valid: rdata waits while it is held.
+            for k in range(self.row_bytes):
+                if shift:
+                    carry = current.offset >= bus - k % bus  # byte k is in the next word
+                    source = k // bus + carry
+                else:
+                    source = k
+                with m.If(current.width <= k):
+                    m.d.sync += out[k].eq(0)
+                with m.Elif(count == source):
+                    m.d.sync += out[k].eq(rotated.word_select(k % bus, 8))
+            with m.If(count == current.last_beat):
                 m.d.comb += meta.r_en.eq(1)
                 m.d.sync += [
                     count.eq(0),
@@ -205,7 +216,6 @@ class LoadDma(wiring.Component):
                     out_last.eq(current.last),
                     self.write.payload.row.eq(current.row),
                     self.write.payload.tag.eq(current.tag),
-                    self.write.payload.data.eq(gathered[: 8 * self.row_bytes] & keep),
                 ]
             with m.Else():
                 m.d.sync += count.eq(count + 1)

@@ -22,7 +22,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hdl.isa import DRAM_ADDRESS_BITS, MAX_ROWS, check_dma_widths, dma_command_fields
-from hdl.memport import request_layout, write_layout
+from hdl.memport import request_layout, row_beats, write_layout
 
 
 def store_command_layout(
@@ -62,7 +62,7 @@ class StoreDma(wiring.Component):
         check_dma_widths(address_bits, max_rows)
         self.bus_bytes, self.row_bytes = bus_bytes, row_bytes
         #: Most words one row can touch (when it starts at the last byte of a word).
-        self.max_beats = (row_bytes + bus_bytes - 2) // bus_bytes + 1
+        self.max_beats = row_beats(row_bytes, bus_bytes)
         super().__init__(
             {
                 "cmd": In(
@@ -79,7 +79,6 @@ class StoreDma(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         bus, shift = self.bus_bytes, (self.bus_bytes - 1).bit_length()
-        span = 8 * bus * self.max_beats
 
         # Command state: where the next row goes.
         active = Signal()
@@ -98,25 +97,33 @@ class StoreDma(wiring.Component):
                 width.eq(command.width),
             ]
 
-        # Row state: the row being written, already shifted to its byte offset in the burst.
+        # Row state: the row being written, as it came (`row`, shifted down a word per word
+        # sent) and its byte strobes already at their offsets in the burst (`strobes`, shifted
+        # likewise, so the words still to send are those with a strobe: a row has a byte in
+        # each of its words); `previous` holds the bottom word of `row` before the last shift.
+        # Those two need no reset: their bytes count only under a strobe, while ``wdata.valid``.
         holding, request_pending, last_row = Signal(), Signal(), Signal()
         row_addr = Signal.like(address)
         beats = Signal(range(self.max_beats + 1))
-        beat = Signal(range(self.max_beats + 1))
-        words = Signal(span)
+        row = Signal(8 * max(self.row_bytes, bus), reset_less=True)
+        previous = Signal(8 * bus, reset_less=True)
         strobes = Signal(bus * self.max_beats)
 
-        sending = holding & (beat < beats)
-        final_word = self.wdata.valid & self.wdata.ready & (beat == beats - 1)
+        sending = holding & strobes.any()
+        final_word = self.wdata.valid & self.wdata.ready & ~strobes[bus:].any()
         request_done = ~request_pending | self.req.ready
-        finishing = holding & (final_word | (beat == beats)) & request_done
+        finishing = holding & (final_word | ~strobes.any()) & request_done
         m.d.comb += self.done.eq(finishing & last_row)
 
         # A new row's state (below) overrides these updates of the finishing row.
         with m.If(self.req.valid & self.req.ready):
             m.d.sync += request_pending.eq(0)
         with m.If(self.wdata.valid & self.wdata.ready):
-            m.d.sync += beat.eq(beat + 1)
+            m.d.sync += [
+                row.eq(row >> (8 * bus)),
+                previous.eq(row[: 8 * bus]),
+                strobes.eq(strobes >> bus),
+            ]
         offset = address[:shift] if shift else Const(0, 1)
         take = active & (~holding | finishing)
         m.d.comb += self.data.ready.eq(take)
@@ -128,10 +135,9 @@ class StoreDma(wiring.Component):
                 holding.eq(1),
                 request_pending.eq(1),
                 last_row.eq(rows_left == 1),
-                row_addr.eq(Cat(Const(0, shift), address[shift:]) if shift else address),
+                row_addr.eq(address),
                 beats.eq(((offset + width - 1) >> shift) + 1),
-                beat.eq(0),
-                words.eq(self.data.payload.as_value() << (offset * 8)),
+                row.eq(self.data.payload.as_value()),
                 strobes.eq(enables << offset),
                 address.eq(address + stride),
                 rows_left.eq(rows_left - 1),
@@ -141,19 +147,23 @@ class StoreDma(wiring.Component):
 
         m.d.comb += [
             self.req.valid.eq(holding & request_pending),
-            self.req.payload.addr.eq(row_addr),
+            self.req.payload.addr.eq(Cat(Const(0, shift), row_addr[shift:]) if shift else row_addr),
             self.req.payload.beats.eq(beats),
             self.req.payload.write.eq(1),
         ]
 
-        m.d.comb += self.wdata.valid.eq(sending)
-        with m.Switch(beat):
-            for i in range(self.max_beats):
-                with m.Case(i):
-                    m.d.comb += [
-                        self.wdata.payload.data.eq(words[8 * bus * i : 8 * bus * (i + 1)]),
-                        self.wdata.payload.strobe.eq(strobes[bus * i : bus * (i + 1)]),
-                    ]
+        # Word i of the burst is bytes [i * B - offset, (i + 1) * B - offset) of the row: the
+        # bottom word of `row` moved up by `offset` bytes, below it the top of `previous`
+        # (B - 1 - offset = ~offset bytes of the B - 1 that can be needed are skipped).
+        word = row[: 8 * bus]
+        if shift:
+            window = Cat(previous[8:], word)
+            word = window.bit_select(~row_addr[:shift] * 8, 8 * bus)
+        m.d.comb += [
+            self.wdata.valid.eq(sending),
+            self.wdata.payload.data.eq(word),
+            self.wdata.payload.strobe.eq(strobes[:bus]),
+        ]
 
         m.d.comb += self.busy.eq(active | holding)
         return m

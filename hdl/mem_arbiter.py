@@ -6,7 +6,8 @@ master at or after a rotating pointer (which then moves past it), so no master s
 the memory answers reads and takes write data in request order, the arbiter records the owner
 and length of every granted read burst and write burst in two FIFOs (`outstanding` entries
 each): read words go to the owner of the oldest read burst, and the write words taken from
-masters follow the order of their granted write requests.
+masters follow the order of their granted write requests. Lengths are kept only as wide as
+the longest burst a master requests (`max_beats`, which the masters' users know).
 
 Timing: a request passes through in the cycle it is granted (no register), so the arbiter adds
 no latency to requests or read words; one request per cycle, one read word and one write word per
@@ -20,6 +21,9 @@ from amaranth.lib.wiring import In, Out
 
 from hdl.memport import BEATS_BITS, memory_port_signature
 
+#: The longest burst a request can ask for.
+MAX_BEATS = (1 << BEATS_BITS) - 1
+
 
 class MemoryArbiter(wiring.Component):
     """`masters` memory ports onto one (module docstring).
@@ -29,14 +33,19 @@ class MemoryArbiter(wiring.Component):
     bus_bytes: bytes per memory word.
     masters: number of master ports (1..16).
     outstanding: bursts of each kind (read, write) in flight at once.
+    max_beats: the most words of any burst a master requests (1..65535; assumed, not checked).
     """
 
-    def __init__(self, bus_bytes: int, masters: int, outstanding: int = 32):
+    def __init__(
+        self, bus_bytes: int, masters: int, outstanding: int = 32, max_beats: int = MAX_BEATS
+    ):
         if not 1 <= masters <= 16:
             raise ValueError(f"masters must be in [1, 16], not {masters!r}")
         if outstanding < 1:
             raise ValueError(f"outstanding must be >= 1, not {outstanding!r}")
-        self.masters, self.outstanding = masters, outstanding
+        if not 1 <= max_beats <= MAX_BEATS:
+            raise ValueError(f"max_beats must be in [1, {MAX_BEATS}], not {max_beats!r}")
+        self.masters, self.outstanding, self.max_beats = masters, outstanding, max_beats
         port = memory_port_signature(bus_bytes)
         members = {f"m{i}": In(port) for i in range(masters)}
         members["mem"] = Out(port)
@@ -46,7 +55,8 @@ class MemoryArbiter(wiring.Component):
         m = Module()
         count = self.masters
         ports = [getattr(self, f"m{i}") for i in range(count)]
-        owner_layout = data.StructLayout({"owner": range(count), "beats": BEATS_BITS})
+        # Each burst's owner and its words less one (the count of its last word).
+        owner_layout = data.StructLayout({"owner": range(count), "last": range(self.max_beats)})
         reads = fifo.SyncFIFOBuffered(width=owner_layout.size, depth=self.outstanding)
         writes = fifo.SyncFIFOBuffered(width=owner_layout.size, depth=self.outstanding)
         m.submodules.reads, m.submodules.writes = reads, writes
@@ -72,7 +82,7 @@ class MemoryArbiter(wiring.Component):
         entry = data.View(owner_layout, reads.w_data)
         m.d.comb += [
             entry.owner.eq(grant),
-            entry.beats.eq(request.payload.beats),
+            entry.last.eq(request.payload.beats - 1),
             writes.w_data.eq(reads.w_data),
         ]
         accepted = request.valid & request.ready
@@ -89,7 +99,7 @@ class MemoryArbiter(wiring.Component):
 
     def _route_reads(self, m, ports, reads, layout) -> None:
         head = data.View(layout, reads.r_data)
-        words = Signal(BEATS_BITS)
+        words = Signal.like(head.last)
         rdata = self.mem.rdata
         m.d.comb += rdata.ready.eq(0)
         for i, port in enumerate(ports):
@@ -102,13 +112,13 @@ class MemoryArbiter(wiring.Component):
                 m.d.comb += rdata.ready.eq(port.rdata.ready)
         with m.If(rdata.valid & rdata.ready):
             m.d.sync += words.eq(words + 1)
-            with m.If(words == head.beats - 1):
+            with m.If(words == head.last):
                 m.d.sync += words.eq(0)
                 m.d.comb += reads.r_en.eq(1)
 
     def _route_writes(self, m, ports, writes, layout) -> None:
         head = data.View(layout, writes.r_data)
-        words = Signal(BEATS_BITS)
+        words = Signal.like(head.last)
         wdata = self.mem.wdata
         for i, port in enumerate(ports):
             mine = writes.r_rdy & (head.owner == i)
@@ -117,6 +127,6 @@ class MemoryArbiter(wiring.Component):
                 m.d.comb += [wdata.valid.eq(port.wdata.valid), wdata.payload.eq(port.wdata.payload)]
         with m.If(wdata.valid & wdata.ready):
             m.d.sync += words.eq(words + 1)
-            with m.If(words == head.beats - 1):
+            with m.If(words == head.last):
                 m.d.sync += words.eq(0)
                 m.d.comb += writes.r_en.eq(1)

@@ -31,6 +31,12 @@ def request_layout() -> data.StructLayout:
     return data.StructLayout({"addr": ADDRESS_BITS, "beats": BEATS_BITS, "write": 1})
 
 
+def row_beats(row_bytes: int, bus_bytes: int) -> int:
+    """Most words of B = `bus_bytes` bytes that `row_bytes` bytes at any byte address touch
+    (when they start at the last byte of a word)."""
+    return (row_bytes + bus_bytes - 2) // bus_bytes + 1
+
+
 def write_layout(bus_bytes: int) -> data.StructLayout:
     """Payload of ``wdata``: B bytes and B byte enables."""
     return data.StructLayout({"data": unsigned(8 * bus_bytes), "strobe": bus_bytes})

@@ -50,6 +50,7 @@ from hdl.isa import (
 )
 from hdl.matmul_engine import MatmulEngine
 from hdl.mem_arbiter import MemoryArbiter
+from hdl.memport import row_beats
 from hdl.requant import Requantizer
 from hdl.scratchpad import Scratchpad
 from hdl.spmm_engine import SpmmEngine, nonzero_beat_bytes
@@ -113,7 +114,12 @@ class Accelerator(wiring.Component):
             bus, 4 * cols, config.address_bits, max_rows=config.acc_rows
         )
         sparse = config.has_sparse_engine
-        m.submodules.arbiter = arbiter = MemoryArbiter(bus, 3 if sparse else 2, outstanding)
+        bursts = [load_dma.max_beats, store_dma.max_beats]
+        if sparse:
+            bursts.append(row_beats(nonzero_beat_bytes(config), bus))  # the SPMM's reader
+        m.submodules.arbiter = arbiter = MemoryArbiter(
+            bus, 3 if sparse else 2, outstanding, max_beats=max(bursts)
+        )
         wiring.connect(m, load_dma.req, arbiter.m0.req)
         wiring.connect(m, arbiter.m0.rdata, load_dma.rdata)
         wiring.connect(m, store_dma.req, arbiter.m1.req)

@@ -133,3 +133,24 @@ def test_outstanding_requests_hide_latency():
     command = {"dram_addr": 0, "dram_stride": 4, "rows": 64, "spad_row": 0, "width": 4}
     cycles, _ = run_dma(4, 4, [command], latency=8, outstanding=16)
     assert cycles == 64 + 8 + 3  # command register, request, latency, row register
+
+
+@pytest.mark.parametrize(("bus", "stall"), [(4, 0.0), (4, 0.4), (1, 0.3), (8, 0.2)])
+def test_narrow_row_after_a_wide_one_is_zero_filled(bus, stall):
+    """Rows are assembled in the output register in place, word by word: a row narrower than
+    the one before must still come out with zeros past its width, at every alignment, also
+    when a row waits on back-pressure while the next one's words are due."""
+    row_bytes = 16
+    commands = []
+    for i, width in enumerate([16, 1, 13, 3, 16, 5, 16, 2]):
+        address = 8 * i + i % 4  # every offset within a word
+        commands.append(
+            {
+                "dram_addr": address,
+                "dram_stride": MEMORY_BYTES - width - address,  # 2nd row ends at the last byte
+                "rows": 2,
+                "spad_row": 2 * i,
+                "width": width,
+            }
+        )
+    run_dma(bus, row_bytes, commands, latency=3, stall=stall, seed=11)

@@ -22,7 +22,9 @@ class Rig(wiring.Component):
     def __init__(self):
         self.loads = [LoadDma(BUS, ROW, 64, outstanding=4) for _ in range(2)]
         self.store = StoreDma(BUS, ROW)
-        self.arbiter = MemoryArbiter(BUS, 3, outstanding=4)
+        # Burst lengths as narrow as these masters need: a 3-word row is the longest.
+        longest = max(dma.max_beats for dma in [*self.loads, self.store])
+        self.arbiter = MemoryArbiter(BUS, 3, outstanding=4, max_beats=longest)
         super().__init__({})
 
     def elaborate(self, platform):
@@ -130,3 +132,9 @@ def test_concurrent_masters_get_their_own_data(latency, stall):
     np.testing.assert_array_equal(model.memory, expected_memory)
     owners = {addr < MEMORY_BYTES for addr, _, _ in model.requests}
     assert owners == {True, False}
+
+
+@pytest.mark.parametrize("max_beats", [0, 65536])
+def test_max_beats_is_checked(max_beats):
+    with pytest.raises(ValueError, match=rf"^max_beats must be in \[1, 65535\], not {max_beats}$"):
+        MemoryArbiter(BUS, 2, max_beats=max_beats)
