@@ -17,6 +17,7 @@ CONFIG_OPTIONS = (
     "acc_rows",
     "bus_bytes",
     "mem_latency",
+    "counter_bits",
 )
 
 
@@ -26,7 +27,8 @@ def add_array_arguments(parser: argparse.ArgumentParser) -> None:
     ``--rows``, ``--cols``, ``--dataflow`` for the systolic array, ``--sparse-lanes`` and
     ``--sparse-depth`` for the sparse engine, ``--requant-lanes`` for the requantizer,
     ``--spad-bytes`` and ``--acc-rows`` for the
-    memories, ``--bus-bytes`` and ``--mem-latency`` for the main-memory port.
+    memories, ``--bus-bytes`` and ``--mem-latency`` for the main-memory port,
+    ``--counter-bits`` for the performance counters.
     """
     parser.add_argument("--rows", type=int, default=None, help="array rows R (default 16)")
     parser.add_argument("--cols", type=int, default=None, help="array columns C (default 16)")
@@ -41,6 +43,7 @@ def add_array_arguments(parser: argparse.ArgumentParser) -> None:
         ("--acc-rows", "acc_rows", "rows of the int32 accumulator memory, a power of two"),
         ("--bus-bytes", "bus_bytes", "main-memory bytes per cycle (bus width), a power of two"),
         ("--mem-latency", "mem_latency", "cycles from a memory read request to its data"),
+        ("--counter-bits", "counter_bits", "bits of each performance counter, 16..48"),
     ):
         default = getattr(AccelConfig, field)
         parser.add_argument(

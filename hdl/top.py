@@ -251,13 +251,17 @@ class Accelerator(wiring.Component):
             if queue.width > len(live[name]):  # this queue keeps the index too
                 entry = Cat(entry, index)
             m.d.comb += [queue.w_data.eq(entry), queue.w_en.eq(taken & ~bad & target[name])]
-        with m.If(taken):
+        with m.If(taken & ~bad):  # a bad word stops everything: `index` stays its index
             m.d.sync += index.eq(index + 1)
         # The first error, found at dispatch or while running, stops the dispatcher for good.
         with m.If(~stopped & taken & bad):
-            m.d.sync += [stopped.eq(1), self.error.eq(code), self.error_index.eq(index)]
+            m.d.sync += [stopped.eq(1), self.error.eq(code)]
         self._runtime_error = Const(0)  # only the sparse engine finds errors while running
-        if spmm is not None:
+        if spmm is None:
+            m.d.comb += self.error_index.eq(Mux(stopped, index, 0))
+        else:
+            with m.If(~stopped & taken & bad):
+                m.d.sync += self.error_index.eq(index)
             runtime = (spmm.format_error | spmm.range_error) & ~self._spmm_reported
             self._runtime_error = runtime
             with m.If(~stopped & ~(taken & bad) & runtime):

@@ -134,7 +134,7 @@ MINI = Board(
     cells=dict(BOARDS["icebreaker"].cells),
     available=dict(BOARDS["icebreaker"].available),
     memory_bytes=1024,
-    config_defaults={"spad_bytes": 512, "acc_rows": 32, "mem_latency": 2},
+    config_defaults={"spad_bytes": 512, "acc_rows": 32, "mem_latency": 2, "counter_bits": 24},
     synth_opts="-dsp",
 )
 
@@ -505,3 +505,4 @@ def test_cli_board_build_prints_the_table(tmp_path, capsys, monkeypatch):
     # Memory options left out take the board's defaults; given ones win.
     built = AccelConfig.from_json((out / "accel_config.json").read_text())
     assert (built.spad_bytes, built.acc_rows, built.mem_latency) == (256, 32, 2)
+    assert built.counter_bits == 24

@@ -196,21 +196,22 @@ def test_bad_trace_requests_exit_2(argv, message, capsys):
 
 
 def test_memory_and_engine_options_reach_the_configuration(tmp_path):
-    """--bus-bytes, --mem-latency, --spad-bytes, --acc-rows, --sparse-lanes, --sparse-depth and
-    --seed: a slower memory costs cycles; the options land in the report's configuration."""
+    """--bus-bytes, --mem-latency, --spad-bytes, --acc-rows, --sparse-lanes, --sparse-depth,
+    --counter-bits and --seed: a slower memory costs cycles; the options land in the report's configuration."""
     reports = []
     for latency, bus in ((0, 16), (200, 4)):
         path = tmp_path / f"spmm{latency}.json"
         argv = ["--workload", "spmm", "--n", "40", "--k", "70", "--m", "20", "--seed", "3"]
         argv += ["--mem-latency", str(latency), "--bus-bytes", str(bus), "--sparse-lanes", "64"]
         argv += ["--sparse-depth", "32", "--rows", "4", "--cols", "4", "--spad-bytes", "1024"]
-        argv += ["--acc-rows", "64", "--json", str(path)]
+        argv += ["--acc-rows", "64", "--counter-bits", "40", "--json", str(path)]
         assert run.main(argv) == 0
         reports.append(json.loads(path.read_text()))
     fast, slow = reports
     assert slow["config"]["mem_latency"] == 200 and slow["config"]["bus_bytes"] == 4
     assert slow["config"]["sparse_lanes"] == 64 and slow["config"]["sparse_depth"] == 32
     assert (slow["config"]["spad_bytes"], slow["config"]["acc_rows"]) == (1024, 64)
+    assert slow["config"]["counter_bits"] == 40
     assert slow["cycles"] > fast["cycles"] and slow["nnz"] == fast["nnz"]
 
 
