@@ -9,10 +9,15 @@ Ports
 Timing: an accepted ``write`` beat reads its row in the accepting cycle t and writes the new value
 at the end of cycle t + 1 (`WRITE_LATENCY`), one beat per cycle sustained. The new value of a row
 is forwarded to a beat accepted in cycle t + 1 for the same row, so back-to-back accumulation into
-one row is exact. A read request accepted in cycle t is presented in cycle t + 1 with the row as it
-was at the start of cycle t (a read in the same or the next cycle as a write to the row sees the
-old value; the controller orders stores after the compute they depend on); the read side advances
-only when ``read_data`` can move, so back-pressure holds the presented row.
+one row is exact. A read request accepted in cycle t is presented in cycle t + 1 with the row as
+written by the beats accepted before cycle t, including the one written at the end of cycle t
+(the read port is transparent); the read side advances only when ``read_data`` can move, so
+back-pressure holds the presented row. No correct program reads a row while a beat for it is on
+its way: a STORE reads rows only after the MATMUL or SPMM writing them has pushed its token (or a
+FENCE), which it does as its last beat is accepted, so the STORE's first read comes after that
+beat is written; and compute overwrites rows only after the STORE reading them has finished.
+Block RAM defines no result for a read of a row being written, and of the results logic can
+guarantee, the new value costs the least.
 """
 
 from amaranth.hdl import Module, Mux, Signal, signed, unsigned
@@ -66,7 +71,8 @@ class AccumulatorMemory(wiring.Component):
         # Transparent: a beat reads its row in the cycle the previous beat's sum is written, and
         # gets that sum (the forwarding the module docstring states).
         old = storage.read_port(transparent_for=(new,))
-        out = storage.read_port()
+        # Transparent too: the cheapest defined result of a collision (module docstring).
+        out = storage.read_port(transparent_for=(new,))
 
         # Stage 0 (accepting cycle): read the row. Stage 1: add and write.
         beat = self.write.payload

@@ -16,7 +16,14 @@ error DRAM_RANGE). The memory has one read port and one write port, so that it m
 RAM of every FPGA family (an iCE40 EBR has no second write port); the host and the accelerator
 share them and the host wins: in a cycle the host writes, the accelerator's write data waits
 (``wdata.ready`` low), in a cycle it reads, the accelerator's next read waits. The host never
-waits. It is expected not to write memory the accelerator is using while a program runs.
+waits. It is expected not to touch memory the accelerator is using while a program runs.
+
+A read in the cycle of a write to the same bytes returns the written bytes (the read port is
+transparent; the other bytes of the word are read as they were). That never happens in correct
+use: the accelerator runs one burst at a time, and the host would have to read or write bytes a
+running program uses (`host.serial_transport.SerialTransport` touches memory only between
+programs). Block RAM defines no result for such a read, and of the results logic can guarantee,
+the written bytes cost the least.
 
 Timing of ``bus``
 -----------------
@@ -97,7 +104,8 @@ class OnchipMemory(wiring.Component):
         ]
         m.submodules.mem = mem = memory.Memory(shape=8 * bus_bytes, depth=depth, init=words)
         write = mem.write_port(granularity=8)
-        read = mem.read_port()
+        # Transparent: the cheapest defined result of a collision (module docstring).
+        read = mem.read_port(transparent_for=(write,))
         word_bits = max(1, (depth - 1).bit_length())
         host = self.host
 

@@ -13,9 +13,13 @@ Ports
 Timing and flow control: a request accepted in cycle t is presented on ``read_data`` in cycle
 t + 1 (`READ_LATENCY`); the read side advances only when ``read_data`` can move
 (``~read_data.valid | read_data.ready``), so back-pressure holds the presented row and stops new
-requests, and one row per cycle flows without back-pressure. A read of a row written in the same
-cycle returns the row's old content (read-before-write); a request after the write's cycle sees
-the new one.
+requests, and one row per cycle flows without back-pressure. A request accepted in the cycle a
+row is written returns the row's new content (the read port is transparent), as does any later
+one. No correct program reads a row in the cycle it is written: the controller starts a MATMUL or
+SPMM on rows only after the LOAD that writes them has pushed its token (or a FENCE), which counts
+from the cycle after the LOAD's last row is written, and lets a LOAD overwrite rows only after the
+compute reading them has finished. Block RAM (an iCE40 EBR) defines no result for such a read,
+and of the results logic can guarantee, the new content costs the least.
 """
 
 from amaranth.hdl import Module, Signal, unsigned
@@ -64,7 +68,9 @@ class Scratchpad(wiring.Component):
         m = Module()
         storage = memory.Memory(shape=unsigned(8 * self.row_bytes), depth=self.rows, init=[])
         m.submodules.storage = storage
-        write, read = storage.write_port(), storage.read_port()
+        write = storage.write_port()
+        # Transparent: the cheapest defined result of a collision (module docstring).
+        read = storage.read_port(transparent_for=(write,))
 
         m.d.comb += [
             self.write.ready.eq(1),
