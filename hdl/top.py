@@ -34,6 +34,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import data, fifo, wiring
 
 from hdl.accumulator import AccumulatorMemory
+from hdl.bram_fifo import BramFifo
 from hdl.checked_bits import live_bits, pack, unpack
 from hdl.config import AccelConfig, Dataflow
 from hdl.dma_load import LoadDma
@@ -158,7 +159,7 @@ class Accelerator(wiring.Component):
             live[name] = live_bits(config, queue_ops(config, queue_id))
             indexed = sparse and queue_id is Queue.COMPUTE
             width = len(live[name]) + (INDEX_BITS if indexed else 0)
-            queues[name] = fifo.SyncFIFOBuffered(width=width, depth=QUEUE_DEPTH)
+            queues[name] = BramFifo(width=width, depth=QUEUE_DEPTH)
             m.submodules[f"{name}_queue"] = queues[name]
             heads[name] = unpack(queues[name].r_data, live[name])
         tokens = _Tokens(m)
