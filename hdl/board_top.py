@@ -31,7 +31,7 @@ from amaranth.lib.wiring import In, Out
 from hdl.bridge import HostBridge
 from hdl.config import AccelConfig, address_bits
 from hdl.onchip_memory import OnchipMemory, check_size
-from hdl.top import Accelerator
+from hdl.top import Accelerator, longest_burst
 from hdl.uart import UartRx, UartTx, check_divisor
 
 __all__ = ["BoardTop"]
@@ -67,7 +67,9 @@ class BoardTop(wiring.Component):
         m = Module()
         # The UART brings a word per ~160 bit times: the dispatcher checks it on ``cmd``.
         m.submodules.accel = accel = Accelerator(self.config, checks_in_place=True)
-        m.submodules.memory = memory = OnchipMemory(self.memory_bytes, self.config.bus_bytes)
+        m.submodules.memory = memory = OnchipMemory(
+            self.memory_bytes, self.config.bus_bytes, max_beats=longest_burst(self.config)
+        )
         m.submodules.bridge = bridge = HostBridge(address_bits(self.memory_bytes))
         m.submodules.uart_rx = uart_rx = UartRx(self.divisor)
         m.submodules.uart_tx = uart_tx = UartTx(self.divisor)

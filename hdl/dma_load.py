@@ -22,9 +22,10 @@ address, stride and row count are only as wide as that memory and the scratchpad
 """
 
 from amaranth.hdl import Cat, Const, Module, Signal, unsigned
-from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from hdl.bram_fifo import BramFifo
 from hdl.isa import (
     DRAM_ADDRESS_BITS,
     MAX_ROWS,
@@ -125,7 +126,7 @@ class LoadDma(wiring.Component):
                 "tag": TAG_BITS,
             }
         )
-        m.submodules.meta = meta = fifo.SyncFIFOBuffered(
+        m.submodules.meta = meta = BramFifo(
             width=meta_layout.size, depth=self.outstanding
         )
 

@@ -16,9 +16,10 @@ granted (when the owner FIFO shows it), never earlier.
 """
 
 from amaranth.hdl import Module, Mux, Signal
-from amaranth.lib import data, fifo, wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from hdl.bram_fifo import BramFifo
 from hdl.memport import BEATS_BITS, memory_port_signature
 
 #: The longest burst a request can ask for.
@@ -57,8 +58,8 @@ class MemoryArbiter(wiring.Component):
         ports = [getattr(self, f"m{i}") for i in range(count)]
         # Each burst's owner and its words less one (the count of its last word).
         owner_layout = data.StructLayout({"owner": range(count), "last": range(self.max_beats)})
-        reads = fifo.SyncFIFOBuffered(width=owner_layout.size, depth=self.outstanding)
-        writes = fifo.SyncFIFOBuffered(width=owner_layout.size, depth=self.outstanding)
+        reads = BramFifo(width=owner_layout.size, depth=self.outstanding)
+        writes = BramFifo(width=owner_layout.size, depth=self.outstanding)
         m.submodules.reads, m.submodules.writes = reads, writes
 
         # Grant: the first valid master at or after `pointer`.

@@ -41,6 +41,7 @@ from amaranth.hdl import Const, Module, Mux, Signal
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
+from hdl.mem_arbiter import MAX_BEATS
 from hdl.memport import memory_port_signature
 
 __all__ = ["OnchipMemory", "check_size", "host_port_signature"]
@@ -81,15 +82,21 @@ class OnchipMemory(wiring.Component):
         Bytes per word of the accelerator's port (`hdl.config.AccelConfig.bus_bytes`).
     init : bytes, optional
         Initial contents (default zeros).
+    max_beats : int, optional
+        The most words of any burst requested (1..65535; assumed, not checked): the burst
+        counter is only as wide as that (`hdl.top.longest_burst` for the accelerator).
     """
 
-    def __init__(self, size: int, bus_bytes: int, init: bytes = b""):
+    def __init__(self, size: int, bus_bytes: int, init: bytes = b"", max_beats: int = MAX_BEATS):
         check_size(size, bus_bytes)
         signature = memory_port_signature(bus_bytes)
         if len(init) > size:
             raise ValueError(f"init has {len(init)} bytes, more than size ({size})")
+        if not 1 <= max_beats <= MAX_BEATS:
+            raise ValueError(f"max_beats must be in [1, {MAX_BEATS}], not {max_beats!r}")
         self.size = size
         self.bus_bytes = bus_bytes
+        self.max_beats = max_beats
         self._init = bytes(init)
         super().__init__({"bus": In(signature), "host": Out(host_port_signature())})
 
@@ -114,7 +121,7 @@ class OnchipMemory(wiring.Component):
         active = Signal()
         writing = Signal()
         address = Signal(word_bits)
-        left = Signal(16)
+        last = Signal(range(self.max_beats))  # the burst's words still to come, less one
         out_valid = Signal()
         fresh = Signal()  # the read port holds the word on rdata (read in the last cycle)
         held = Signal(8 * bus_bytes)  # that word, kept while rdata waits
@@ -124,7 +131,7 @@ class OnchipMemory(wiring.Component):
                 active.eq(1),
                 writing.eq(bus.req.payload.write),
                 address.eq(bus.req.payload.addr[shift:]),
-                left.eq(bus.req.payload.beats),
+                last.eq(bus.req.payload.beats - 1),
             ]
         m.d.comb += bus.wdata.ready.eq(active & writing & ~host.w_en)
         with m.If(host.w_en):
@@ -137,8 +144,8 @@ class OnchipMemory(wiring.Component):
             m.d.comb += [write.addr.eq(address), write.data.eq(bus.wdata.payload.data)]
             with m.If(bus.wdata.valid & bus.wdata.ready):
                 m.d.comb += write.en.eq(bus.wdata.payload.strobe)
-                m.d.sync += [address.eq(address + 1), left.eq(left - 1)]
-                with m.If(left == 1):
+                m.d.sync += [address.eq(address + 1), last.eq(last - 1)]
+                with m.If(last == 0):
                     m.d.sync += active.eq(0)
         issue = Signal()
         m.d.comb += [
@@ -152,8 +159,8 @@ class OnchipMemory(wiring.Component):
         with m.If(fresh):
             m.d.sync += held.eq(read.data)
         with m.If(issue):
-            m.d.sync += [out_valid.eq(1), address.eq(address + 1), left.eq(left - 1)]
-            with m.If(left == 1):
+            m.d.sync += [out_valid.eq(1), address.eq(address + 1), last.eq(last - 1)]
+            with m.If(last == 0):
                 m.d.sync += active.eq(0)
         with m.Elif(bus.rdata.ready):
             m.d.sync += out_valid.eq(0)

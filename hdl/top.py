@@ -34,6 +34,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import data, fifo, wiring
 
 from hdl.accumulator import AccumulatorMemory
+from hdl.bram_fifo import BramFifo
 from hdl.checked_bits import live_bits, pack, unpack
 from hdl.config import AccelConfig, Dataflow
 from hdl.dma_load import LoadDma
@@ -62,6 +63,20 @@ QUEUE_DEPTH = 8
 TOKEN_BITS = 8
 #: Width of an instruction's index in the command stream (``error_index``).
 INDEX_BITS = 32
+
+
+def load_row_bytes(config: AccelConfig) -> int:
+    """Bytes of the load DMA's rows: a scratchpad row of either kind or a parameter record."""
+    return max(config.rows, config.cols, PARAM_RECORD_BYTES)
+
+
+def longest_burst(config: AccelConfig) -> int:
+    """The most words of any burst the accelerator requests (`hdl.memport.row_beats` of a
+    LOAD's row, a STORE's row of int32 and, with a sparse engine, a nonzero beat)."""
+    rows = [load_row_bytes(config), 4 * config.cols]
+    if config.has_sparse_engine:
+        rows.append(nonzero_beat_bytes(config))
+    return max(row_beats(row, config.bus_bytes) for row in rows)
 
 
 def outstanding_reads(config: AccelConfig) -> int:
@@ -103,7 +118,7 @@ class Accelerator(wiring.Component):
         m.submodules.acc = acc = AccumulatorMemory(cols, config.acc_rows)
         m.submodules.matmul = matmul = MatmulEngine(config, act_rows, wgt_rows, config.acc_rows)
         m.submodules.requant = requant = Requantizer(config)
-        load_bytes = max(rows, cols, PARAM_RECORD_BYTES)
+        load_bytes = load_row_bytes(config)
         outstanding = outstanding_reads(config)
         # Checked addresses are below mem_bytes; rows fit the destination (LOAD_PARAMS: lanes).
         load_rows = max(act_rows, wgt_rows, cols)
@@ -114,11 +129,8 @@ class Accelerator(wiring.Component):
             bus, 4 * cols, config.address_bits, max_rows=config.acc_rows
         )
         sparse = config.has_sparse_engine
-        bursts = [load_dma.max_beats, store_dma.max_beats]
-        if sparse:
-            bursts.append(row_beats(nonzero_beat_bytes(config), bus))  # the SPMM's reader
         m.submodules.arbiter = arbiter = MemoryArbiter(
-            bus, 3 if sparse else 2, outstanding, max_beats=max(bursts)
+            bus, 3 if sparse else 2, outstanding, max_beats=longest_burst(config)
         )
         wiring.connect(m, load_dma.req, arbiter.m0.req)
         wiring.connect(m, arbiter.m0.rdata, load_dma.rdata)
@@ -158,7 +170,7 @@ class Accelerator(wiring.Component):
             live[name] = live_bits(config, queue_ops(config, queue_id))
             indexed = sparse and queue_id is Queue.COMPUTE
             width = len(live[name]) + (INDEX_BITS if indexed else 0)
-            queues[name] = fifo.SyncFIFOBuffered(width=width, depth=QUEUE_DEPTH)
+            queues[name] = BramFifo(width=width, depth=QUEUE_DEPTH)
             m.submodules[f"{name}_queue"] = queues[name]
             heads[name] = unpack(queues[name].r_data, live[name])
         tokens = _Tokens(m)
