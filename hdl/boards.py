@@ -187,8 +187,9 @@ BOARDS: dict[str, Board] = {
                 "BRAM": "ICESTORM_RAM",
             },
             available={"LUT": 5280, "FF": 5280, "DSP": 8, "BRAM": 30},
-            # 30 EBR of 512 bytes in all; 4 KiB (8 EBR) leaves the rest to the scratchpads.
-            memory_bytes=4096,
+            # 30 EBR of 512 bytes in all; the 2x2 accelerator takes 24, 2 KiB of memory 4 more
+            # (with 4 KiB the build needs 32).
+            memory_bytes=2048,
             # What lets the accelerator fit the UP5K's 5,280 cells (docs/fpga.md): no sparse
             # engine, a byte-wide memory bus (the DMAs' and arbiter's data paths; the UART
             # is far slower), and 32-bit counters (wrap after 2**32 / (R * C) cycles: 358 s

@@ -200,8 +200,17 @@ def parse_nextpnr_report(text: str) -> tuple[dict[str, tuple[int, int]], dict[st
     fmax = {
         clock: (float(entry["achieved"]), float(entry.get("constraint", 0.0)))
         for clock, entry in data.get("fmax", {}).items()
+        if not _is_packer_clock(clock)
     }
     return cells, fmax
+
+
+def _is_packer_clock(clock: str) -> bool:
+    """Whether `clock` is nextpnr's own pseudo-clock, not one of the design: on the iCE40 the
+    packer puts the ground net on a global buffer when unregistered SB_MAC16 blocks tie their
+    clock pins to it (``$PACKER_GND_NET_$glb_clk``), and times the paths into and out of those
+    combinational blocks against it."""
+    return clock.startswith("$PACKER")
 
 
 _UTIL_LINE = re.compile(
@@ -226,7 +235,7 @@ def parse_nextpnr_log(text: str) -> tuple[dict[str, tuple[int, int]], dict[str, 
             cells[match[1]] = (int(match[2]), int(match[3]))
             continue
         match = _FMAX_LINE.search(line)
-        if match:
+        if match and not _is_packer_clock(match[1]):
             fmax[match[1]] = (float(match[2]), float(match[3]))
     return cells, fmax
 
