@@ -24,8 +24,8 @@ checked every row range (docs/isa.md, `host.isa.check_program`), so ``rows`` is 
 ``act_rows`` and only as wide as that needs.
 """
 
-from amaranth.hdl import Cat, Module, Signal, unsigned
-from amaranth.lib import data, fifo, stream, wiring
+from amaranth.hdl import Cat, Const, Elaboratable, Module, Mux, Signal, unsigned
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hdl.accumulator import accumulator_write_layout
@@ -42,7 +42,7 @@ QUEUE_FIELDS = {
     Dataflow.WS: {
         "weights": ("wgt_row",),
         "acts": ("act_row", "rows"),
-        "outputs": ("acc_row", "rows", "accumulate"),
+        "outputs": ("acc_row", "accumulate"),
     },
     Dataflow.OS: {
         "acts": ("act_row", "wgt_row", "rows"),
@@ -65,14 +65,55 @@ def matmul_command_layout(act_rows: int, wgt_rows: int, acc_rows: int) -> data.S
     )
 
 
-class _CommandQueue(fifo.SyncFIFOBuffered):
+class _ShiftQueue(Elaboratable):
+    """A FIFO of `depth` (at least 3) entries of `width` bits with the ports and timing of
+    `amaranth.lib.fifo.SyncFIFOBuffered` of that depth: ``w_rdy`` while fewer than `depth`
+    entries are held, and an entry written in cycle t is ``r_rdy`` from cycle t + 2 at the
+    earliest. (At depth 2 that FIFO also refuses a write in the cycle after one into its empty
+    inner queue; this one does not.)
+
+    The entries are a shift register: the head is always entry 0 and a read moves the others one
+    place toward it, so there is no read multiplexer and a stored bit is a register behind one
+    2-input multiplexer (a FPGA logic cell each).
+    """
+
+    def __init__(self, width: int, depth: int):
+        self.width, self.depth = width, depth
+        self.w_data, self.w_en, self.w_rdy = Signal(width), Signal(), Signal()
+        self.r_data, self.r_en, self.r_rdy = Signal(width), Signal(), Signal()
+
+    def elaborate(self, platform):
+        m = Module()
+        depth = self.depth
+        entries = [Signal(self.width, name=f"entry{k}", reset_less=True) for k in range(depth)]
+        held = Signal(depth)  # held[k]: entry k holds one (a run from entry 0)
+        write, read = self.w_en & self.w_rdy, self.r_en & self.r_rdy
+        m.d.comb += [self.w_rdy.eq(~held[-1]), self.r_data.eq(entries[0])]
+        # Readable next cycle: an entry held now is left after this cycle's read.
+        m.d.sync += self.r_rdy.eq(Mux(read, held[1], held[0]))
+        for k in range(depth):
+            below = held[k - 1] if k else Const(1)
+            above = held[k + 1] if k + 1 < depth else Const(0)
+            # The written entry lands behind the last one left after the read.
+            arrives = write & Mux(read, held[k] & ~above, below & ~held[k])
+            if k + 1 < depth:
+                with m.If(read | arrives):
+                    m.d.sync += entries[k].eq(Mux(arrives, self.w_data, entries[k + 1]))
+            else:
+                with m.If(arrives):
+                    m.d.sync += entries[k].eq(self.w_data)
+            m.d.sync += held[k].eq(Mux(read, above | (write & held[k]), held[k] | (write & below)))
+        return m
+
+
+class _CommandQueue(_ShiftQueue):
     """`QUEUE_DEPTH` commands, each only the `fields` of a ``cmd`` `payload` (written by
     `push`); ``command`` is the head entry seen through those fields' layout."""
 
     def __init__(self, payload, fields):
         members = payload.shape().members
         layout = data.StructLayout({field: members[field] for field in fields})
-        super().__init__(width=layout.size, depth=QUEUE_DEPTH)
+        super().__init__(layout.size, QUEUE_DEPTH)
         self.payload, self.fields = payload, fields
         self.command = data.View(layout, self.r_data)
 
@@ -125,7 +166,7 @@ def _last_of_command(m: Module, name: str, reader: _RowReader, moved) -> Signal:
     (`moved` marks a beat entering); the returned signal is low while no size is queued.
     """
     width = len(reader.command.rows)
-    sizes = fifo.SyncFIFOBuffered(width=width, depth=QUEUE_DEPTH)
+    sizes = _ShiftQueue(width, QUEUE_DEPTH)
     m.submodules[f"{name}_sizes"] = sizes
     m.d.comb += [sizes.w_data.eq(reader.command.rows), sizes.w_en.eq(reader.queue.r_en)]
     entered = Signal(width, name=f"{name}_entered")
@@ -234,12 +275,11 @@ class MatmulEngine(wiring.Component):
 
     def _write_outputs(self, m, array, queue, most) -> None:
         """Output row i of the head command goes to accumulator row acc_row + i; a command has
-        ``rows`` output rows (weight-stationary, at most `most`) or R (output-stationary, its
-        queue has no ``rows``; `most` is R)."""
+        ``rows`` output rows (weight-stationary, at most `most`) or R (output-stationary; `most`
+        is R), the last of them flagged ``last`` by the array."""
         command = queue.command
         written = Signal(range(most))
-        per_command = command.rows if "rows" in queue.fields else most
-        last = written == per_command - 1
+        last = array.out.payload.last
         m.d.comb += [
             self.acc_write.valid.eq(array.out.valid & queue.r_rdy),
             self.acc_write.payload.row.eq(command.acc_row + written),

@@ -353,8 +353,11 @@ class Requantizer(wiring.Component):
         _round_to_mantissa(m, magnitude, rounded, dropped)
         m.d.sync += [q1.eq(rounded), d1.eq(dropped)]
 
-        # Stage 3: the exact product, registered (q1 * m24 < 2**48).
-        product = register(2 * MANTISSA_BITS, 3, "product")
+        # Stage 3: the exact product, registered (q1 * m24 < 2**48). Not reset, so that Yosys
+        # can put the register's low half into the output register of the DSP block that
+        # computes it (ice40_dsp moves no register with a reset there); a row's product is
+        # always its own, whatever the register held before.
+        product = Signal(2 * MANTISSA_BITS, name=f"s3_product{lane}", reset_less=True)
         d1_delayed = register(6, 3, "d1")  # 6 bits like shift: equal operand widths below
         m.d.sync += [product.eq(q1 * params["mantissa"]), d1_delayed.eq(d1)]
 

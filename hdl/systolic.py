@@ -152,7 +152,8 @@ class SystolicArray(wiring.Component):
                 token_last[p].eq(token_last[p - 1]),
                 token_bank[p].eq(token_bank[p - 1]),
             ]
-        # The last row of a tile makes its final weight use while its token is at depth - 2.
+        # The last row of a tile reaches the last PE's a_in while its token is at depth - 2; the
+        # PE reads its weight in the next cycle, whose edge is the first a reload can write at.
         drained = token_valid[depth - 2] & token_last[depth - 2]
 
         tile_loaded = weight_load & load_row[rows - 1]

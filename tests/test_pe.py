@@ -30,8 +30,7 @@ def test_weight_stationary_pe_against_model():
 
     async def testbench(ctx):
         weights = [0, 0]
-        product = 0
-        psum_out = 0
+        a_out = bank_out = 0
         for t in range(cycles):
             ctx.set(dut.a_in, int(a[t]))
             ctx.set(dut.bank_in, int(bank[t]))
@@ -39,9 +38,10 @@ def test_weight_stationary_pe_against_model():
             ctx.set(dut.weight_we, int(write[t]))
             ctx.set(dut.weight_data, int(data[t]))
             await ctx.tick()
-            # Model of the edge: product uses the weight before this edge's write.
-            psum_out = wrap32(int(psum[t]) + product)
-            product = int(a[t]) * weights[int(bank[t])]
+            # Model of the edge: the registered activation times its bank's weight before this
+            # edge's write (the weight of the cycle after the activation's a_in).
+            psum_out = wrap32(int(psum[t]) + a_out * weights[bank_out])
+            a_out, bank_out = int(a[t]), int(bank[t])
             for b in range(2):
                 if write[t] >> b & 1:
                     weights[b] = int(data[t])
