@@ -76,21 +76,26 @@ def random_commands(rng, config, count: int) -> list[dict]:
     return commands
 
 
+async def fill_scratchpads(ctx, rig, act, wgt):
+    """Write the activation and weight rows into the rig's scratchpads, a row per cycle."""
+    for pad, rows in ((rig.act, act), (rig.wgt, wgt)):
+        for index, row in enumerate(rows):
+            ctx.set(pad.write.valid, 1)
+            ctx.set(pad.write.payload.row, index)
+            ctx.set(
+                pad.write.payload.data.as_value(),
+                int.from_bytes(row.astype(np.int8).tobytes(), "little"),
+            )
+            await ctx.tick()
+        ctx.set(pad.write.valid, 0)
+
+
 def run(config, act, wgt, commands):
     rig = Rig(config)
     result = {}
 
     async def testbench(ctx):
-        for pad, rows in ((rig.act, act), (rig.wgt, wgt)):
-            for index, row in enumerate(rows):
-                ctx.set(pad.write.valid, 1)
-                ctx.set(pad.write.payload.row, index)
-                ctx.set(
-                    pad.write.payload.data.as_value(),
-                    int.from_bytes(row.astype(np.int8).tobytes(), "little"),
-                )
-                await ctx.tick()
-            ctx.set(pad.write.valid, 0)
+        await fill_scratchpads(ctx, rig, act, wgt)
         start = 0
         done = 0
         cycle = 0
@@ -260,16 +265,7 @@ def test_stalls_keep_results_and_the_command_limit(dataflow, stall):
     engine = rig.engine
 
     async def testbench(ctx):
-        for pad, rows in ((rig.act, act), (rig.wgt, wgt)):
-            for index, row in enumerate(rows):
-                ctx.set(pad.write.valid, 1)
-                ctx.set(pad.write.payload.row, index)
-                ctx.set(
-                    pad.write.payload.data.as_value(),
-                    int.from_bytes(row.astype(np.int8).tobytes(), "little"),
-                )
-                await ctx.tick()
-            ctx.set(pad.write.valid, 0)
+        await fill_scratchpads(ctx, rig, act, wgt)
         pending, taken, done = list(commands), 0, 0
         for cycle in range(20_000):
             if done == len(commands):
