@@ -90,6 +90,20 @@ async def fill_scratchpads(ctx, rig, act, wgt):
         ctx.set(pad.write.valid, 0)
 
 
+async def read_accumulators(ctx, rig, config):
+    """Every accumulator row of the rig, as int32 [ACC_ROWS, C], a row per cycle."""
+    ctx.set(rig.acc.read_data.ready, 1)
+    rows = []
+    for index in range(ACC_ROWS):
+        ctx.set(rig.acc.read_req.valid, 1)
+        ctx.set(rig.acc.read_req.payload, index)
+        await ctx.tick()
+        ctx.set(rig.acc.read_req.valid, 0)
+        value = ctx.get(rig.acc.read_data.payload.as_value())
+        rows.append([((value >> (32 * c)) & 0xFFFFFFFF) for c in range(config.cols)])
+    return np.array(rows, np.uint32).view(np.int32)
+
+
 def run(config, act, wgt, commands):
     rig = Rig(config)
     result = {}
@@ -115,17 +129,7 @@ def run(config, act, wgt, commands):
         ctx.set(rig.engine.cmd.valid, 0)
         for _ in range(3):
             await ctx.tick()
-        rows = []
-        ctx.set(rig.acc.read_data.ready, 1)
-        for index in range(ACC_ROWS):
-            ctx.set(rig.acc.read_req.valid, 1)
-            ctx.set(rig.acc.read_req.payload, index)
-            await ctx.tick()
-            ctx.set(rig.acc.read_req.valid, 0)
-            value = ctx.get(rig.acc.read_data.payload.as_value())
-            rows.append([((value >> (32 * c)) & 0xFFFFFFFF) for c in range(config.cols)])
-        words = np.array(rows, np.uint32).view(np.int32)
-        result["acc"] = words
+        result["acc"] = await read_accumulators(ctx, rig, config)
 
     sim = Simulator(rig)
     sim.add_clock(1e-8)
@@ -289,16 +293,7 @@ def test_stalls_keep_results_and_the_command_limit(dataflow, stall):
         ctx.set(rig.gates, 0b1111)
         for _ in range(3):
             await ctx.tick()
-        ctx.set(rig.acc.read_data.ready, 1)
-        rows = []
-        for index in range(ACC_ROWS):
-            ctx.set(rig.acc.read_req.valid, 1)
-            ctx.set(rig.acc.read_req.payload, index)
-            await ctx.tick()
-            ctx.set(rig.acc.read_req.valid, 0)
-            value = ctx.get(rig.acc.read_data.payload.as_value())
-            rows.append([((value >> (32 * c)) & 0xFFFFFFFF) for c in range(config.cols)])
-        words = np.array(rows, np.uint32).view(np.int32)
+        words = await read_accumulators(ctx, rig, config)
         np.testing.assert_array_equal(words, model(config, act, wgt, commands))
 
     sim = Simulator(rig)
