@@ -71,7 +71,8 @@ class Status(enum.IntEnum):
 
 #: Header bytes after the command byte.
 HEADER_BYTES = {Command.WRITE: 6, Command.READ: 6, Command.PUSH: 2}
-_HEADER_FIELDS_BYTES = 6  # addr u32, length u16; a PUSH header is the length's two bytes
+#: addr u32, length u16: a WRITE's or READ's header (a PUSH's is the length's two bytes).
+_HEADER_FIELDS_BYTES = HEADER_BYTES[Command.WRITE]
 
 
 class _Reply(enum.Enum):

@@ -239,7 +239,6 @@ class Accelerator(wiring.Component):
         if self.checks_in_place:  # the word is taken as it dispatches; one in the stages
             m.d.comb += self.cmd.ready.eq(taken)
             start = going & self.cmd.valid & ~staged & ~pending
-            advance = going & staged
         else:
             m.d.comb += self.cmd.ready.eq(going & (~staged | advance))
             start = self.cmd.valid & self.cmd.ready
