@@ -201,14 +201,13 @@ class HostBridge(wiring.Component):
                                     m.d.sync += field[8 * at : 8 * at + 8].eq(rx.payload)
                     with m.If(need == 1):
                         m.next = "DECODE"
-            with m.State("DECODE"):
-                with m.Switch(opcode):
-                    with m.Case(Command.WRITE):
-                        m.next = "WRITE"
-                    with m.Case(Command.READ):
-                        answer(m, _Reply.OK, after_read)
-                    with m.Default():  # PUSH: the count is in `length`
-                        m.next = "PUSH_NEXT"
+            with m.State("DECODE"), m.Switch(opcode):
+                with m.Case(Command.WRITE):
+                    m.next = "WRITE"
+                with m.Case(Command.READ):
+                    answer(m, _Reply.OK, after_read)
+                with m.Default():  # PUSH: the count is in `length`
+                    m.next = "PUSH_NEXT"
             with m.State("WRITE"):
                 with m.If(length == 0):
                     answer(m, _Reply.OK)

@@ -126,9 +126,7 @@ class LoadDma(wiring.Component):
                 "tag": TAG_BITS,
             }
         )
-        m.submodules.meta = meta = BramFifo(
-            width=meta_layout.size, depth=self.outstanding
-        )
+        m.submodules.meta = meta = BramFifo(width=meta_layout.size, depth=self.outstanding)
 
         # Request side: one burst per row of the current command.
         active = Signal()

@@ -642,9 +642,7 @@ def _check(m: Module, word, config: AccelConfig, span) -> Signal:
             (store.width > cols, ErrorCode.TILE_TOO_LARGE),
             (past(store.acc_row, store.rows, config.acc_rows), ErrorCode.ACC_RANGE),
             (
-                dram_end(
-                    store.dram_addr, span, Mux(store.int8, store.width, store.width * 4)
-                ),
+                dram_end(store.dram_addr, span, Mux(store.int8, store.width, store.width * 4)),
                 ErrorCode.DRAM_RANGE,
             ),
             (deps[1] | deps[3], ErrorCode.BAD_DEPS),

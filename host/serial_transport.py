@@ -168,8 +168,9 @@ class SerialTransport(Transport):
         ``cycles`` is the difference of the ``cycles`` counter before and after (it counts from
         reset, so it includes the time the words spent on the serial line), and so are the other
         counters, modulo ``2 ** config.counter_bits``: exact unless the run was long enough for
-        a counter to wrap, which the wall time tells (then `SerialProtocolError`). After an error the accelerator takes no more words until it is reset, so the
-        board is then of no further use; the error index is counted within `program`."""
+        a counter to wrap, which the wall time tells (then `SerialProtocolError`). After an
+        error the accelerator takes no more words until it is reset, so the board is then of no
+        further use; the error index is counted within `program`."""
         started = self.clock()
         before = self.counters()
         self.push(encode_program(program))
@@ -192,7 +193,9 @@ class SerialTransport(Transport):
     def _check_no_wrap(self, seconds: float) -> None:
         """Raise `SerialProtocolError` if, in `seconds` at the config's clock, some counter
         could have grown by ``2 ** counter_bits`` (its difference would then be ambiguous).
-        No counter grows faster than ``max(R * C, bus_bytes)`` per cycle (MACs, bytes)."""
+        No counter grows faster than ``max(R * C, bus_bytes)`` a cycle over a run (bytes move a
+        bus word at a time; a MATMUL's MACs are counted as it starts, R x C for each cycle of
+        its rows)."""
         config = self.config
         fastest = max(config.rows * config.cols, config.bus_bytes)
         most = seconds * config.clock_mhz * 1e6 * fastest

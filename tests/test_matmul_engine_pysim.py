@@ -181,7 +181,8 @@ class _QueuePair(wiring.Component):
     """The engine's shift-register queue and Amaranth's SyncFIFOBuffered, fed the same."""
 
     def __init__(self, width, depth):
-        self.new, self.ref = _ShiftQueue(width, depth), fifo.SyncFIFOBuffered(width=width, depth=depth)
+        self.new = _ShiftQueue(width, depth)
+        self.ref = fifo.SyncFIFOBuffered(width=width, depth=depth)
         self.w_data, self.w_en, self.r_en = Signal(width), Signal(), Signal()
         super().__init__({})
 
@@ -242,7 +243,7 @@ class StallRig(Rig):
             (self.wgt.read_data, engine.wgt_data),
             (engine.acc_write, self.acc.write),
         ]
-        for gate, (source, sink) in zip(self.gates, pairs):
+        for gate, (source, sink) in zip(self.gates, pairs, strict=True):
             m.d.comb += [
                 sink.valid.eq(source.valid & gate),
                 sink.payload.eq(source.payload),

@@ -197,7 +197,8 @@ def test_bad_trace_requests_exit_2(argv, message, capsys):
 
 def test_memory_and_engine_options_reach_the_configuration(tmp_path):
     """--bus-bytes, --mem-latency, --spad-bytes, --acc-rows, --sparse-lanes, --sparse-depth,
-    --counter-bits and --seed: a slower memory costs cycles; the options land in the report's configuration."""
+    --counter-bits and --seed: a slower memory costs cycles; the options land in the report's
+    configuration."""
     reports = []
     for latency, bus in ((0, 16), (200, 4)):
         path = tmp_path / f"spmm{latency}.json"
