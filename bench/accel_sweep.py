@@ -1,7 +1,7 @@
 """The whole accelerator from memory: RTL cycles vs the analytical model vs SCALE-Sim's convention.
 
 Each int8 GEMM (int32 output) runs through `get_backend("verilator", config)`: operands in the
-memory model, the `host.schedule` program on the command stream, the result read back and
+memory model, the `sim.schedule` program on the command stream, the result read back and
 checked bit-exactly against `sim.golden`. Beside its end-to-end RTL cycles the table prints
 `sim.perf.gemm_estimate` (the analytical model of the whole accelerator, target: within 5 %),
 SCALE-Sim's convention (`sim.cycles.scalesim_cycles`: array folds only, no memory) and the

@@ -1,6 +1,6 @@
 """How close `sim.perf` comes to the gateware, over configurations, memories and program kinds.
 
-Runs scheduled programs (`host.schedule`) on `hdl.top.Accelerator` in the native harness and
+Runs scheduled programs (`sim.schedule`) on `hdl.top.Accelerator` in the native harness and
 compares the end-to-end cycles with `sim.perf`'s estimate; also checks that the model's bytes
 read and written and MACs equal the hardware counters. Four configurations: 16x16 WS and OS at
 16 bytes/cycle and 64-cycle latency (issue 5's), 8x8 WS and OS at 8 bytes/cycle and 20 cycles.
@@ -19,13 +19,13 @@ from collections import defaultdict
 import numpy as np
 
 from hdl.config import AccelConfig
-from host.isa import encode_program
-from host.schedule import gemm_memory, spmm_memory, spmm_schedule
+from hdl.isa import encode_program
 from sim.drivers.accel_native import NativeAccelerator
 from sim.golden.gemm import gemm
 from sim.golden.requant import RequantParams
 from sim.golden.sparse import random_sparse
 from sim.perf import gemm_estimate, spmm_estimate
+from sim.schedule import gemm_memory, spmm_memory, spmm_schedule
 
 SMALL = dict(rows=8, cols=8, bus_bytes=8, mem_latency=20, spad_bytes=4096, acc_rows=256)
 CONFIGS = {

@@ -19,7 +19,7 @@ from amaranth.hdl import Cat, Const
 
 from hdl.config import AccelConfig
 from hdl.isa import LAYOUTS, WORD_BITS, Op, scratchpad_rows
-from hdl.spmm_engine import nonzero_beat_bytes
+from hdl.sparse import nonzero_beat_bytes
 
 __all__ = ["field_limits", "live_bits", "pack", "unpack"]
 

@@ -16,7 +16,7 @@ accepted as soon as the previous one has issued its last request, so commands pi
 command's ``tag`` (the accelerator routes rows by it while commands overlap).
 
 Assumes 1 <= ``width`` <= the row width and that the rows lie inside memory (the controller
-checks both before issuing the command, `host.isa.check_program` does on the host); so the
+checks both before issuing the command, `hdl.isa.check_program` does on the host); so the
 address, stride and row count are only as wide as that memory and the scratchpads need
 (`hdl.isa.dma_command_fields`), and ``width`` only as wide as a row needs.
 """

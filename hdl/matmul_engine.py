@@ -20,7 +20,7 @@ Output-stationary
 ``done`` pulses when a command's last output row has been written. Commands are taken into three
 internal queues of `QUEUE_DEPTH` entries, each keeping only the fields its reader or writer uses
 (`QUEUE_FIELDS`); ``cmd.ready`` is low while any is full. The engine assumes the controller has
-checked every row range (docs/isa.md, `host.isa.check_program`), so ``rows`` is at most
+checked every row range (docs/isa.md, `hdl.isa.check_program`), so ``rows`` is at most
 ``act_rows`` and only as wide as that needs.
 """
 

@@ -62,6 +62,12 @@ def nonzeros_layout(config: AccelConfig) -> data.StructLayout:
     )
 
 
+def nonzero_beat_bytes(config: AccelConfig) -> int:
+    """Bytes of one packed ``nonzeros`` beat in main memory: its payload in whole 4-byte words."""
+    bits = nonzeros_layout(config).size
+    return 4 * ((bits + 31) // 32)
+
+
 def product_widths(groups: int) -> list[int]:
     """Bit width of each of the G product registers of one column.
 

@@ -4,7 +4,7 @@ Each ``cmd`` beat is one SPMM instruction's fields (docs/isa.md): the X block is
 rows ``x_row`` .. ``x_row + k - 1`` (C int8 each), read through ``x_req``/``x_data`` into the
 `hdl.sparse.SparseEngine`'s ``acts`` stream; ``nz_beats`` packed ``nonzeros`` beats are read
 from main memory at ``nz_addr`` by an embedded `hdl.dma_load.LoadDma` (one beat per
-`nonzero_beat_bytes` record, over ``req``/``rdata``); output row n of the engine goes to
+`hdl.sparse.nonzero_beat_bytes` record, over ``req``/``rdata``); output row n of the engine goes to
 accumulator row ``acc_row + n`` (``acc_write``), added or overwriting. ``done`` pulses when the
 pass's last row (the engine's ``last``) has been written.
 
@@ -27,16 +27,10 @@ from hdl.dma_load import LoadDma
 from hdl.isa import DRAM_ADDRESS_BITS, ROWS_BITS
 from hdl.memport import request_layout
 from hdl.scratchpad import row_index_bits
-from hdl.sparse import SparseEngine, nonzeros_layout
+from hdl.sparse import SparseEngine, nonzero_beat_bytes, nonzeros_layout
 
 #: ``nonzeros`` beats (read bursts) the engine's reader keeps in flight.
 NONZERO_READS = 32
-
-
-def nonzero_beat_bytes(config: AccelConfig) -> int:
-    """Bytes of one packed ``nonzeros`` beat in main memory: its payload in whole 4-byte words."""
-    bits = nonzeros_layout(config).size
-    return 4 * ((bits + 31) // 32)
 
 
 def spmm_command_layout(wgt_rows: int, acc_rows: int) -> data.StructLayout:

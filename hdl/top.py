@@ -6,7 +6,7 @@ one memory port through a `MemoryArbiter`, and the controller below.
 
 Controller
     The dispatcher takes one 128-bit word per cycle from ``cmd``, checks it (docs/isa.md: the
-    same rules and error codes as `host.isa.check_program`, in the same order) into a register
+    same rules and error codes as `hdl.isa.check_program`, in the same order) into a register
     and in the next cycle, at the earliest, appends it to the load, compute or store queue
     (`QUEUE_DEPTH` words each; a queue stores only the bits a checked word can have set,
     `hdl.checked_bits`). A FENCE is taken only when every
@@ -54,7 +54,8 @@ from hdl.mem_arbiter import MemoryArbiter
 from hdl.memport import row_beats
 from hdl.requant import Requantizer
 from hdl.scratchpad import Scratchpad
-from hdl.spmm_engine import SpmmEngine, nonzero_beat_bytes
+from hdl.sparse import nonzero_beat_bytes
+from hdl.spmm_engine import SpmmEngine
 from hdl.top_ports import accelerator_signature
 
 #: Instruction words each of the three queues holds.
@@ -579,8 +580,9 @@ def _check_span(word, config: AccelConfig) -> Value:
 
 
 def _check(m: Module, word, config: AccelConfig, span) -> Signal:
-    """The `ErrorCode` of an instruction word (NONE when it is good), as `host.isa` orders it;
-    `span` is `_check_span` of the same word (registered a cycle earlier)."""
+    """The `ErrorCode` of an instruction word (NONE when it is good), in the order of
+    `hdl.isa.check_program`; `span` is `_check_span` of the same word (registered a cycle
+    earlier)."""
     rows, cols = config.rows, config.cols
     act_rows, wgt_rows = scratchpad_rows(config)
     op = word[:4]
@@ -649,7 +651,7 @@ def _check(m: Module, word, config: AccelConfig, span) -> Signal:
         ],
     }
     if not config.has_sparse_engine:
-        del checks[Op.SPMM]  # no engine to run it: SPMM is BAD_OPCODE, as in `host.isa`
+        del checks[Op.SPMM]  # no engine to run it: SPMM is BAD_OPCODE, as in `hdl.isa.check`
     m.d.comb += code.eq(ErrorCode.BAD_OPCODE)  # opcodes 7-15
     with m.Switch(op):
         for o, rules in checks.items():
@@ -677,7 +679,7 @@ def _exceeds(limit: int, *terms) -> Value:
 
 
 def _load_checks(word, load, row_bytes, spad_rows, past_dram_end, past) -> list:
-    """Rules of LOAD_ACT / LOAD_WGT, in `host.isa.check_program`'s order."""
+    """Rules of LOAD_ACT / LOAD_WGT, in `hdl.isa.check_program`'s order."""
     deps = word[4:8]
     return [
         (word[LAYOUTS[Op.LOAD_ACT].size :].any(), ErrorCode.BAD_FIELD),

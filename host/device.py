@@ -13,10 +13,10 @@ program and wait for it, read the counters), so the same driver runs on
 and later on a board, through a transport that moves the same bytes over a bus.
 
 On top of the transport the device allocates main memory (first fit in 16-byte granules,
-`host.alloc.RowPool`: freed regions are reused) and runs quantized layers: `Device.linear`
+`sim.alloc.RowPool`: freed regions are reused) and runs quantized layers: `Device.linear`
 multiplies an int8 activation matrix already in device memory by a layer's weights (uploaded
 once per layer) and requantizes the result to int8 in the accelerator's requantizer
-(`host.schedule.gemm_schedule`), so consecutive layers hand their activations over in device
+(`sim.schedule.gemm_schedule`), so consecutive layers hand their activations over in device
 memory. Each run is recorded in `Device.runs` (`LayerRun`: shape, cycles, counters).
 
 Example::
@@ -35,12 +35,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hdl.config import AccelConfig, Dataflow
-from hdl.isa import ErrorCode
-from host.alloc import RowPool
-from host.isa import Instruction, ProgramError, encode_program, pack_param_records
-from host.schedule import gemm_schedule
+from hdl.isa import ErrorCode, Instruction, ProgramError, encode_program
+from sim.alloc import RowPool
 from sim.golden.checks import require_array
 from sim.golden.layers import QuantLayer
+from sim.golden.param_records import pack_param_records
+from sim.isa_model import IsaModel
+from sim.perf import program_estimate
+from sim.schedule import gemm_schedule
 
 __all__ = [
     "BACKENDS",
@@ -137,8 +139,6 @@ class GoldenTransport(_ArrayMemory, Transport):
     """The functional ISA model as the accelerator; cycles from `sim.perf`."""
 
     def __init__(self, config: AccelConfig):
-        from sim.isa_model import IsaModel
-
         self.config = config
         self._model = IsaModel(config, config.mem_bytes)
 
@@ -146,8 +146,6 @@ class GoldenTransport(_ArrayMemory, Transport):
         return self._model.memory
 
     def execute(self, program: list[Instruction]) -> ProgramRun:
-        from sim.perf import program_estimate  # sim.perf imports host.isa: import it late
-
         try:
             self._model.run(program, check_races=False)
         except ProgramError as error:
@@ -309,7 +307,7 @@ class Device:
         ------
         TypeError, ValueError
             ``x`` is not a DeviceBuffer, or its K differs from the layer's; K beyond the int32
-            accumulation limit (`host.schedule.gemm_schedule`).
+            accumulation limit (`sim.schedule.gemm_schedule`).
         DeviceError
             The accelerator stopped with an error.
         """

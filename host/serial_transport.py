@@ -22,10 +22,9 @@ import numpy as np
 
 from hdl.bridge import COUNTER_BYTES, Command, Status
 from hdl.config import AccelConfig
-from hdl.isa import ErrorCode
+from hdl.isa import ErrorCode, Instruction, encode_program
 from hdl.top_ports import COUNTERS
 from host.device import DeviceError, ProgramRun, Transport
-from host.isa import Instruction, encode_program
 
 __all__ = ["MAX_CHUNK", "SerialProtocolError", "SerialTransport"]
 
@@ -125,7 +124,7 @@ class SerialTransport(Transport):
         return np.frombuffer(b"".join(parts), np.uint8).copy()
 
     def push(self, words: np.ndarray) -> int:
-        """Push instruction words (uint32 [n, 4], `host.isa.encode_program`) on ``cmd``;
+        """Push instruction words (uint32 [n, 4], `hdl.isa.encode_program`) on ``cmd``;
         the number the accelerator took (it stops taking words after an error)."""
         data = np.ascontiguousarray(words, dtype="<u4").reshape(-1, 4)
         self.port.write(struct.pack("<BH", Command.PUSH, len(data)))

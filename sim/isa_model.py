@@ -4,7 +4,7 @@
 activation scratchpad (``spad_bytes // R`` rows of R int8), the weight scratchpad
 (``spad_bytes // C`` rows of C int8), the accumulator memory (``acc_rows`` rows of C int32, adds
 wrap modulo 2**32) and the C requantizer lanes (one parameter record each). `IsaModel.run`
-executes a list of `host.isa.Instruction` and returns the `Counters` of the run; `run_words`
+executes a list of `hdl.isa.Instruction` and returns the `Counters` of the run; `run_words`
 runs an encoded command stream.
 
 It is a functional model, not a cycle model: instructions run one at a time in program order.
@@ -26,7 +26,7 @@ Semantics beyond docs/isa.md, chosen here:
   beat both finishes a row past ``acc_rows`` and holds a bad index, SPARSE_FORMAT wins (the
   index is seen when the beat is taken, the row after it).
 
-Errors: `run` applies `host.isa.check_program` first, with the size of the model's memory image
+Errors: `run` applies `hdl.isa.check_program` first, with the size of the model's memory image
 as the main-memory size (the hardware uses ``AccelConfig.mem_bytes``), and raises its
 `ProgramError` before anything runs (the model's state is then unchanged). A run-time error
 (SPMM) raises `ProgramError` with its code and index after the earlier instructions ran and the
@@ -44,7 +44,7 @@ computes exactly which pairs the ISA orders (i finishes before j starts):
 - tokens: on each channel (queue pair and direction) the n-th pop starts after the n-th push
   finished (pops and pushes of one channel each happen in their queue's order, and the n-th
   pop needs n tokens), and the transitive closure of all three (vector clocks over the queues,
-  computed by replaying the token protocol as `host.isa.check_program` does).
+  computed by replaying the token protocol as `hdl.isa.check_program` does).
 
 Dispatch adds no order (queues are taken to be unbounded, the adversarial case), so the
 relation is sound: nothing is called ordered that a legal schedule could run the other way.
@@ -68,15 +68,18 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hdl.config import AccelConfig, Dataflow
-from hdl.isa import PARAM_RECORD_BYTES, WORD_BITS, ErrorCode, Op, Queue
-from hdl.sparse import index_bits
-from host.isa import (
+from hdl.isa import (
+    PARAM_RECORD_BYTES,
+    WORD_BITS,
+    ErrorCode,
     Geometry,
     Instruction,
+    Op,
     ProgramError,
+    Queue,
     check_program,
-    nonzero_beat_bytes,
 )
+from hdl.sparse import index_bits, nonzero_beat_bytes
 from sim.golden.gemm import gemm, wrap_int32
 from sim.golden.requant import MANTISSA_BITS, round_to_significant_bits, shift_right_half_even
 
@@ -205,7 +208,7 @@ class IsaModel:
         Raises
         ------
         ProgramError
-            `host.isa.check_program` refuses the program (nothing runs), or an SPMM fails at
+            `hdl.isa.check_program` refuses the program (nothing runs), or an SPMM fails at
             run time (SPARSE_FORMAT, ACC_RANGE; the earlier instructions have run).
         RaceError
             With `check_races`, after the run: instructions of different queues touch the same
@@ -230,7 +233,7 @@ class IsaModel:
         return counters
 
     def run_words(self, words: np.ndarray, *, check_races: bool = True) -> Counters:
-        """`run` for an encoded program (uint32 [n, 4], `host.isa.encode_program`).
+        """`run` for an encoded program (uint32 [n, 4], `hdl.isa.encode_program`).
 
         A word that does not decode stops the program at its index: BAD_OPCODE for opcodes
         7-15, BAD_FIELD for bits set above the opcode's layout, unless an earlier instruction
@@ -485,7 +488,7 @@ class Ordering:
     Parameters
     ----------
     program : list of Instruction
-        A program whose token protocol completes (as `host.isa.check_program` checks).
+        A program whose token protocol completes (as `hdl.isa.check_program` checks).
 
     Attributes
     ----------
@@ -657,7 +660,7 @@ def find_races(
     Parameters
     ----------
     program : list of Instruction
-        A program that passes `host.isa.check_program`.
+        A program that passes `hdl.isa.check_program`.
     config : AccelConfig
         The hardware (array size and dataflow decide MATMUL's rows).
     spmm_rows : dict, optional

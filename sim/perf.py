@@ -6,7 +6,7 @@ bytes per cycle (the native harness's memory model, docs/accelerator-harness.md)
 simulating a single cycle: it walks the program once, instruction by instruction, and gives each
 its start and finish cycle from closed-form timings of the unit that runs it, in the order the
 hardware's queues, dependency tokens and shared memory channels allow. `gemm_estimate` and
-`spmm_estimate` do so for the programs `host.schedule` makes. The cost is about 30 us per
+`spmm_estimate` do so for the programs `sim.schedule` makes. The cost is about 30 us per
 instruction (a 512^3 GEMM's 17,664 instructions in 0.6 s) and no Verilator build per design.
 
 What is modelled (docs/perf-model.md gives the rules and their constants):
@@ -45,12 +45,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from hdl.config import AccelConfig, Dataflow
-from hdl.isa import PARAM_RECORD_BYTES, Op, Queue
+from hdl.isa import PARAM_RECORD_BYTES, Instruction, Op, Queue
 from hdl.requant import LATENCY as REQUANT_LATENCY
 from hdl.sparse import LATENCY as SPARSE_LATENCY
-from hdl.spmm_engine import NONZERO_READS, nonzero_beat_bytes
+from hdl.sparse import nonzero_beat_bytes
+from hdl.spmm_engine import NONZERO_READS
 from hdl.top import QUEUE_DEPTH, outstanding_reads
-from host.isa import Instruction
 
 __all__ = ["PerfEstimate", "gemm_estimate", "program_estimate", "spmm_estimate"]
 
@@ -353,8 +353,8 @@ def program_estimate(
 
     Parameters
     ----------
-    program : list of host.isa.Instruction
-        A program `host.isa.check_program` accepts (the model assumes it does not deadlock).
+    program : list of hdl.isa.Instruction
+        A program `hdl.isa.check_program` accepts (the model assumes it does not deadlock).
     config : AccelConfig
         The hardware.
     latency, bytes_per_cycle : int, optional
@@ -385,7 +385,7 @@ def program_estimate(
         raise ValueError("program is empty")
     for index, instruction in enumerate(program):
         if not isinstance(instruction, Instruction):
-            raise TypeError(f"program[{index}] must be a host.isa.Instruction, not {instruction!r}")
+            raise TypeError(f"program[{index}] must be a hdl.isa.Instruction, not {instruction!r}")
     machine = _Machine(config, latency, bandwidth)
     finish = _walk(program, machine)
     end = max(finish) + _IDLE
@@ -481,7 +481,7 @@ def _walk(program: list[Instruction], machine: _Machine) -> list[float]:
         if not candidates:
             raise ValueError(
                 "the program never finishes: an instruction waits for a token that no earlier "
-                "instruction pushes (host.isa.check_program reports such a program)"
+                "instruction pushes (hdl.isa.check_program reports such a program)"
             )
         # Ties: a store first (its requests win the arbiter over a load's), then a load (its
         # requests slow an SPMM's down), then compute.
@@ -515,10 +515,10 @@ def gemm_estimate(
     latency: int | None = None,
     bytes_per_cycle: int | None = None,
 ) -> PerfEstimate:
-    """`program_estimate` of the program `host.schedule.gemm_schedule` makes for an M x K by
-    K x N GEMM laid out as `host.schedule.gemm_memory` lays it out (int8 output with
+    """`program_estimate` of the program `sim.schedule.gemm_schedule` makes for an M x K by
+    K x N GEMM laid out as `sim.schedule.gemm_memory` lays it out (int8 output with
     `requant`)."""
-    from host.schedule import gemm_layout
+    from sim.schedule import gemm_layout
 
     layout = gemm_layout(m, n, k, config, requant=requant)
     return program_estimate(
@@ -534,9 +534,9 @@ def spmm_estimate(
     latency: int | None = None,
     bytes_per_cycle: int | None = None,
 ) -> PerfEstimate:
-    """`program_estimate` of `host.schedule.spmm_schedule` for sparse int8 `w` (N x K) times
+    """`program_estimate` of `sim.schedule.spmm_schedule` for sparse int8 `w` (N x K) times
     an int8 K x `m` X, with the ``macs`` the SPMMs count (C per nonzero per column block)."""
-    from host.schedule import spmm_memory, spmm_schedule
+    from sim.schedule import spmm_memory, spmm_schedule
 
     w = np.asarray(w)
     x = np.zeros((w.shape[1] if w.ndim == 2 else 1, m), np.int8)

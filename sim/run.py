@@ -10,7 +10,7 @@ latency and measured torch baselines on the CPU (and CUDA when present); `sim.mo
 The matrix workloads, each on a chosen backend (golden, pysim or verilator), with seeded random
 operands (the int8 extremes -128 and 127 planted in them) and the int32 result checked against an
 independent oracle (torch's int64 matmul, wrapped to int32). Every backend runs the product through
-the whole accelerator: operands in main memory, a tiled program (`host.schedule`) on the command
+the whole accelerator: operands in main memory, a tiled program (`sim.schedule`) on the command
 stream, the result stored back (golden: numpy results with the cycles of the analytical model
 `sim.perf`; pysim / verilator: the RTL, cycle by cycle):
 

@@ -4,10 +4,9 @@ whole programs (native harness, Amaranth simulator, the pysim and verilator back
 import numpy as np
 
 from hdl.config import AccelConfig
-from hdl.isa import PARAM_RECORD_BYTES, Op
-from hdl.spmm_engine import nonzero_beat_bytes
+from hdl.isa import PARAM_RECORD_BYTES, Instruction, Op
+from hdl.sparse import nonzero_beat_bytes
 from hdl.top_ports import COUNTERS
-from host.isa import Instruction
 from sim.golden.layers import QuantLayer
 from sim.golden.requant import RequantParams
 from sim.isa_model import Counters, IsaModel

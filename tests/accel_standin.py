@@ -35,7 +35,7 @@ MAX_BUS_BYTES = 64
 
 
 def word(value: int) -> list[int]:
-    """A 128-bit word as the four uint32 of `host.isa.encode_program` (least significant first)."""
+    """A 128-bit word as the four uint32 of `hdl.isa.encode_program` (least significant first)."""
     return [(value >> (32 * i)) & 0xFFFF_FFFF for i in range(4)]
 
 

@@ -2,13 +2,12 @@
 
 Each field takes 0, 1, 2, its checked limit (`hdl.checked_bits.field_limits`) and the values
 next to it, its largest value, or a random value up to the limit; about half of the
-instructions pass `host.isa.check_program`, the others fail a rule at or just past an edge.
+instructions pass `hdl.isa.check_program`, the others fail a rule at or just past an edge.
 """
 
 from hdl.checked_bits import field_limits
 from hdl.config import AccelConfig
-from hdl.isa import LAYOUTS, Op
-from host.isa import Instruction, ProgramError, check_program
+from hdl.isa import LAYOUTS, Instruction, Op, ProgramError, check_program
 
 #: Configurations the checker tests run: tiny memories (1 KiB, 1000 B, not a power of two) and
 #: the 256 MiB default, both dataflows.
@@ -47,7 +46,7 @@ def edge_instructions(config: AccelConfig, op: Op, count: int, rng) -> list[Inst
 
 
 def host_code(instruction: Instruction, config: AccelConfig):
-    """The `ErrorCode` `host.isa.check_program` gives a one-instruction program, or None."""
+    """The `ErrorCode` `hdl.isa.check_program` gives a one-instruction program, or None."""
     try:
         check_program([instruction], config)
     except ProgramError as error:
@@ -56,7 +55,7 @@ def host_code(instruction: Instruction, config: AccelConfig):
 
 
 def checked_instructions(config: AccelConfig, op: Op, count: int, rng) -> list[Instruction]:
-    """Those of `edge_instructions` that pass `host.isa.check_program`."""
+    """Those of `edge_instructions` that pass `hdl.isa.check_program`."""
     return [
         instruction
         for instruction in edge_instructions(config, op, count, rng)

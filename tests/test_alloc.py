@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from hdl.config import AccelConfig
-from host.alloc import RowPool
+from sim.alloc import RowPool
 
 
 def test_first_fit_hands_out_consecutive_runs_and_reuses_freed_ones():

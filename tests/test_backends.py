@@ -14,12 +14,11 @@ from gemm_operands import operands
 from sparse_operands import sparse_operands
 
 from hdl.config import AccelConfig
-from hdl.isa import Op
-from host.isa import Instruction
-from host.schedule import GemmLayout, gemm_memory
+from hdl.isa import Instruction, Op
 from sim.backends import GemmResult, get_backend
 from sim.golden.gemm import gemm
 from sim.perf import gemm_estimate
+from sim.schedule import GemmLayout, gemm_memory
 
 
 def test_golden_backend_gemm():
@@ -170,7 +169,7 @@ def test_an_accelerator_error_is_raised_with_its_code_and_index(name, verilator,
     with pytest.raises(
         RuntimeError,
         match=rf"^the accelerator stopped with error DRAM_RANGE at instruction {count - 1} of "
-        rf"{count}: .*LOAD_ACT.* \(a bug of the scheduler, host/schedule.py\)$",
+        rf"{count}: .*LOAD_ACT.* \(a bug of the scheduler, sim/schedule.py\)$",
     ):
         backend.gemm(a, b)
 

@@ -23,11 +23,10 @@ from hdl.board_top import BoardTop
 from hdl.boards import BOARDS
 from hdl.bridge import Command, Status
 from hdl.config import AccelConfig
-from hdl.isa import ErrorCode, Op
+from hdl.isa import ErrorCode, Instruction, Op, encode_program
 from hdl.onchip_memory import OnchipMemory
 from hdl.uart import UartRx, UartTx
 from host.device import Device, DeviceError
-from host.isa import Instruction, encode_program
 from host.serial_transport import SerialProtocolError, SerialTransport
 from sim.golden.layers import linear_forward
 

@@ -1,5 +1,5 @@
 # amaranth: UnusedElaboratable=no
-"""hdl.checked_bits against the host's own checker: no word that `host.isa.check_program`
+"""hdl.checked_bits against the host's own checker: no word that `hdl.isa.check_program`
 accepts has a bit outside `live_bits` (but the stride of a one-row LOAD or STORE), and
 `pack` / `unpack` give such a word back."""
 

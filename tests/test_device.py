@@ -5,9 +5,8 @@ import pytest
 from accel_checks import native_config, random_layer
 
 from hdl.config import AccelConfig
-from hdl.isa import ErrorCode, Op
+from hdl.isa import ErrorCode, Instruction, Op
 from host.device import Device, DeviceError, GoldenTransport, ProgramRun, Transport
-from host.isa import Instruction
 from sim.golden.layers import linear_forward
 
 

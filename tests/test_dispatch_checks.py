@@ -1,6 +1,6 @@
 # amaranth: UnusedElaboratable=no
 """The dispatcher's instruction checks (`hdl.top._check_span` and `_check`) against the host's
-`host.isa.check_program`, word by word, on edge-value instructions of every queued opcode:
+`hdl.isa.check_program`, word by word, on edge-value instructions of every queued opcode:
 good words, and words that fail at or just past a limit (address ranges whose products
 overflow main memory many times over included)."""
 

@@ -9,13 +9,17 @@ from amaranth.lib import data
 from amaranth.sim import Simulator
 
 from hdl.config import AccelConfig
-from hdl.isa import LAYOUTS, WORD_BITS, ErrorCode, Op, field_table
-from host.isa import (
+from hdl.isa import (
+    LAYOUTS,
+    WORD_BITS,
+    ErrorCode,
     Instruction,
+    Op,
     ProgramError,
     check_program,
     decode_program,
     encode_program,
+    field_table,
 )
 
 REPO = Path(__file__).resolve().parents[1]

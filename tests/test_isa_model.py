@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from hdl.config import AccelConfig
-from hdl.isa import ErrorCode, Op, Queue
-from host.isa import Instruction, ProgramError, encode_program
+from hdl.isa import ErrorCode, Instruction, Op, ProgramError, Queue, encode_program
 from sim.golden.gemm import gemm
 from sim.golden.requant import RequantParams, decompose_multiplier, requantize_float
 from sim.isa_model import (

@@ -11,12 +11,11 @@ from accel_checks import native_config
 from sparse_operands import sparse_operands
 
 from hdl.config import AccelConfig
-from hdl.isa import ErrorCode, Op
-from host.isa import Instruction, encode_program
-from host.schedule import gemm_memory, spmm_memory, spmm_schedule
+from hdl.isa import ErrorCode, Instruction, Op, encode_program
 from sim.drivers.accel_native import NativeAccelerator
 from sim.golden.requant import RequantParams
 from sim.perf import gemm_estimate, program_estimate, spmm_estimate
+from sim.schedule import gemm_memory, spmm_memory, spmm_schedule
 
 #: GEMMs: (m, n, k, int8 output, memory latency, bytes per cycle).
 GEMMS = [
@@ -126,7 +125,7 @@ def test_bad_arguments_are_named():
         program_estimate(program, config, bytes_per_cycle=32)
     with pytest.raises(ValueError, match=r"^program is empty$"):
         program_estimate([], config)
-    with pytest.raises(TypeError, match=r"^program\[1\] must be a host.isa.Instruction, not 7$"):
+    with pytest.raises(TypeError, match=r"^program\[1\] must be a hdl.isa.Instruction, not 7$"):
         program_estimate([Instruction(Op.FENCE), 7], config)
 
 

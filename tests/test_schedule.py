@@ -7,18 +7,17 @@ import numpy as np
 import pytest
 
 from hdl.config import AccelConfig
-from hdl.isa import Op, Queue
-from host.isa import Instruction, check_program
-from host.schedule import (
+from hdl.isa import Instruction, Op, Queue, check_program
+from sim.golden.gemm import MAX_K_NO_OVERFLOW, gemm
+from sim.golden.requant import RequantParams, requantize_float
+from sim.isa_model import IsaModel, Ordering, RaceError
+from sim.schedule import (
     gemm_memory,
     gemm_schedule,
     matmul_steps,
     spmm_memory,
     spmm_schedule,
 )
-from sim.golden.gemm import MAX_K_NO_OVERFLOW, gemm
-from sim.golden.requant import RequantParams, requantize_float
-from sim.isa_model import IsaModel, Ordering, RaceError
 from sim.sparse_program import spmm_program
 
 # (rows, cols, spad_bytes, acc_rows): small scratchpads and accumulators, so that M, N and K

@@ -9,10 +9,9 @@ import pytest
 
 from hdl.bridge import Status
 from hdl.config import AccelConfig
-from hdl.isa import ErrorCode, Op
+from hdl.isa import ErrorCode, Instruction, Op
 from hdl.top_ports import COUNTERS
 from host.device import DeviceError
-from host.isa import Instruction
 from host.serial_transport import SerialProtocolError, SerialTransport
 
 CONFIG = AccelConfig(rows=2, cols=2, bus_bytes=1, mem_bytes=1024, counter_bits=16, clock_mhz=12)

@@ -11,12 +11,12 @@ from accel_checks import assert_rtl_result
 from sparse_operands import SPARSITIES, pattern_24_operands, sparse_operands
 
 from hdl.config import AccelConfig
-from host.schedule import spmm_memory, spmm_schedule
 from sim.backends import get_backend
 from sim.cycles import sparse_cycles
 from sim.drivers.native import NativeSim
 from sim.drivers.pysim import FlowControl, run_pysim
 from sim.golden.sparse import csr_compress, csr_spmm
+from sim.schedule import spmm_memory, spmm_schedule
 from sim.sparse_program import pass_beats, spmm_program
 
 FLOWS = [(0.4, 0.0), (0.0, 0.5), (0.6, 0.7)]

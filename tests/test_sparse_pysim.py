@@ -10,12 +10,12 @@ from sparse_operands import SPARSITIES, pattern_24_operands, sparse_operands
 
 from hdl.config import AccelConfig
 from hdl.sparse import LATENCY, SparseEngine, product_widths
-from host.schedule import spmm_memory, spmm_schedule
 from sim.backends import get_backend
 from sim.cycles import sparse_cycles
 from sim.drivers.pysim import FlowControl, run_pysim
 from sim.golden.gemm import gemm
 from sim.golden.sparse import csr_compress
+from sim.schedule import spmm_memory, spmm_schedule
 from sim.sparse_program import pass_beats, spmm_program
 from sim.stream_program import pack_beats
 

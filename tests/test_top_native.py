@@ -16,14 +16,13 @@ from accel_checks import assert_counters_agree, model_run, native_config
 from sparse_operands import sparse_operands
 
 from hdl.config import AccelConfig
-from hdl.isa import ErrorCode, Op
+from hdl.isa import ErrorCode, Instruction, Op, encode_program
 from hdl.top import Accelerator
-from host.isa import Instruction, encode_program
-from host.schedule import gemm_memory, spmm_memory, spmm_schedule
 from sim.drivers.accel_native import NativeAccelerator
 from sim.golden.gemm import gemm
 from sim.golden.requant import RequantParams, requantize_float
 from sim.perf import gemm_estimate
+from sim.schedule import gemm_memory, spmm_memory, spmm_schedule
 
 MEMORY = native_config().mem_bytes
 

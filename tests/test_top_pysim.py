@@ -2,7 +2,7 @@
 """The whole accelerator in Amaranth's simulator: programs from memory, results in memory.
 
 Small configurations (2x2 and 2x3 arrays, 4-byte bus) and hand-written programs; GEMMs of any
-shape come with the scheduler (host/schedule.py) and the native harness.
+shape come with the scheduler (sim/schedule.py) and the native harness.
 """
 
 import numpy as np
@@ -10,18 +10,19 @@ import pytest
 from accel_checks import small_config
 from sparse_operands import sparse_operands
 
-from hdl.isa import ErrorCode, Op
-from host.isa import (
+from hdl.isa import (
+    ErrorCode,
     Instruction,
+    Op,
     ProgramError,
     check_program,
     encode_program,
-    pack_param_records,
 )
 from sim.drivers.accel_native import MemoryRangeError
 from sim.drivers.accel_pysim import run_accelerator
 from sim.drivers.native import SimulationTimeoutError
 from sim.golden.gemm import gemm
+from sim.golden.param_records import pack_param_records
 from sim.golden.requant import RequantParams, requantize_float
 from sim.sparse_program import spmm_program
 

@@ -1,5 +1,5 @@
 # amaranth: UnusedElaboratable=no
-"""Scheduled programs (host/schedule.py) on the whole accelerator in Amaranth's simulator.
+"""Scheduled programs (sim/schedule.py) on the whole accelerator in Amaranth's simulator.
 
 The scheduler's programs, checked on the functional model in tests/test_schedule.py, here run on
 the gateware itself: results equal sim.golden and the hardware counters equal the model's.
@@ -10,12 +10,11 @@ import pytest
 from accel_checks import assert_counters_agree, model_run, small_config
 from sparse_operands import sparse_operands
 
-from hdl.isa import ErrorCode
-from host.isa import encode_program
-from host.schedule import gemm_memory, spmm_memory, spmm_schedule
+from hdl.isa import ErrorCode, encode_program
 from sim.drivers.accel_pysim import run_accelerator
 from sim.golden.gemm import gemm
 from sim.golden.requant import RequantParams, requantize_float
+from sim.schedule import gemm_memory, spmm_memory, spmm_schedule
 
 MEMORY = 1 << 14
 

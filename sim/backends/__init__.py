@@ -10,7 +10,7 @@ the accelerator of `config` (`hdl.top.Accelerator`) does. Every backend returns 
 - ``verilator``: the whole accelerator compiled by Verilator, run by the native harness.
 
 The two RTL backends run a product end to end (`sim.backends.rtl`): the operands are placed in
-a main-memory image, the scheduler's program (`host.schedule`) is pushed on the command port,
+a main-memory image, the scheduler's program (`sim.schedule`) is pushed on the command port,
 the result is read back from memory; ``.cycles`` is the end-to-end count from reset to idle and
 ``.counters`` the hardware counters (`hdl.top_ports.COUNTERS`). The memory's latency is
 ``config.mem_latency`` and its bandwidth ``config.bus_bytes`` bytes per cycle. Both RTL backends

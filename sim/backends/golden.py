@@ -14,7 +14,7 @@ from sim.perf import gemm_estimate, spmm_estimate
 
 class GoldenBackend:
     """Functional GEMMs from `sim.golden`; cycles from `sim.perf`, the analytical model of the
-    whole accelerator running the program `host.schedule` makes (operands and result in main
+    whole accelerator running the program `sim.schedule` makes (operands and result in main
     memory, ``config.mem_latency`` and ``config.bus_bytes`` bytes per cycle).
 
     The model is within 5 % of the RTL backends' cycles for GEMMs, and its ``macs``,

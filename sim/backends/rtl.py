@@ -1,9 +1,9 @@
 """What every backend that simulates the whole accelerator shares: memory image, program, result.
 
 `RtlBackend.gemm` and `RtlBackend.spmm` run a product end to end on ``hdl.top.Accelerator``, as
-a host would: the operands are laid out in a main-memory image (`host.schedule.gemm_memory` /
-`host.schedule.spmm_memory`), the scheduler's program (`host.schedule`) is encoded
-(`host.isa.encode_program`) and pushed on the accelerator's command port, the accelerator loads
+a host would: the operands are laid out in a main-memory image (`sim.schedule.gemm_memory` /
+`sim.schedule.spmm_memory`), the scheduler's program (`sim.schedule`) is encoded
+(`hdl.isa.encode_program`) and pushed on the accelerator's command port, the accelerator loads
 the operands, computes and stores the int32 result into the image, and the result is read back
 from it. Subclasses (``pysim``, ``verilator``) define `RtlBackend._run`, which simulates the
 accelerator on the image with the memory latency of ``config.mem_latency`` and a bandwidth of
@@ -18,11 +18,10 @@ from typing import Protocol
 import numpy as np
 
 from hdl.config import AccelConfig
-from hdl.isa import ErrorCode
+from hdl.isa import ErrorCode, Instruction, encode_program
 from hdl.top_ports import COUNTERS
-from host.isa import Instruction, encode_program
-from host.schedule import gemm_memory, spmm_memory, spmm_schedule
 from sim.backends.result import GemmResult
+from sim.schedule import gemm_memory, spmm_memory, spmm_schedule
 
 
 class AcceleratorRun(Protocol):
@@ -63,7 +62,7 @@ class RtlBackend:
         Raises
         ------
         TypeError, ValueError
-            Operands that are not int8 matrices of matching shapes (`host.schedule.gemm_memory`),
+            Operands that are not int8 matrices of matching shapes (`sim.schedule.gemm_memory`),
             or operands that do not fit in ``config.mem_bytes``.
         RuntimeError
             The accelerator stopped with an error (a bug of the scheduler), or a simulation
@@ -75,7 +74,7 @@ class RtlBackend:
     def spmm(self, w: np.ndarray, x: np.ndarray) -> GemmResult:
         """int8 w (N x K, zeros skipped) @ int8 x (K x M) on the accelerator's sparse engine.
 
-        W's nonzeros are packed into ``nonzeros`` beats in memory (`host.schedule.spmm_memory`)
+        W's nonzeros are packed into ``nonzeros`` beats in memory (`sim.schedule.spmm_memory`)
         and the SPMM program runs as for `gemm`; the result's output is int32 N x M. Raises as
         `gemm` (also for K > 65536).
         """
@@ -115,7 +114,7 @@ class RtlBackend:
             what = f": {program[index]}" if 0 <= index < len(program) else ""
             raise RuntimeError(
                 f"the accelerator stopped with error {run.error.name} at instruction {index} of "
-                f"{len(program)}{what} (a bug of the scheduler, host/schedule.py)"
+                f"{len(program)}{what} (a bug of the scheduler, sim/schedule.py)"
             )
         counters = {name: int(run.counters[name]) for name in COUNTERS}
         return GemmResult(result(memory), int(run.cycles), counters, cycle_model="rtl")

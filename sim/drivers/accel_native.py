@@ -9,7 +9,7 @@ model's rules, the stop conditions and measured speeds.
 
 Typical use::
 
-    from host.isa import encode_program
+    from hdl.isa import encode_program
     from sim.drivers.accel_native import NativeAccelerator
 
     accelerator = NativeAccelerator(config)   # builds once per design, then cached
@@ -440,7 +440,7 @@ class NativeAccelerator(_HarnessModel):
             in it in place. Byte address 0 is ``memory[0]``.
         program:
             Instruction words, uint32 ``[n, 4]`` least significant first
-            (`host.isa.encode_program`).
+            (`hdl.isa.encode_program`).
         latency:
             Cycles between a read request's acceptance and the cycle its first word is offered
             (that is ``latency + 1`` cycles after the request's cycle); default

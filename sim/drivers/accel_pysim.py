@@ -6,7 +6,7 @@ byte array with `sim.drivers.memory_model.MemoryModel`, and stops when the accel
 reports an error, or hangs. Slow (about 1 s to elaborate, then about 700 cycles per second for a
 2x3 array on a 2-core VM), so for small configurations; it needs no C++ toolchain::
 
-    from host.isa import encode_program
+    from hdl.isa import encode_program
     from sim.drivers.accel_pysim import run_accelerator
 
     run = run_accelerator(config, memory, encode_program(instructions))
@@ -100,7 +100,7 @@ def run_accelerator(
         Main memory, a 1-D uint8 array; byte address 0 is ``memory[0]``. Not modified: the run
         works on a copy, returned as `PysimRun.memory`.
     words:
-        Instruction words, uint32 ``[n, 4]`` least significant first (`host.isa.encode_program`).
+        Instruction words, uint32 ``[n, 4]`` least significant first (`hdl.isa.encode_program`).
     latency:
         Memory read latency (`MemoryModel`); default ``config.mem_latency``.
     stall, seed:

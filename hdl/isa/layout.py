@@ -1,8 +1,8 @@
 """The accelerator's instruction set: the opcode enum and the bit layout of every 128-bit word.
 
 Defined once here and used by both sides: the controller's decoder views an instruction word
-through `LAYOUTS` (``data.View(LAYOUTS[op], word)``) and the host encoder (`host.isa`) packs
-fields at the offsets these layouts give. docs/isa.md describes the semantics; its field table
+through `LAYOUTS` (``data.View(LAYOUTS[op], word)``) and the encoder (`hdl.isa.instruction`)
+packs fields at the offsets these layouts give. docs/isa.md describes the semantics; its field table
 is `field_table()` (a test keeps the two equal).
 
 Every word starts with the same header: the 4-bit `Op` in bits [0, 4) and four dependency-token
@@ -150,7 +150,7 @@ LAYOUTS: dict[Op, data.StructLayout] = {
 
 class ErrorCode(enum.Enum, shape=4):
     """Error status of a stopped program (docs/isa.md); the status also holds the index of the
-    offending instruction. The host checker (`host.isa.check_program`) reports the same codes."""
+    offending instruction. The program checker (`hdl.isa.check_program`) reports the same codes."""
 
     NONE = 0
     BAD_OPCODE = 1  # an opcode value with no instruction

@@ -17,7 +17,7 @@ Memory layout (byte addresses, everything row-major, no padding):
 - B at ``b_addr``: K x N, row stride N;
 - C at ``c_addr``: M x N, row stride N (int8) or 4N bytes (int32, little-endian);
 - requantized output: N parameter records of 16 bytes at ``requant``
-  (`host.isa.pack_param_records`).
+  (`hdl.isa.pack_param_records`).
 
 Tiling: a *step* is one MATMUL with its loads; a *block* is the accumulator rows one STORE
 drains. Weight-stationary: block = up to ``M_t`` rows of A by one N-tile of C columns; step =
@@ -30,7 +30,7 @@ Double buffering and tokens (VTA's pattern): step s puts its operands in bank s 
 scratchpads. Its last load pushes a token to compute, its MATMUL pops it; the MATMUL pushes a
 token back when done with the bank, and the first load of step s + 2 (same bank) pops it. So
 the loads of step s + 1 run while step s computes. A block's last MATMUL pushes a token to the
-store queue, its STORE pops it. Accumulator rows come from a `host.alloc.RowPool`; when the
+store queue, its STORE pops it. Accumulator rows come from a `sim.alloc.RowPool`; when the
 pool is full, the next block reuses the rows of the oldest stored block: that STORE pushes a
 token back and the new block's first MATMUL pops it, so stores overlap the next blocks'
 compute. With int8 output, a FENCE precedes the LOAD_PARAMS of every N-tile after the first
@@ -47,11 +47,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hdl.config import AccelConfig, Dataflow
-from hdl.isa import MAX_ROWS, PARAM_RECORD_BYTES, STRIDE_BITS, Op
-from host.alloc import RowPool
-from host.isa import Geometry, Instruction, pack_param_records
+from hdl.isa import MAX_ROWS, PARAM_RECORD_BYTES, STRIDE_BITS, Geometry, Instruction, Op
+from sim.alloc import RowPool
 from sim.golden.checks import require_gemm_operands
 from sim.golden.gemm import MAX_K_NO_OVERFLOW
+from sim.golden.param_records import pack_param_records
 from sim.golden.requant import RequantParams
 from sim.golden.sparse import csr_compress
 from sim.sparse_program import nonzero_beats
@@ -215,12 +215,12 @@ def gemm_schedule(
         The hardware; its dataflow decides the tiling and A's layout.
     requant : int or None
         None: C is int32. Otherwise the address of N parameter records
-        (`host.isa.pack_param_records`) and C is int8, requantized per column.
+        (`hdl.isa.pack_param_records`) and C is int8, requantized per column.
 
     Returns
     -------
     list of Instruction
-        Passes `host.isa.check_program` for a memory holding every operand.
+        Passes `hdl.isa.check_program` for a memory holding every operand.
 
     Raises
     ------

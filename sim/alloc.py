@@ -20,7 +20,7 @@ from __future__ import annotations
 import bisect
 
 from hdl.config import AccelConfig
-from host.isa import Geometry
+from hdl.isa import Geometry
 
 #: Banks of each scratchpad (docs/isa.md: lower and upper half of its rows).
 SCRATCHPAD_BANKS = 2

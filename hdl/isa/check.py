@@ -1,54 +1,19 @@
-"""Encode, decode and check accelerator programs (the host side of `hdl.isa`).
+"""Check a program against every rule of docs/isa.md before it runs.
 
-An `Instruction` is an opcode, its fields (names and widths from `hdl.isa.LAYOUTS`, the one
-definition the gateware decoder also uses) and its dependency-token flags. `encode_program`
-turns a list of them into the uint32 words the command stream carries (four per instruction,
-least significant first); `decode_program` reverses it. `check_program` applies every rule of
-docs/isa.md against an `AccelConfig` and a memory size, and replays the token protocol of the
-three queues to find programs that would deadlock, raising `ProgramError` with the index and
-error code the hardware would report.
-
-Example::
-
-    from host.isa import Instruction, encode_program
-    from hdl.isa import Op
-
-    program = [
-        Instruction(Op.LOAD_WGT, dram_addr=0, dram_stride=16, rows=16, spad_row=0, width=16,
-                    push_next=True),
-        Instruction(Op.MATMUL, act_row=0, wgt_row=0, rows=64, acc_row=0, accumulate=0,
-                    pop_prev=True),
-    ]
-    words = encode_program(program)
+`check_program` applies each rule against an `AccelConfig` and a memory size, and replays the
+token protocol of the three queues to find programs that would deadlock, raising `ProgramError`
+with the index and the `ErrorCode` the hardware would report (the gateware's dispatcher checks
+the same rules in the same order).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from types import MappingProxyType
-
-import numpy as np
+from dataclasses import dataclass
 
 from hdl.config import AccelConfig, Dataflow
-from hdl.isa import (
-    DEPS,
-    LAYOUTS,
-    PARAM_RECORD_BYTES,
-    QUEUE_OF,
-    WORD_BITS,
-    ErrorCode,
-    Op,
-    Queue,
-    scratchpad_rows,
-)
-from hdl.spmm_engine import nonzero_beat_bytes
-from sim.golden.checks import require_array
-from sim.golden.requant import RequantParams, decompose_multiplier
-
-#: The dependency-token flags, in `hdl.isa.DEPS` order.
-DEP_FLAGS = tuple(name for name, _ in DEPS)
-_WORDS = WORD_BITS // 32
+from hdl.isa.instruction import Instruction
+from hdl.isa.layout import PARAM_RECORD_BYTES, ErrorCode, Op, Queue, scratchpad_rows
+from hdl.sparse import nonzero_beat_bytes
 
 
 class ProgramError(ValueError):
@@ -64,130 +29,6 @@ class ProgramError(ValueError):
         super().__init__(f"instruction {index}: {message}")
         self.index = index
         self.code = code
-
-
-@dataclass(frozen=True, init=False)
-class Instruction:
-    """One instruction: opcode, fields (all of the opcode's, as ints) and token flags.
-
-    Construct as ``Instruction(Op.STORE, acc_row=0, rows=4, ..., push_prev=True)``; a missing
-    or unknown field, or a value that does not fit its width, is a `ValueError` naming it.
-    """
-
-    op: Op
-    fields: Mapping[str, int] = field(default_factory=dict)
-    deps: Mapping[str, bool] = field(default_factory=dict)
-
-    def __init__(self, op: Op, **values: int | bool):
-        if not isinstance(op, Op):
-            raise TypeError(f"op must be an hdl.isa.Op, not {op!r}")
-        layout = LAYOUTS[op]
-        deps = {flag: bool(values.pop(flag, False)) for flag in DEP_FLAGS}
-        names = [name for name, _ in layout if name not in ("op", "deps")]
-        unknown = sorted(set(values) - set(names))
-        if unknown:
-            raise ValueError(f"{op.name} has no field {unknown[0]!r}; its fields: {names}")
-        missing = [name for name in names if name not in values]
-        if missing:
-            raise ValueError(f"{op.name} needs field {missing[0]!r}")
-        fields = {}
-        for name in names:
-            value = values[name]
-            if isinstance(value, bool):
-                value = int(value)
-            if not isinstance(value, int | np.integer):
-                raise TypeError(f"{op.name}.{name} must be an int, not {value!r}")
-            width = layout[name].width
-            if not 0 <= value < 1 << width:
-                raise ValueError(f"{op.name}.{name} must be in [0, 2**{width}), not {value!r}")
-            fields[name] = int(value)
-        object.__setattr__(self, "op", op)
-        object.__setattr__(self, "fields", MappingProxyType(fields))
-        object.__setattr__(self, "deps", MappingProxyType(deps))
-
-    def __getattr__(self, name: str) -> int:
-        fields = self.__dict__.get("fields", {})
-        if name in fields:
-            return fields[name]
-        raise AttributeError(name)
-
-    @property
-    def queue(self) -> Queue | None:
-        """The queue it runs in (None for FENCE)."""
-        return QUEUE_OF[self.op]
-
-    def encode(self) -> int:
-        """The 128-bit word as an int."""
-        layout = LAYOUTS[self.op]
-        word = self.op.value
-        deps = layout["deps"].offset
-        for bit, flag in enumerate(DEP_FLAGS):
-            word |= int(self.deps[flag]) << (deps + bit)
-        for name, value in self.fields.items():
-            word |= value << layout[name].offset
-        return word
-
-    @classmethod
-    def decode(cls, word: int) -> Instruction:
-        """The instruction of a 128-bit word; `ValueError` for an unknown opcode or stray bits."""
-        if not 0 <= word < 1 << WORD_BITS:
-            raise ValueError(f"an instruction word has {WORD_BITS} bits, not {word:#x}")
-        try:
-            op = Op(word & 0xF)
-        except ValueError:
-            raise ValueError(f"unknown opcode {word & 0xF}") from None
-        layout = LAYOUTS[op]
-        if word >> layout.size:
-            raise ValueError(f"{op.name} word has bits set above bit {layout.size - 1}")
-        values = {
-            name: (word >> part.offset) & ((1 << part.width) - 1)
-            for name, part in layout
-            if name not in ("op", "deps")
-        }
-        deps = layout["deps"].offset
-        flags = {flag: bool(word >> (deps + bit) & 1) for bit, flag in enumerate(DEP_FLAGS)}
-        return cls(op, **values, **flags)
-
-    def __repr__(self) -> str:
-        parts = [f"{name}={value}" for name, value in self.fields.items()]
-        parts += [flag for flag, on in self.deps.items() if on]
-        return f"Instruction(Op.{self.op.name}, {', '.join(parts)})"
-
-
-def pack_param_records(bias: np.ndarray, params: RequantParams) -> np.ndarray:
-    """The LOAD_PARAMS records of N channels (docs/isa.md) as uint8 [N * 16].
-
-    Each record: int32 bias (bytes 0-3), m24 (bytes 4-6) and shift (byte 7) from
-    `sim.golden.requant.decompose_multiplier`, the int8 zero point (byte 8), the ReLU flag
-    (byte 9), zeros.
-    """
-    bias = require_array("bias", bias, np.int32, 1)
-    if not isinstance(params, RequantParams):
-        raise TypeError(f"params must be a RequantParams, not {type(params)!r}")
-    if bias.shape[0] != params.channels:
-        raise ValueError(f"bias has {bias.shape[0]} channels, params {params.channels}")
-    m24, shift = decompose_multiplier(params.multiplier)
-    records = np.zeros((bias.shape[0], PARAM_RECORD_BYTES), np.uint8)
-    records[:, 0:4] = bias.astype("<i4").view(np.uint8).reshape(-1, 4)
-    records[:, 4:8] = (m24 | (shift << 24)).astype("<u4").view(np.uint8).reshape(-1, 4)
-    records[:, 8] = np.int8(params.out_zero_point).view(np.uint8)
-    records[:, 9] = int(params.relu)
-    return records.reshape(-1)
-
-
-def encode_program(program: Iterable[Instruction]) -> np.ndarray:
-    """uint32 [n, 4]: each instruction's word, least significant 32 bits first."""
-    words = []
-    for instruction in program:
-        word = instruction.encode()
-        words.append([(word >> (32 * i)) & 0xFFFF_FFFF for i in range(_WORDS)])
-    return np.array(words, np.uint32).reshape(-1, _WORDS)
-
-
-def decode_program(words: np.ndarray) -> list[Instruction]:
-    """Inverse of `encode_program`."""
-    words = np.asarray(words, np.uint32).reshape(-1, _WORDS)
-    return [Instruction.decode(sum(int(w) << (32 * i) for i, w in enumerate(row))) for row in words]
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,68 @@
+"""The accelerator's instruction set, defined once for the gateware, the models and the host.
+
+- `hdl.isa.layout`: the opcode enum, the three queues, the bit layout of every 128-bit word,
+  the error codes and the field widths (the controller's decoder views words through
+  `LAYOUTS`);
+- `hdl.isa.instruction`: `Instruction` (opcode, fields, token flags), `encode_program` and
+  `decode_program`;
+- `hdl.isa.check`: `check_program`, every rule of docs/isa.md and the token-protocol replay
+  that finds deadlocks, raising `ProgramError` with the code the hardware reports.
+
+Everything is re-exported here: ``from hdl.isa import Instruction, Op, check_program``. This
+package imports nothing above `hdl` (docs/architecture.md).
+"""
+
+from hdl.isa.check import Geometry, ProgramError, check_program
+from hdl.isa.instruction import DEP_FLAGS, Instruction, decode_program, encode_program
+from hdl.isa.layout import (
+    ACC_ROW_BITS,
+    DEPS,
+    DRAM_ADDRESS_BITS,
+    LAYOUTS,
+    MAX_ROWS,
+    PARAM_RECORD_BYTES,
+    QUEUE_OF,
+    ROWS_BITS,
+    SPAD_ROW_BITS,
+    STRIDE_BITS,
+    WIDTH_BITS,
+    WORD_BITS,
+    ErrorCode,
+    Op,
+    Queue,
+    check_dma_widths,
+    dma_command_fields,
+    field_table,
+    queue_ops,
+    scratchpad_rows,
+)
+
+__all__ = [
+    "ACC_ROW_BITS",
+    "DEPS",
+    "DEP_FLAGS",
+    "DRAM_ADDRESS_BITS",
+    "LAYOUTS",
+    "MAX_ROWS",
+    "PARAM_RECORD_BYTES",
+    "QUEUE_OF",
+    "ROWS_BITS",
+    "SPAD_ROW_BITS",
+    "STRIDE_BITS",
+    "WIDTH_BITS",
+    "WORD_BITS",
+    "ErrorCode",
+    "Geometry",
+    "Instruction",
+    "Op",
+    "ProgramError",
+    "Queue",
+    "check_dma_widths",
+    "check_program",
+    "decode_program",
+    "dma_command_fields",
+    "encode_program",
+    "field_table",
+    "queue_ops",
+    "scratchpad_rows",
+]
