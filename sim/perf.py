@@ -51,6 +51,7 @@ from hdl.sparse import LATENCY as SPARSE_LATENCY
 from hdl.sparse import nonzero_beat_bytes
 from hdl.spmm_engine import NONZERO_READS
 from hdl.top import QUEUE_DEPTH, outstanding_reads
+from sim.schedule import gemm_layout, spmm_memory, spmm_schedule
 
 __all__ = ["PerfEstimate", "gemm_estimate", "program_estimate", "spmm_estimate"]
 
@@ -518,8 +519,6 @@ def gemm_estimate(
     """`program_estimate` of the program `sim.schedule.gemm_schedule` makes for an M x K by
     K x N GEMM laid out as `sim.schedule.gemm_memory` lays it out (int8 output with
     `requant`)."""
-    from sim.schedule import gemm_layout
-
     layout = gemm_layout(m, n, k, config, requant=requant)
     return program_estimate(
         layout.schedule(), config, latency=latency, bytes_per_cycle=bytes_per_cycle
@@ -536,8 +535,6 @@ def spmm_estimate(
 ) -> PerfEstimate:
     """`program_estimate` of `sim.schedule.spmm_schedule` for sparse int8 `w` (N x K) times
     an int8 K x `m` X, with the ``macs`` the SPMMs count (C per nonzero per column block)."""
-    from sim.schedule import spmm_memory, spmm_schedule
-
     w = np.asarray(w)
     x = np.zeros((w.shape[1] if w.ndim == 2 else 1, m), np.int8)
     _, layout = spmm_memory(w, x, config)

@@ -17,7 +17,7 @@ Memory layout (byte addresses, everything row-major, no padding):
 - B at ``b_addr``: K x N, row stride N;
 - C at ``c_addr``: M x N, row stride N (int8) or 4N bytes (int32, little-endian);
 - requantized output: N parameter records of 16 bytes at ``requant``
-  (`hdl.isa.pack_param_records`).
+  (`sim.golden.param_records.pack_param_records`).
 
 Tiling: a *step* is one MATMUL with its loads; a *block* is the accumulator rows one STORE
 drains. Weight-stationary: block = up to ``M_t`` rows of A by one N-tile of C columns; step =
@@ -215,7 +215,7 @@ def gemm_schedule(
         The hardware; its dataflow decides the tiling and A's layout.
     requant : int or None
         None: C is int32. Otherwise the address of N parameter records
-        (`hdl.isa.pack_param_records`) and C is int8, requantized per column.
+        (`sim.golden.param_records.pack_param_records`) and C is int8, requantized per column.
 
     Returns
     -------

@@ -8,8 +8,20 @@
 - `hdl.isa.check`: `check_program`, every rule of docs/isa.md and the token-protocol replay
   that finds deadlocks, raising `ProgramError` with the code the hardware reports.
 
-Everything is re-exported here: ``from hdl.isa import Instruction, Op, check_program``. This
-package imports nothing above `hdl` (docs/architecture.md).
+Everything is re-exported here. This package imports nothing above `hdl`
+(docs/architecture.md). Example::
+
+    from hdl.config import AccelConfig
+    from hdl.isa import Instruction, Op, check_program, encode_program
+
+    program = [
+        Instruction(Op.LOAD_WGT, dram_addr=0, dram_stride=16, rows=16, spad_row=0, width=16,
+                    push_next=True),
+        Instruction(Op.MATMUL, act_row=0, wgt_row=0, rows=64, acc_row=0, accumulate=0,
+                    pop_prev=True),
+    ]
+    check_program(program, AccelConfig(16, 16))
+    words = encode_program(program)
 """
 
 from hdl.isa.check import Geometry, ProgramError, check_program
