@@ -27,7 +27,6 @@ from amaranth.back import verilog
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from sim import toolchain
 from sim.toolchain import (
     MAKEFLAGS,
     VERILATOR_BUILD_ARGS,
@@ -36,6 +35,7 @@ from sim.toolchain import (
     ToolchainError,
     build_cocotb,
     cache_dir,
+    cocotb_build,
     content_hash,
     ensure_verilator_on_path,
     run_cocotb,
@@ -288,7 +288,7 @@ class _FakeRunner:
 @pytest.fixture
 def fake_runner(monkeypatch, tmp_path):
     monkeypatch.setenv("TESSERA_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(toolchain, "_new_runner", _FakeRunner)
+    monkeypatch.setattr(cocotb_build, "_new_runner", _FakeRunner)
     monkeypatch.setattr(_FakeRunner, "calls", 0)
     monkeypatch.setattr(_FakeRunner, "fail", False)
     monkeypatch.setattr(_FakeRunner, "delay", 0.0)
