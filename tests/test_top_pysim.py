@@ -18,8 +18,8 @@ from host.isa import (
     encode_program,
     pack_param_records,
 )
-from sim.drivers.accel_native import MemoryRangeError
 from sim.drivers.accel_pysim import run_accelerator
+from sim.drivers.accel_results import MemoryRangeError
 from sim.drivers.native import SimulationTimeoutError
 from sim.golden.gemm import gemm
 from sim.golden.requant import RequantParams, requantize_float

@@ -26,7 +26,7 @@ from sim.backends.result import GemmResult
 
 
 class AcceleratorRun(Protocol):
-    """What `RtlBackend._run` returns (`sim.drivers.accel_native.AccelRun`,
+    """What `RtlBackend._run` returns (`sim.drivers.accel_results.AccelRun`,
     `sim.drivers.accel_pysim.PysimRun`)."""
 
     cycles: int
