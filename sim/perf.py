@@ -80,7 +80,7 @@ class PerfEstimate:
     Attributes
     ----------
     cycles : int
-        Cycles from reset to idle, as `sim.drivers.accel_native.AccelRun.cycles` counts them.
+        Cycles from reset to idle, as `sim.drivers.accel_results.AccelRun.cycles` counts them.
     macs : int
         MAC slots the ``macs`` counter counts for the MATMULs (rows x R x C each); SPMMs are
         added by `spmm_estimate` (the program alone does not say how many nonzeros they hold).

@@ -17,14 +17,9 @@ from amaranth.sim import Simulator
 from hdl.config import AccelConfig
 from hdl.isa import ErrorCode
 from hdl.top_ports import COUNTERS
-from sim.drivers.accel_native import (
-    QUIET_CYCLES,
-    MemoryRangeError,
-    NativeAccelerator,
-    PortProtocolError,
-    accel_verilog,
-    build_accel_native,
-)
+from sim.drivers.accel_build import accel_verilog, build_accel_native
+from sim.drivers.accel_native import QUIET_CYCLES, NativeAccelerator
+from sim.drivers.accel_results import MemoryRangeError, PortProtocolError
 from sim.drivers.memory_model import MemoryModel
 from sim.drivers.native import SimulationTimeoutError
 

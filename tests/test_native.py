@@ -15,9 +15,10 @@ from gemm_operands import operands
 from hdl.config import AccelConfig
 from sim.array_program import ArrayProgram, gemm_program
 from sim.cycles import array_cycles, utilization
-from sim.drivers import native
-from sim.drivers.native import NativeSim, SimulationTimeoutError, build_native, run_native
+from sim.drivers import unit_build
+from sim.drivers.native import NativeSim, SimulationTimeoutError, run_native
 from sim.drivers.pysim import FlowControl, run_pysim
+from sim.drivers.unit_build import build_native
 from sim.golden.gemm import gemm
 from sim.toolchain import BuildError, cached_build
 
@@ -228,7 +229,9 @@ def test_builds_are_cached_and_run_native_matches(native_array):
 
 def test_build_failure_raises_with_log_and_leaves_no_marker(tmp_path, monkeypatch):
     monkeypatch.setenv("TESSERA_CACHE", str(tmp_path))
-    monkeypatch.setattr(native, "native_verilog", lambda config, netlist, unit: "module broken(;\n")
+    monkeypatch.setattr(
+        unit_build, "native_verilog", lambda config, netlist, unit: "module broken(;\n"
+    )
     with pytest.raises(BuildError, match=r"native build step `verilator` failed") as caught:
         build_native(AccelConfig(rows=2, cols=2))
     assert "full log:" in str(caught.value)

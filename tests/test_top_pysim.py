@@ -18,8 +18,8 @@ from hdl.isa import (
     check_program,
     encode_program,
 )
-from sim.drivers.accel_native import MemoryRangeError
 from sim.drivers.accel_pysim import run_accelerator
+from sim.drivers.accel_results import MemoryRangeError
 from sim.drivers.native import SimulationTimeoutError
 from sim.golden.gemm import gemm
 from sim.golden.param_records import pack_param_records

@@ -25,7 +25,7 @@ from sim.schedule import gemm_memory, spmm_memory, spmm_schedule
 
 
 class AcceleratorRun(Protocol):
-    """What `RtlBackend._run` returns (`sim.drivers.accel_native.AccelRun`,
+    """What `RtlBackend._run` returns (`sim.drivers.accel_results.AccelRun`,
     `sim.drivers.accel_pysim.PysimRun`)."""
 
     cycles: int

@@ -9,7 +9,8 @@ import numpy as np
 
 from hdl.config import AccelConfig
 from sim.backends.rtl import RtlBackend
-from sim.drivers.accel_native import AccelRun, NativeAccelerator
+from sim.drivers.accel_native import NativeAccelerator
+from sim.drivers.accel_results import AccelRun
 
 
 class VerilatorBackend(RtlBackend):

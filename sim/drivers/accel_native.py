@@ -17,61 +17,38 @@ Typical use::
     run = accelerator.run(memory, encode_program(instructions), latency=20, bytes_per_cycle=8)
     run.cycles, run.error, run.counters["macs"], run.memory.read_words
 
-Builds share `sim.drivers.native`'s machinery: the Yosys-optimised netlist (``netlist=``), the
+The library is built by `sim.drivers.accel_build` (`build_accel_native`) with the unit harness's
+machinery (`sim.drivers.native_build`): the Yosys-optimised netlist (``netlist=``), the
 content-addressed cache (key: Verilog, harness sources, flags, tool versions) and Verilator's
-cached run-time objects.
+cached run-time objects. What a run returns and the memory faults it raises are in
+`sim.drivers.accel_results`.
 """
 
 from __future__ import annotations
 
 import ctypes
-import dataclasses
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from amaranth.back import rtlil, verilog
-from amaranth.lib import wiring
 
 from hdl.config import AccelConfig
 from hdl.isa import WORD_BITS, ErrorCode
-from hdl.top_ports import COUNTER_BITS, COUNTERS, accelerator_signature
-from sim.drivers.native import (
-    NETLISTS,
-    SimulationTimeoutError,
-    _build_library,
-    _declare_lifecycle,
-    _HarnessModel,
-    _native_source,
-    _optimized_verilog,
-)
+from hdl.top_ports import COUNTER_BITS, COUNTERS
+from sim.drivers.accel_build import Factory, build_accel_native
+from sim.drivers.accel_results import AccelRun, MemoryRangeError, MemoryStats, PortProtocolError
+from sim.drivers.native import SimulationTimeoutError
+from sim.drivers.native_binding import _declare_lifecycle, _HarnessModel
 from sim.toolchain import BuildError
 
-__all__ = [
-    "ACCEL_TOP",
-    "QUIET_CYCLES",
-    "AccelBuild",
-    "AccelRun",
-    "MemoryRangeError",
-    "MemoryStats",
-    "NativeAccelerator",
-    "PortProtocolError",
-    "accel_verilog",
-    "build_accel_native",
-]
-
-#: Verilog module name of the accelerator in native builds.
-ACCEL_TOP = "tessera_accel"
+__all__ = ["QUIET_CYCLES", "NativeAccelerator"]
 
 #: Default of `NativeAccelerator.run`'s ``quiet_cycles``: a run with no transfer on any port, no
 #: change of the ``macs`` counter and no read held back by the memory for this many cycles in a
 #: row has hung (a MATMUL of 65535 rows issues MACs all along, so it is never quiet).
 QUIET_CYCLES = 1 << 16
 
-_PREFIX = "Vaccel"  # C++ class of the model; accel_harness.cpp includes "Vaccel.h"
-_HARNESS = "accel_harness.cpp"
 _ABI_VERSION = 1
 _STATUS = 19
 _WORDS = WORD_BITS // 32  # uint32 per instruction word
@@ -106,236 +83,6 @@ _FAULTS = {
     3: "has zero beats",
     4: "is still outstanding while idle is high",
 }
-
-
-class MemoryRangeError(RuntimeError):
-    """The accelerator requested a burst that reaches past the end of the memory array.
-
-    Attributes
-    ----------
-    address, beats : int
-        The burst's byte address and length in bus words.
-    write : bool
-        ``True`` for a write burst.
-    memory_bytes : int
-        Size of the memory array.
-    cycles : int
-        Cycle the request was accepted in (the run stopped there).
-    """
-
-    def __init__(
-        self, message: str, address: int, beats: int, write: bool, memory_bytes: int, cycles: int
-    ):
-        super().__init__(message)
-        self.address = address
-        self.beats = beats
-        self.write = write
-        self.memory_bytes = memory_bytes
-        self.cycles = cycles
-
-
-class PortProtocolError(RuntimeError):
-    """The accelerator broke the memory port's protocol (`hdl.memport`).
-
-    A request with a misaligned address or zero beats, or ``idle`` high while bursts were
-    outstanding (``beats`` is then the number of words still owed).
-
-    Attributes
-    ----------
-    address, beats : int
-        The offending burst's byte address and beats.
-    write : bool
-        ``True`` for a write burst.
-    cycles : int
-        Cycle the run stopped in.
-    """
-
-    def __init__(self, message: str, address: int, beats: int, write: bool, cycles: int):
-        super().__init__(message)
-        self.address = address
-        self.beats = beats
-        self.write = write
-        self.cycles = cycles
-
-
-@dataclasses.dataclass(frozen=True)
-class MemoryStats:
-    """What the memory model saw during one run.
-
-    Attributes
-    ----------
-    read_bursts, write_bursts : int
-        Requests accepted.
-    read_words, written_words : int
-        Bus words transferred on ``rdata`` / ``wdata``.
-    read_wait_cycles : int
-        Summed over read bursts: cycles from a request's acceptance to its first word's transfer
-        (``latency + 1`` for a burst that waits on nothing else).
-    rdata_stall_cycles : int
-        Cycles a read word was offered and the accelerator did not take it.
-    wdata_held_cycles : int
-        Cycles the accelerator offered a write word that the memory held off (no write burst
-        requested yet, or no bandwidth credit).
-    """
-
-    read_bursts: int
-    write_bursts: int
-    read_words: int
-    written_words: int
-    read_wait_cycles: int
-    rdata_stall_cycles: int
-    wdata_held_cycles: int
-
-
-@dataclasses.dataclass(frozen=True)
-class AccelRun:
-    """Outcome of `NativeAccelerator.run` that did not raise.
-
-    Attributes
-    ----------
-    cycles : int
-        Cycles from reset until the run stopped: the first cycle in which the accelerator was
-        idle with every word accepted, or idle with an error.
-    error : hdl.isa.ErrorCode
-        ``ErrorCode.NONE`` or the accelerator's error status.
-    error_index : int
-        Index of the offending instruction word (meaningful with an error).
-    accepted : int
-        Instruction words accepted on ``cmd`` (fewer than the program's after an error).
-    cmd_stall_cycles : int
-        Cycles a word was offered on ``cmd`` and not accepted.
-    counters : dict of str to int
-        The accelerator's ``counters`` port when the run stopped, named as in
-        `hdl.top_ports.COUNTERS`.
-    memory : MemoryStats
-        The memory model's statistics.
-    """
-
-    cycles: int
-    error: ErrorCode
-    error_index: int
-    accepted: int
-    cmd_stall_cycles: int
-    counters: dict[str, int]
-    memory: MemoryStats
-
-
-@dataclasses.dataclass(frozen=True)
-class AccelBuild:
-    """A built accelerator harness library, as returned by `build_accel_native`.
-
-    Attributes
-    ----------
-    key : str
-        Content hash naming the cache folder.
-    directory : pathlib.Path
-        ``cache_dir()/native/<key>``: the Verilog, ``harness.cpp``, ``build.log``, the marker
-        file and Verilator's ``obj/`` folder.
-    library, log_file, verilog_path : pathlib.Path
-        The shared library, the build log and the Verilog that was built.
-    config : AccelConfig
-        The configuration it simulates.
-    trace : bool
-        Built with VCD tracing.
-    netlist : str
-        ``"optimized"`` or ``"gen"`` (see `sim.drivers.native`).
-    cached : bool
-        ``True`` when an earlier build was reused.
-    build_seconds : float
-        Wall time of the (original) Verilator build.
-    """
-
-    key: str
-    directory: Path
-    library: Path
-    log_file: Path
-    verilog_path: Path
-    config: AccelConfig
-    trace: bool
-    netlist: str
-    cached: bool
-    build_seconds: float
-
-
-Factory = Callable[[AccelConfig], wiring.Component]
-
-
-def _accelerator(config: AccelConfig) -> wiring.Component:
-    from hdl.top import Accelerator
-
-    return Accelerator(config)
-
-
-def accel_verilog(
-    config: AccelConfig, *, factory: Factory | None = None, netlist: str = "optimized"
-) -> str:
-    """Verilog (module `ACCEL_TOP`) of ``factory(config)`` as the native harness builds it.
-
-    `factory` defaults to ``hdl.top.Accelerator``; it must return a component whose signature is
-    ``accelerator_signature(config)``. ``netlist="gen"`` is Amaranth's Verilog; ``"optimized"``
-    (the default) the same RTLIL optimised by Yosys (`sim.drivers.native`), with the same ports.
-    """
-    if not isinstance(config, AccelConfig):
-        raise TypeError(f"config must be an AccelConfig, not {type(config)!r}")
-    if netlist not in NETLISTS:
-        raise ValueError(f"netlist must be one of {NETLISTS}, not {netlist!r}")
-    make = _accelerator if factory is None else factory
-    component = make(config)
-    if not isinstance(component, wiring.Component):
-        raise TypeError(f"factory must return a wiring.Component, not {component!r}")
-    if component.signature != accelerator_signature(config):
-        raise ValueError(
-            "factory must return a component with accelerator_signature(config), not "
-            f"{component.signature!r}"
-        )
-    if netlist == "gen":
-        return verilog.convert(component, name=ACCEL_TOP, emit_src=False)
-    text = rtlil.convert(component, name=ACCEL_TOP, emit_src=False)
-    return _optimized_verilog(text, ACCEL_TOP)
-
-
-def build_accel_native(
-    config: AccelConfig,
-    *,
-    trace: bool = False,
-    factory: Factory | None = None,
-    netlist: str = "optimized",
-) -> AccelBuild:
-    """Build (or reuse) the native harness library of ``factory(config)`` (see `accel_verilog`).
-
-    Raises
-    ------
-    ToolchainError
-        Verilator, perl, make or a C++ compiler is missing.
-    BuildError
-        Verilator or the C++ compiler failed; the message ends with the tail of the build log.
-    """
-    source = accel_verilog(config, factory=factory, netlist=netlist)
-    built = _build_library(
-        source,
-        ACCEL_TOP,
-        _native_source(_HARNESS),
-        prefix=_PREFIX,
-        macros=[
-            f"-DTESSERA_BUS_BYTES={config.bus_bytes}",
-            f"-DTESSERA_COUNTERS={len(COUNTERS)}",
-            f"-DTESSERA_COUNTER_BITS={COUNTER_BITS}",
-        ],
-        trace=trace,
-        record={"harness": "accelerator", "config": config.to_dict(), "netlist": netlist},
-    )
-    return AccelBuild(
-        key=built.key,
-        directory=built.directory,
-        library=built.library,
-        log_file=built.log_file,
-        verilog_path=built.verilog_path,
-        config=config,
-        trace=trace,
-        netlist=netlist,
-        cached=built.cached,
-        build_seconds=built.build_seconds,
-    )
 
 
 def _load(path: Path) -> ctypes.CDLL:
@@ -383,7 +130,7 @@ class NativeAccelerator(_HarnessModel):
         Makes the component to simulate from `config` (default ``hdl.top.Accelerator``); any
         component with ``accelerator_signature(config)``, e.g. a stand-in in tests.
     netlist:
-        ``"optimized"`` (default) or ``"gen"``; see `sim.drivers.native`.
+        ``"optimized"`` (default) or ``"gen"``; see `sim.drivers.native_netlist`.
 
     The library is built on first use of a design and reused from the cache afterwards. One
     `NativeAccelerator` runs one program at a time (calls from several threads are serialised);

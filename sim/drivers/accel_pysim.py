@@ -32,7 +32,8 @@ from hdl.config import AccelConfig
 from hdl.isa import ErrorCode
 from hdl.top import Accelerator
 from hdl.top_ports import COUNTERS
-from sim.drivers.accel_native import QUIET_CYCLES, PortProtocolError
+from sim.drivers.accel_native import QUIET_CYCLES
+from sim.drivers.accel_results import PortProtocolError
 from sim.drivers.memory_model import MemoryModel
 from sim.drivers.native import SimulationTimeoutError
 

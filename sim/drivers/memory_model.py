@@ -27,7 +27,7 @@ docs/accelerator-harness.md, so both count the same cycles):
 
 A request with an address that is not a multiple of B or with zero beats raises
 `PortProtocolError`; one that reaches past the end of the array raises `MemoryRangeError` (the
-native harness's exceptions, `sim.drivers.accel_native`).
+native harness's exceptions, `sim.drivers.accel_results`).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim.drivers.accel_native import MemoryRangeError, PortProtocolError
+from sim.drivers.accel_results import MemoryRangeError, PortProtocolError
 
 __all__ = ["MemoryModel"]
 

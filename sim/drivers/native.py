@@ -20,122 +20,42 @@ Typical use::
 Speed (one thread, 256x256x256 GEMM, 2-core AMD EPYC VM): about 4.5M cycles/s (8x8 WS),
 2.5M (8x8 OS), 1.3M (16x16 WS) and 0.75M (16x16 OS). Three things make it fast:
 
-- Netlist. By default the library is built not from the `hdl.units.Unit.verilog` text itself
-  but from the same RTLIL run through more Yosys passes (``netlist="optimized"``: flatten,
-  ``opt``, ``wreduce``, ``opt_dff``). Amaranth computes every register's next value in a
-  combinational process (the array-wide enable is a mux in front of each register), which
-  Verilator evaluates as input-dependent logic twice per cycle; ``opt_dff`` folds the enables
-  into the flip-flops (6-10x faster), ``opt`` merges equal registers, and Yosys's bit-by-bit sign
-  extensions are rewritten as replications. It is the same design (Yosys's passes preserve
-  behaviour; the tests check both netlists bit-exactly); ``netlist="gen"`` builds the exact
-  ``Unit.verilog`` text.
-- ``sim/native/fastops.h`` replaces Verilator's sign-extension helpers in the model with shift
-  pairs that compile to one instruction (about half of all instructions of a 16x16 array).
+- Netlist. By default the library is built from the unit's RTLIL optimised by Yosys
+  (`sim.drivers.native_netlist`: ``opt_dff`` alone makes it 6-10x faster).
+- ``sim/native/fastops.h`` replaces Verilator's sign-extension helpers in the model
+  (`sim.drivers.native_build`).
 - The whole program runs in one C++ call, two ``eval()`` per cycle, no Python per cycle.
 
-Builds are content-addressed in ``cache_dir()/native/<key>/`` (key: Verilog, harness sources,
-flags, tool versions), built under a lock with a marker file (`sim.toolchain.cached_build`), so
-a design is Verilated once per machine; Verilator's run-time objects and the optimised netlists
-are cached too. Cold builds on 2 cores: 2x2 about 4 s (plus 7 s once for the run-time objects),
-16x16 about 15-30 s (Yosys 5-10 s of it, then cached). `sim.drivers.accel_native` builds the
-whole accelerator with the same machinery (`_build_library`) and its own harness.
+`sim.drivers.unit_build` builds the library (`build_native`, cached per design) and
+`sim.drivers.native_binding` holds the model's lifecycle; `sim.drivers.accel_native` runs the
+whole accelerator with the same machinery and its own harness.
 """
 
 from __future__ import annotations
 
 import ctypes
-import dataclasses
-import functools
-import importlib.resources
 import os
-import platform
-import re
-import shutil
-import subprocess
-import tempfile
 import threading
-import time
-import weakref
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from hdl.config import AccelConfig
-from hdl.units import Unit, get_unit, payload_bits, payload_words
+from hdl.units import get_unit, payload_bits, payload_words
+from sim.drivers.native_binding import _declare_lifecycle, _HarnessModel
 from sim.drivers.pysim import FlowControl, quiet_limit, unit_latency
+from sim.drivers.unit_build import build_native
 from sim.stream_program import StreamProgram
-from sim.toolchain import (
-    MAKEFLAGS,
-    VERILATOR_BUILD_ARGS,
-    BuildError,
-    ToolchainError,
-    _log_tail,
-    _require_build_tools,
-    cache_dir,
-    cached_build,
-    content_hash,
-    simulator_env,
-    tool_versions,
-    verilator_bin_dir,
-)
+from sim.toolchain import BuildError
 
-__all__ = [
-    "NATIVE_BUILD_ARGS",
-    "NETLISTS",
-    "NO_FLOW_CONTROL",
-    "NativeBuild",
-    "NativeSim",
-    "SimulationTimeoutError",
-    "build_native",
-    "native_verilog",
-    "run_native",
-]
-
-#: Verilator flags of native builds (besides the fixed ones `build_native` adds).
-NATIVE_BUILD_ARGS: tuple[str, ...] = (*VERILATOR_BUILD_ARGS, "--noassert")
+__all__ = ["NO_FLOW_CONTROL", "NativeSim", "SimulationTimeoutError", "run_native"]
 
 #: Inputs always valid, output always ready (the default of `NativeSim.run`).
 NO_FLOW_CONTROL = FlowControl()
 
-#: Netlists a native build can be made from; see the module docstring.
-NETLISTS = ("optimized", "gen")
-
-# C++ flags of every object in the library: position-independent (it is a shared object), only
-# the harness's tessera_* functions exported (two designs loaded in one process stay apart), and
-# Verilator's fatal errors thrown as exceptions instead of exiting the process.
-_CFLAGS = ("-fPIC", "-fvisibility=hidden", "-DVL_USER_FATAL")
-_PREFIX = "Varray"  # C++ class of the model (--prefix); harness.cpp includes "Varray.h"
-_LIBRARY = "libtessera.so"
-_FASTOPS = "fastops.h"  # faster sign extension for the model, see sim/native/fastops.h
-_COMMON = "harness_common.h"  # what every harness shares (ports, model lifecycle, vl_fatal)
-_MAKEFILE = "tessera.mk"
-
-
-def _wrapper_makefile(prefix: str) -> str:
-    """Makefile of the library: Verilator's (model class `prefix`) plus the harness.
-
-    It builds on top of Verilator's generated makefile (all its flags, the precompiled header of
-    the model, the run-time objects), with the harness compiled on its own: given to Verilator
-    as a user file, it would wait for the model's precompiled header (3-4 s even for a 2x2
-    array) because of --compiler-include. The harness source is ``harness.cpp`` in the build
-    folder, whichever harness it is.
-    """
-    return f"""\
-include {prefix}.mk
-
-harness.o: ../harness.cpp
-\t$(OBJCACHE) $(CXX) $(CXXFLAGS) $(CPPFLAGS) $(OPT_FAST) -c -o $@ $<
-
-{_LIBRARY}: harness.o $(VK_GLOBAL_OBJS) $(VM_PREFIX)__ALL.a
-\t$(LINK) $(LDFLAGS) -shared $^ $(LOADLIBES) $(LDLIBS) $(LIBS) -o $@
-"""
-
-
-_FORMAT = "tessera-native-build-v3"
 _ABI_VERSION = 3
 _COUNTERS = 8
-_YOSYS_PASSES = ("proc", "flatten", "opt", "wreduce", "opt_dff", "opt_clean -purge")
 # Return codes of tessera_run.
 _TIMEOUT, _NO_PROGRESS, _BAD_ARGUMENT, _FATAL = -1, -2, -3, -4
 
@@ -155,401 +75,6 @@ class SimulationTimeoutError(RuntimeError):
         super().__init__(message)
         self.cycles = cycles
         self.counters = counters
-
-
-# --------------------------------------------------------------------------------------------
-# Netlist and build
-# --------------------------------------------------------------------------------------------
-
-_IDENT = r"(?:_\d+_|\\\S+ |[A-Za-z_][A-Za-z0-9_$]*)"
-_SIGN_EXTENSION = re.compile(r"\{ ((" + _IDENT + r")\[\d+\]), ((?:\1, )*)(" + _IDENT + r") \}")
-
-
-def _compact_sign_extensions(verilog: str) -> str:
-    """Write Yosys's bit-by-bit sign extensions ``{ x[15], x[15], x }`` as ``{ {2{x[15]}}, x }``.
-
-    The two are the same expression; Verilator turns the replication into one shift-and-or, but
-    the long concatenation into a chain of per-bit operations (a 16x16 array has 256 of them).
-    """
-
-    def replace(match: re.Match[str]) -> str:
-        bit, name, rest, base = match.groups()
-        if name != base:
-            return match.group(0)
-        return f"{{ {{{1 + rest.count(bit)}{{{bit}}}}}, {base} }}"
-
-    return _SIGN_EXTENSION.sub(replace, verilog)
-
-
-def _yosys():
-    try:
-        from amaranth._toolchain.yosys import find_yosys
-    except ImportError as error:  # pragma: no cover - amaranth is a dependency
-        raise ToolchainError(
-            f"Amaranth's Yosys runner is not importable ({error}); install the project's "
-            "dependencies with `pip install -e .`."
-        ) from error
-    return find_yosys(lambda version: version >= (0, 40))
-
-
-def _optimized_verilog(rtlil_text: str, top: str) -> str:
-    """Run `_YOSYS_PASSES` on the RTLIL; the result is cached on disk (16x16: 5-10 s of Yosys)."""
-    yosys = _yosys()
-    key = content_hash(
-        "tessera-native-netlist-v1",
-        rtlil_text,
-        list(_YOSYS_PASSES),
-        yosys.__name__,
-        list(yosys.version()),
-    )
-    path = cache_dir() / "native" / "netlist" / f"{key}.v"
-    if path.is_file():
-        return path.read_text()
-    script = "\n".join(
-        [
-            f"read_rtlil <<rtlil\n{rtlil_text}\nrtlil",
-            f"hierarchy -top {top}",
-            *_YOSYS_PASSES,
-            "write_verilog -noattr",
-        ]
-    )
-    verilog = _compact_sign_extensions(yosys.run(["-q", "-"], script, ignore_warnings=True))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, partial = tempfile.mkstemp(prefix=f".{key}.", dir=path.parent)
-    with os.fdopen(handle, "w") as file:
-        file.write(verilog)
-    os.replace(partial, path)
-    return verilog
-
-
-def native_verilog(config: AccelConfig, netlist: str = "optimized", unit: str = "array") -> str:
-    """Verilog of `unit` for `config` as the native harness builds it.
-
-    ``netlist="gen"`` is exactly `hdl.units.Unit.verilog`; ``"optimized"`` (the default) is the
-    same RTLIL flattened and optimised by Yosys (module docstring), with the same ports.
-    """
-    if netlist not in NETLISTS:
-        raise ValueError(f"netlist must be one of {NETLISTS}, not {netlist!r}")
-    spec = get_unit(unit)
-    if netlist == "gen":
-        return spec.verilog(config)
-    from amaranth.back import rtlil
-
-    text = rtlil.convert(spec.component(config), name=spec.top, emit_src=False)
-    return _optimized_verilog(text, spec.top)
-
-
-@functools.lru_cache(maxsize=4)
-def _native_source(name: str) -> str:
-    """Text of a file of the ``sim.native`` package (``harness.cpp``, ``fastops.h``)."""
-    return importlib.resources.files("sim.native").joinpath(name).read_text()
-
-
-@functools.lru_cache(maxsize=1)
-def _compiler_identity() -> tuple[str, str]:
-    """(path, first line of ``--version``) of ``c++``, the compiler the wheel's makefiles run."""
-    path = shutil.which("c++") or ""
-    if not path:
-        return "", ""
-    completed = subprocess.run(
-        [path, "--version"], capture_output=True, text=True, check=False, timeout=60
-    )
-    return path, (completed.stdout.splitlines() or [""])[0]
-
-
-def _logged_run(command: list[str], cwd: Path, log: Any, log_file: Path) -> None:
-    """Run one build step with its output appended to `log`; `BuildError` if it fails."""
-    log.write("$ " + " ".join(command) + "\n")
-    log.flush()
-    try:
-        completed = subprocess.run(
-            command,
-            cwd=cwd,
-            env=simulator_env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            check=False,
-            timeout=3600,
-        )
-    except subprocess.TimeoutExpired as error:
-        raise BuildError(
-            f"native build step {command[0]} timed out after {error.timeout} s; log: {log_file}"
-        ) from error
-    log.flush()
-    if completed.returncode != 0:
-        raise BuildError(
-            f"native build step `{Path(command[0]).name}` failed (exit status "
-            f"{completed.returncode}); full log: {log_file}\n" + _log_tail(log_file)
-        )
-
-
-# Verilator's run-time library (verilated.cpp and friends, about 7 s of compiling) is the same for
-# every design built with the same flags: builds keep its objects in
-# cache_dir()/native/runtime/<key>/ and later builds copy them into their obj/ folder before
-# running make, which then sees them up to date (a traced build adds verilated_vcd_c.o). Tracing
-# changes nothing in these objects: VM_TRACE only defines WAVES in verilated.h, which they do not
-# use.
-_RUNTIME_GLOB = "verilated*.o"
-
-
-def _runtime_dir(compiler: tuple[str, str]) -> Path:
-    key = content_hash(
-        "tessera-native-runtime-v1",
-        list(NATIVE_BUILD_ARGS),
-        list(_CFLAGS),
-        MAKEFLAGS,
-        tool_versions()["verilator"],
-        verilator_bin_dir(),
-        list(compiler),
-        platform.machine(),
-    )
-    return cache_dir() / "native" / "runtime" / key
-
-
-def _reuse_runtime(runtime: Path, obj_dir: Path) -> list[str]:
-    """Copy the cached run-time objects into `obj_dir`; returns their names."""
-    names = []
-    for source in sorted(runtime.glob(_RUNTIME_GLOB)):
-        shutil.copyfile(source, obj_dir / source.name)  # fresh mtime: newer than the makefile
-        names.append(source.name)
-    return names
-
-
-def _keep_runtime(runtime: Path, obj_dir: Path) -> None:
-    """Store the run-time objects of a finished build that the cache does not have yet."""
-    runtime.mkdir(parents=True, exist_ok=True)
-    for source in sorted(obj_dir.glob(_RUNTIME_GLOB)):
-        target = runtime / source.name
-        if target.exists():
-            continue
-        handle, partial = tempfile.mkstemp(prefix=f".{source.name}.", dir=runtime)
-        os.close(handle)
-        try:
-            shutil.copyfile(source, partial)
-            os.replace(partial, target)  # atomic: readers never see a partial object
-        finally:
-            Path(partial).unlink(missing_ok=True)
-
-
-def _stream_macros(unit: Unit, config: AccelConfig) -> list[str]:
-    """The harness's -D flags naming the unit's input streams (see harness.cpp)."""
-    streams = unit.streams(config)
-    names = [f"-DTESSERA_IN{i}={name}" for i, name in enumerate(streams)]
-    return [f"-DTESSERA_STREAMS={len(streams)}", *names]
-
-
-@dataclasses.dataclass(frozen=True)
-class NativeBuild:
-    """A built native harness library, as returned by `build_native`.
-
-    Attributes
-    ----------
-    key : str
-        Content hash naming the cache folder.
-    directory : pathlib.Path
-        ``cache_dir()/native/<key>``: ``<top>.v``, ``harness.cpp``, ``build.log``, the marker
-        file and Verilator's ``obj/`` folder.
-    library, log_file, verilog_path : pathlib.Path
-        The shared library, the build log and the Verilog that was built.
-    config : AccelConfig
-        The configuration it simulates.
-    unit : str
-        The `hdl.units` name of the unit it simulates.
-    trace : bool
-        Built with VCD tracing (``--trace``).
-    netlist : str
-        ``"optimized"`` or ``"gen"``.
-    cached : bool
-        ``True`` when an earlier build was reused.
-    build_seconds : float
-        Wall time of the (original) Verilator build.
-    """
-
-    key: str
-    directory: Path
-    library: Path
-    log_file: Path
-    verilog_path: Path
-    config: AccelConfig
-    unit: str
-    trace: bool
-    netlist: str
-    cached: bool
-    build_seconds: float
-
-
-@dataclasses.dataclass(frozen=True)
-class _Library:
-    """A harness library built (or found) by `_build_library`; fields as in `NativeBuild`."""
-
-    key: str
-    directory: Path
-    library: Path
-    log_file: Path
-    verilog_path: Path
-    cached: bool
-    build_seconds: float
-
-
-def _build_library(
-    verilog: str,
-    top: str,
-    harness: str,
-    *,
-    prefix: str,
-    macros: list[str],
-    trace: bool,
-    record: dict[str, Any],
-) -> _Library:
-    """Verilate `verilog` (module `top`, model class `prefix`) with the C++ `harness` into a
-    shared library, or reuse the cached one: the build machinery of every native harness.
-
-    `macros` are the harness's -D flags; `record` goes into the marker file (``BUILT.json``)
-    with the build's flags, times and tool versions. The cache key covers the Verilog, the
-    harness, ``harness_common.h``, ``fastops.h``, the makefile, every flag and the tool versions.
-    """
-    fastops = _native_source(_FASTOPS)
-    common = _native_source(_COMMON)
-    makefile = _wrapper_makefile(prefix)
-    args = [*NATIVE_BUILD_ARGS, *(["--trace"] if trace else [])]
-    cflags = [*_CFLAGS, *macros, *(["-DTESSERA_TRACE"] if trace else [])]
-    compiler = _compiler_identity()
-    jobs = os.cpu_count() or 1
-    key = content_hash(
-        _FORMAT,
-        verilog,
-        harness,
-        common,
-        fastops,
-        makefile,
-        args,
-        cflags,
-        MAKEFLAGS,
-        tool_versions()["verilator"],
-        verilator_bin_dir(),
-        list(compiler),
-        platform.machine(),
-    )
-    directory = cache_dir() / "native" / key
-    obj_dir = directory / "obj"
-    library = obj_dir / _LIBRARY
-    log_file = directory / "build.log"
-    verilog_path = directory / f"{top}.v"
-
-    runtime = _runtime_dir(compiler)
-
-    def build() -> dict[str, Any]:
-        _require_build_tools()
-        if obj_dir.exists():
-            shutil.rmtree(obj_dir)
-        verilog_path.write_text(verilog)
-        (directory / "harness.cpp").write_text(harness)
-        (directory / _COMMON).write_text(common)
-        (directory / _FASTOPS).write_text(fastops)
-        (directory / _MAKEFILE).write_text(makefile)
-        verilate = [
-            str(verilator_bin_dir() / "verilator"),
-            "--cc",
-            "-j",
-            str(jobs),
-            *args,
-            "--prefix",
-            prefix,
-            "--top-module",
-            top,
-            "--compiler-include",
-            str(directory / _FASTOPS),
-            "-Mdir",
-            "obj",
-            *[part for flag in cflags for part in ("-CFLAGS", flag)],
-            verilog_path.name,
-        ]
-        make = ["make", "-C", "obj", "-f", f"../{_MAKEFILE}", "-j", str(jobs), _LIBRARY]
-        start = time.perf_counter()
-        with log_file.open("w") as log:
-            _logged_run(verilate, directory, log, log_file)
-            reused = _reuse_runtime(runtime, obj_dir)
-            _logged_run(make, directory, log, log_file)
-        seconds = time.perf_counter() - start
-        if not library.is_file():
-            raise BuildError(f"native build produced no {library}; full log: {log_file}")
-        _keep_runtime(runtime, obj_dir)
-        return {
-            "format": _FORMAT,
-            **record,
-            "trace": trace,
-            "build_args": args,
-            "cflags": cflags,
-            "makeflags": MAKEFLAGS,
-            "runtime_reused": reused,
-            "build_seconds": round(seconds, 3),
-            "versions": tool_versions(),
-        }
-
-    cached, stored = cached_build(directory, [library], build)
-    try:
-        seconds = float(stored.get("build_seconds", 0.0))
-    except (TypeError, ValueError):
-        seconds = 0.0
-    return _Library(key, directory, library, log_file, verilog_path, cached, seconds)
-
-
-def build_native(
-    config: AccelConfig, *, unit: str = "array", trace: bool = False, netlist: str = "optimized"
-) -> NativeBuild:
-    """Build (or reuse) the native harness library of `unit` for `config`.
-
-    Raises
-    ------
-    ToolchainError
-        Verilator, perl, make or a C++ compiler is missing.
-    BuildError
-        Verilator or the C++ compiler failed; the message ends with the tail of the build log.
-    """
-    if not isinstance(config, AccelConfig):
-        raise TypeError(f"config must be an AccelConfig, not {type(config)!r}")
-    spec = get_unit(unit)
-    built = _build_library(
-        native_verilog(config, netlist, unit),
-        spec.top,
-        _native_source("harness.cpp"),
-        prefix=_PREFIX,
-        macros=_stream_macros(spec, config),
-        trace=trace,
-        record={"unit": unit, "config": config.to_dict(), "netlist": netlist},
-    )
-    return NativeBuild(
-        key=built.key,
-        directory=built.directory,
-        library=built.library,
-        log_file=built.log_file,
-        verilog_path=built.verilog_path,
-        config=config,
-        unit=unit,
-        trace=trace,
-        netlist=netlist,
-        cached=built.cached,
-        build_seconds=built.build_seconds,
-    )
-
-
-# --------------------------------------------------------------------------------------------
-# Loading and running
-# --------------------------------------------------------------------------------------------
-
-
-def _declare_lifecycle(lib: ctypes.CDLL, prefix: str) -> None:
-    """Prototypes of a harness library's ``<prefix>_info/create/destroy/error`` (the functions
-    of sim/native/harness_common.h that every harness exports)."""
-    pointer = ctypes.c_void_p
-    for name, argtypes, restype in (
-        ("info", [pointer], None),
-        ("create", [ctypes.c_char_p], pointer),
-        ("destroy", [pointer], None),
-        ("error", [pointer], ctypes.c_char_p),
-    ):
-        function = getattr(lib, f"{prefix}_{name}")
-        function.argtypes, function.restype = argtypes, restype
 
 
 def _load(path: Path) -> ctypes.CDLL:
@@ -576,57 +101,6 @@ def _load(path: Path) -> ctypes.CDLL:
     return lib
 
 
-class _HarnessModel:
-    """The persistent model of a loaded harness library (``<prefix>_*`` functions of
-    sim/native/harness_common.h): created on `_open`, freed by `close`, on leaving a ``with``
-    block or when collected; one run at a time (`_call` holds a lock)."""
-
-    def _open(self, lib: ctypes.CDLL, prefix: str, library: Path) -> None:
-        self._lib, self._prefix = lib, prefix
-        self._lock = threading.Lock()
-        handle = getattr(lib, f"{prefix}_create")(None)
-        if not handle:
-            raise RuntimeError(f"{prefix}_create failed for {library}")
-        self._handle = handle
-        self._finalizer = weakref.finalize(self, getattr(lib, f"{prefix}_destroy"), handle)
-
-    def close(self) -> None:
-        """Free the simulation model (also done when the object is garbage-collected)."""
-        self._finalizer()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def _call(self, vcd_path, args) -> tuple[int, bytes]:
-        """Call ``<prefix>_run(handle, *args)``; (result, fatal message).
-
-        With `vcd_path`, the run goes instead to a fresh model (``<prefix>_create(path)``) that
-        writes the waveform and is destroyed afterwards.
-        """
-        lib, prefix = self._lib, self._prefix
-        run, error = getattr(lib, f"{prefix}_run"), getattr(lib, f"{prefix}_error")
-        with self._lock:
-            if not self._finalizer.alive:
-                raise RuntimeError(f"this {type(self).__name__} is closed")
-            if vcd_path is None:
-                result = run(self._handle, *args)
-                return result, error(self._handle) if result == _FATAL else b""
-            path = Path(vcd_path)
-            if not path.parent.is_dir():
-                raise FileNotFoundError(f"no folder {path.parent} for the VCD file")
-            traced = getattr(lib, f"{prefix}_create")(os.fsencode(path))
-            if not traced:
-                raise OSError(f"cannot write the VCD file {path}")
-            try:
-                result = run(traced, *args)
-                return result, error(traced) if result == _FATAL else b""
-            finally:
-                getattr(lib, f"{prefix}_destroy")(traced)
-
-
 class NativeSim(_HarnessModel):
     """One hardware unit of `config` as a native Verilator simulation.
 
@@ -640,7 +114,7 @@ class NativeSim(_HarnessModel):
         Build with VCD tracing, so that `run` can write waveforms (``vcd_path``); a traced
         library is a separate build and simulates somewhat slower.
     netlist:
-        ``"optimized"`` (default) or ``"gen"``; see the module docstring.
+        ``"optimized"`` (default) or ``"gen"``; see `sim.drivers.native_netlist`.
 
     The library is built on first use of a design (`build_native`) and reused from the cache
     afterwards. One `NativeSim` runs one program at a time (calls from several threads are

@@ -1,1 +1,2 @@
-"""C++ sources of the native Verilator harness (``harness.cpp``), built by `sim.drivers.native`."""
+"""C++ sources of the native Verilator harnesses (``harness.cpp``, ``accel_harness.cpp``), built
+by `sim.drivers.native_build`."""

@@ -1,7 +1,7 @@
 // Faster drop-in versions of Verilator's signed-extension helpers, for the Verilated array model.
 //
 // Included into the model's precompiled header with `verilator --compiler-include` (see
-// sim/drivers/native.py), after verilated.h, so only the generated model code uses them.
+// sim/drivers/native_build.py), after verilated.h, so only the generated model code uses them.
 //
 // Verilator sign-extends with `-(lhs & signbit) | lhs`, which GCC does not recognise as a sign
 // extension: in a 16x16 array these helpers (8 -> 16 bit operands, 16 -> 32 bit products, two per
