@@ -9,17 +9,8 @@ from hdl.config import AccelConfig
 from hdl.isa import ErrorCode, Instruction, Op, ProgramError, Queue, encode_program
 from sim.golden.gemm import gemm
 from sim.golden.requant import RequantParams, decompose_multiplier, requantize_float
-from sim.isa_model import (
-    ACCUMULATOR,
-    LANES,
-    MAIN,
-    WEIGHTS,
-    IsaModel,
-    Ordering,
-    RaceError,
-    Region,
-    find_races,
-)
+from sim.isa_model import IsaModel
+from sim.races import ACCUMULATOR, LANES, MAIN, WEIGHTS, Ordering, RaceError, Region, find_races
 from sim.sparse_program import spmm_program
 from sim.stream_program import pack_beats
 

@@ -10,7 +10,8 @@ from hdl.config import AccelConfig
 from hdl.isa import Instruction, Op, Queue, check_program
 from sim.golden.gemm import MAX_K_NO_OVERFLOW, gemm
 from sim.golden.requant import RequantParams, requantize_float
-from sim.isa_model import IsaModel, Ordering, RaceError
+from sim.isa_model import IsaModel
+from sim.races import Ordering, RaceError
 from sim.schedule import (
     gemm_memory,
     gemm_schedule,
