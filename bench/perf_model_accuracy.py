@@ -25,7 +25,8 @@ from sim.golden.gemm import gemm
 from sim.golden.requant import RequantParams
 from sim.golden.sparse import random_sparse
 from sim.perf import gemm_estimate, spmm_estimate
-from sim.schedule import gemm_memory, spmm_memory, spmm_schedule
+from sim.schedule import gemm_memory
+from sim.spmm_schedule import spmm_memory, spmm_schedule
 
 SMALL = dict(rows=8, cols=8, bus_bytes=8, mem_latency=20, spad_bytes=4096, acc_rows=256)
 CONFIGS = {

@@ -51,7 +51,8 @@ from hdl.sparse import LATENCY as SPARSE_LATENCY
 from hdl.sparse import nonzero_beat_bytes
 from hdl.spmm_engine import NONZERO_READS
 from hdl.top import QUEUE_DEPTH, outstanding_reads
-from sim.schedule import gemm_layout, spmm_memory, spmm_schedule
+from sim.schedule import gemm_layout
+from sim.spmm_schedule import spmm_memory, spmm_schedule
 
 __all__ = ["PerfEstimate", "gemm_estimate", "program_estimate", "spmm_estimate"]
 

@@ -15,7 +15,8 @@ from hdl.isa import ErrorCode, Instruction, Op, encode_program
 from sim.drivers.accel_native import NativeAccelerator
 from sim.golden.requant import RequantParams
 from sim.perf import gemm_estimate, program_estimate, spmm_estimate
-from sim.schedule import gemm_memory, spmm_memory, spmm_schedule
+from sim.schedule import gemm_memory
+from sim.spmm_schedule import spmm_memory, spmm_schedule
 
 #: GEMMs: (m, n, k, int8 output, memory latency, bytes per cycle).
 GEMMS = [

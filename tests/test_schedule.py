@@ -12,14 +12,9 @@ from sim.golden.gemm import MAX_K_NO_OVERFLOW, gemm
 from sim.golden.requant import RequantParams, requantize_float
 from sim.isa_model import IsaModel
 from sim.races import Ordering, RaceError
-from sim.schedule import (
-    gemm_memory,
-    gemm_schedule,
-    matmul_steps,
-    spmm_memory,
-    spmm_schedule,
-)
+from sim.schedule import gemm_memory, gemm_schedule, matmul_steps
 from sim.sparse_program import spmm_program
+from sim.spmm_schedule import spmm_memory, spmm_schedule
 
 # (rows, cols, spad_bytes, acc_rows): small scratchpads and accumulators, so that M, N and K
 # split into several blocks and tiles and the accumulator rows are reused.

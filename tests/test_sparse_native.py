@@ -16,8 +16,8 @@ from sim.cycles import sparse_cycles
 from sim.drivers.native import NativeSim
 from sim.drivers.pysim import FlowControl, run_pysim
 from sim.golden.sparse import csr_compress, csr_spmm
-from sim.schedule import spmm_memory, spmm_schedule
 from sim.sparse_program import pass_beats, spmm_program
+from sim.spmm_schedule import spmm_memory, spmm_schedule
 
 FLOWS = [(0.4, 0.0), (0.0, 0.5), (0.6, 0.7)]
 # (rows, cols, sparse_lanes, sparse_depth): G = 4 and G = 3 with several K-chunks, and the

@@ -15,8 +15,8 @@ from sim.cycles import sparse_cycles
 from sim.drivers.pysim import FlowControl, run_pysim
 from sim.golden.gemm import gemm
 from sim.golden.sparse import csr_compress
-from sim.schedule import spmm_memory, spmm_schedule
 from sim.sparse_program import pass_beats, spmm_program
+from sim.spmm_schedule import spmm_memory, spmm_schedule
 from sim.stream_program import pack_beats
 
 # (cols, sparse_lanes, sparse_depth): G = lanes / cols nonzeros per beat, from 1 to 3; a depth of

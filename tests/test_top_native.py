@@ -22,7 +22,8 @@ from sim.drivers.accel_native import NativeAccelerator
 from sim.golden.gemm import gemm
 from sim.golden.requant import RequantParams, requantize_float
 from sim.perf import gemm_estimate
-from sim.schedule import gemm_memory, spmm_memory, spmm_schedule
+from sim.schedule import gemm_memory
+from sim.spmm_schedule import spmm_memory, spmm_schedule
 
 MEMORY = native_config().mem_bytes
 

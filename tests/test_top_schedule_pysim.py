@@ -14,7 +14,8 @@ from hdl.isa import ErrorCode, encode_program
 from sim.drivers.accel_pysim import run_accelerator
 from sim.golden.gemm import gemm
 from sim.golden.requant import RequantParams, requantize_float
-from sim.schedule import gemm_memory, spmm_memory, spmm_schedule
+from sim.schedule import gemm_memory
+from sim.spmm_schedule import spmm_memory, spmm_schedule
 
 MEMORY = 1 << 14
 

@@ -21,7 +21,8 @@ from hdl.config import AccelConfig
 from hdl.isa import ErrorCode, Instruction, encode_program
 from hdl.top_ports import COUNTERS
 from sim.backends.result import GemmResult
-from sim.schedule import gemm_memory, spmm_memory, spmm_schedule
+from sim.schedule import gemm_memory
+from sim.spmm_schedule import spmm_memory, spmm_schedule
 
 
 class AcceleratorRun(Protocol):

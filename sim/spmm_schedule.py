@@ -1,0 +1,160 @@
+"""Sparse Y = W @ X through the SPMM instruction: the memory image and the program.
+
+`spmm_memory` lays X (K x M int8) and W's CSR nonzeros, packed into the sparse engine's
+``nonzeros`` beats (`sim.sparse_program.nonzero_beats`), out in a main-memory image and
+returns a `SpmmLayout`; `spmm_schedule` returns the program computing Y (N x M int32) for it.
+W's rows are split into groups of at most half the accumulator and K into chunks of at most
+``sparse_depth`` rows (and one weight bank); each (column block, row group) is one accumulator
+block with one step per chunk: LOAD_WGT of the chunk's rows of X, then one SPMM. The tokens and
+double buffering are those of `sim.program_builder.ProgramBuilder`, as for the dense GEMM
+(`sim.schedule`); docs/schedule.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from hdl.config import AccelConfig
+from hdl.isa import MAX_ROWS, Instruction, Op
+from sim.golden.checks import require_gemm_operands
+from sim.golden.sparse import csr_compress
+from sim.program_builder import (
+    Draft,
+    ProgramBuilder,
+    bank_rows,
+    check_strides,
+    place,
+    require_config,
+    require_int,
+)
+from sim.sparse_program import nonzero_beats
+
+
+@dataclass(frozen=True)
+class SpmmLayout:
+    """Where `spmm_memory` put a sparse product Y = W @ X in main memory.
+
+    X (K x M int8, row stride M) at `x_addr`; Y (N x M int32 LE, row stride 4M) at `y_addr`.
+    W's rows are split into `row_groups` ((first row, rows); at most half the accumulator
+    each) and K into `chunks` ((first k, rows); at most ``sparse_depth`` and one weight bank);
+    ``nonzeros[g][c]`` = (address, beats) of the packed ``nonzeros`` beats of group g restricted
+    to chunk c, indices relative to the chunk (as `sim.sparse_program` packs a pass).
+    """
+
+    config: AccelConfig
+    n: int
+    k: int
+    m: int
+    x_addr: int
+    y_addr: int
+    row_groups: tuple[tuple[int, int], ...]
+    chunks: tuple[tuple[int, int], ...]
+    nonzeros: tuple[tuple[tuple[int, int], ...], ...]
+    size: int
+
+    def result(self, memory: np.ndarray) -> np.ndarray:
+        """Y, int32 N x M, from a memory image."""
+        data = memory[self.y_addr : self.y_addr + 4 * self.n * self.m]
+        return data.view("<i4").reshape(self.n, self.m).astype(np.int32)
+
+
+def spmm_memory(
+    w: np.ndarray, x: np.ndarray, config: AccelConfig, *, align: int = 16
+) -> tuple[np.ndarray, SpmmLayout]:
+    """A main-memory image holding X, W's packed nonzeros beats and room for Y = W @ X.
+
+    Parameters
+    ----------
+    w : numpy.ndarray
+        int8 N x K (zeros are not stored), K <= 65536.
+    x : numpy.ndarray
+        int8 K x M.
+    config : AccelConfig
+        The hardware (sparse lanes and depth decide the beat format; banks the chunks).
+    align : int
+        Every region starts at a multiple of this many bytes.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Operands that are not int8 matrices of matching shapes, K > 65536, or a configuration
+        whose weight banks have no rows or that has no sparse engine.
+    """
+    config = require_config(config)
+    config.require_sparse_engine("spmm_memory")
+    w, x = require_gemm_operands(w, x, ("w", "x"))
+    align = require_int("align", align, 1)
+    (n, k), m = w.shape, x.shape[1]
+    group_rows = min(n, config.acc_rows // 2, MAX_ROWS)
+    depth = min(config.sparse_depth, bank_rows(config)[1], MAX_ROWS)
+    if depth < 1:
+        raise ValueError(f"spad_bytes = {config.spad_bytes} leaves weight banks without rows")
+    groups = tuple((r0, min(group_rows, n - r0)) for r0 in range(0, n, group_rows))
+    chunks = tuple((k0, min(depth, k - k0)) for k0 in range(0, k, depth))
+    beats = [
+        [nonzero_beats(csr_compress(w[r0 : r0 + rows]), k0, k0 + kc, config) for k0, kc in chunks]
+        for r0, rows in groups
+    ]
+    flat = [x.reshape(-1)] + [b.astype("<u4").view(np.uint8).reshape(-1) for g in beats for b in g]
+    starts, end = place([piece.size for piece in flat] + [4 * n * m], align)
+    memory = np.zeros(end, np.uint8)
+    for start, piece in zip(starts[:-1], flat, strict=True):
+        memory[start : start + piece.size] = piece.view(np.uint8)
+    addresses = iter(starts[1:-1])
+    nonzeros = tuple(tuple((next(addresses), b.shape[0]) for b in g) for g in beats)
+    layout = SpmmLayout(config, n, k, m, starts[0], starts[-1], groups, chunks, nonzeros, end)
+    return memory, layout
+
+
+def spmm_schedule(layout: SpmmLayout) -> list[Instruction]:
+    """The program computing Y = W @ X for a `spmm_memory` layout, int32 output.
+
+    For each column block of C columns of X, for each row group of W: one accumulator block;
+    per K-chunk one step (LOAD_WGT of the chunk's rows of X into bank step % 2, one SPMM,
+    accumulating after the first chunk); then one STORE. Tokens as for `gemm_schedule`.
+
+    Raises
+    ------
+    TypeError
+        `layout` is not a `SpmmLayout`.
+    ValueError
+        A row stride of 2**24 bytes or more.
+    """
+    if not isinstance(layout, SpmmLayout):
+        raise TypeError(f"layout must be a SpmmLayout, not {layout!r}")
+    config = layout.config
+    check_strides({"X": layout.m, "Y": 4 * layout.m})
+    builder = ProgramBuilder(config)
+    block_rows = max(rows for _, rows in layout.row_groups)
+    for j0 in range(0, layout.m, config.cols):
+        width = min(config.cols, layout.m - j0)
+        for (r0, rows), nonzeros in zip(layout.row_groups, layout.nonzeros, strict=True):
+            acc_row = builder.begin_block(block_rows)
+            _spmm_block_steps(builder, layout, nonzeros, (j0, width), acc_row)
+            builder.store(
+                acc_row,
+                rows=rows,
+                dram_addr=layout.y_addr + 4 * (r0 * layout.m + j0),
+                dram_stride=4 * layout.m,
+                int8=0,
+                width=width,
+            )
+    return builder.finish()
+
+
+def _spmm_block_steps(builder, layout: SpmmLayout, nonzeros, columns, acc_row: int) -> None:
+    """SPMM steps of one block: per K-chunk, its rows of X's column block, one SPMM."""
+    j0, width = columns
+    last = len(layout.chunks) - 1
+    for c, ((k0, depth), (nz_addr, beats)) in enumerate(zip(layout.chunks, nonzeros, strict=True)):
+        _, x_row = builder.operand_rows(0, depth)
+        x_addr = layout.x_addr + k0 * layout.m + j0
+        load = Draft(
+            Op.LOAD_WGT,
+            dict(dram_addr=x_addr, dram_stride=layout.m, rows=depth, spad_row=x_row, width=width),
+        )
+        fields = dict(nz_addr=nz_addr, nz_beats=beats, x_row=x_row, k=depth, acc_row=acc_row)
+        compute = Draft(Op.SPMM, {**fields, "accumulate": c > 0})
+        builder.step([load], compute, first=c == 0, last=c == last)
