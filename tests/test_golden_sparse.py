@@ -532,8 +532,8 @@ def test_x_wrong_dtype_ndim(spmm, matrix) -> None:
 def test_decompress_and_spmm_wrong_matrix_type() -> None:
     w = np.zeros((2, 4), dtype=np.int8)
     x = np.zeros((4, 1), dtype=np.int8)
-    msg_csr = r"^csr must be a CsrMatrix, not <class 'sim\.golden\.sparse\.Sparse24Matrix'>$"
-    msg_24 = r"^m must be a Sparse24Matrix, not <class 'sim\.golden\.sparse\.CsrMatrix'>$"
+    msg_csr = r"^csr must be a CsrMatrix, not <class 'sim\.golden\.sparse24\.Sparse24Matrix'>$"
+    msg_24 = r"^m must be a Sparse24Matrix, not <class 'sim\.golden\.csr\.CsrMatrix'>$"
     with pytest.raises(TypeError, match=msg_csr):
         csr_decompress(compress_24(w))
     with pytest.raises(TypeError, match=msg_csr):
