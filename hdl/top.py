@@ -31,16 +31,15 @@ Counters (`hdl.top_ports.COUNTERS`) count from reset, modulo ``2 ** config.count
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
-from amaranth.lib import data, fifo, wiring
+from amaranth.lib import fifo, wiring
 
 from hdl.accumulator import AccumulatorMemory
 from hdl.bram_fifo import BramFifo
 from hdl.checked_bits import live_bits, pack, unpack
-from hdl.config import AccelConfig, Dataflow
+from hdl.config import AccelConfig
 from hdl.dma_load import LoadDma
 from hdl.dma_store import StoreDma
 from hdl.isa import (
-    LAYOUTS,
     PARAM_RECORD_BYTES,
     WORD_BITS,
     ErrorCode,
@@ -57,6 +56,7 @@ from hdl.scratchpad import Scratchpad
 from hdl.sparse import nonzero_beat_bytes
 from hdl.spmm_engine import SpmmEngine
 from hdl.top_ports import accelerator_signature
+from hdl.word_checks import check_span, instruction_view, word_error
 
 #: Instruction words each of the three queues holds.
 QUEUE_DEPTH = 8
@@ -141,7 +141,7 @@ class Accelerator(wiring.Component):
         wiring.connect(m, matmul.act_req, act.read_req)
         wiring.connect(m, act.read_data, matmul.act_data)
         sparse_mode = Signal()  # the SPMM engine owns the weight reads and accumulator writes
-        spmm = None  # no sparse engine: SPMM is BAD_OPCODE (`_check`)
+        spmm = None  # no sparse engine: SPMM is BAD_OPCODE (`word_error`)
         if sparse:
             m.submodules.spmm = spmm = SpmmEngine(config, wgt_rows, config.acc_rows)
             wiring.connect(m, spmm.req, arbiter.m2.req)
@@ -201,13 +201,13 @@ class Accelerator(wiring.Component):
         # Two check stages between ``cmd`` and dispatch, so that the checks (field selects, a
         # multiply, adds and compares) are not one combinational path with the dispatch
         # decision: stage 1 holds the word and the product of its address checks
-        # (`_check_span`), stage 2 its error code (`_check`) and the bits a queue can keep
+        # (`check_span`), stage 2 its error code (`word_error`) and the bits a queue can keep
         # (`live`: a word that is not queued is bad, and only its code and index go on);
         # words dispatch from stage 2. With `checks_in_place` the word stays on ``cmd`` and the
         # stages hold only the product and the code.
         staged = Signal()  # stage 1 holds a word (its product)
         pending = Signal()  # stage 2 holds a word (its code)
-        span = _check_span(self.cmd.payload, self.config)
+        span = check_span(self.cmd.payload, self.config)
         staged_span = Signal(Value.cast(span).shape())
         code = Signal(ErrorCode)
         if self.checks_in_place:
@@ -252,7 +252,7 @@ class Accelerator(wiring.Component):
         with m.If(advance):
             m.d.sync += [
                 pending.eq(1),
-                code.eq(_check(m, staged_word, self.config, staged_span)),
+                code.eq(word_error(m, staged_word, self.config, staged_span)),
             ]
             if not self.checks_in_place:
                 m.d.sync += word_bits.eq(pack(staged_word, kept))
@@ -290,8 +290,8 @@ class Accelerator(wiring.Component):
         """LOADs go to the DMA back to back (the next is taken once the previous has issued its
         requests), so their memory latencies overlap; each row carries its load's target as the
         DMA tag, and each load's tokens are pushed when its last row is written."""
-        load = _view(Op.LOAD_ACT, head)
-        params = _view(Op.LOAD_PARAMS, head)
+        load = instruction_view(Op.LOAD_ACT, head)
+        params = instruction_view(Op.LOAD_PARAMS, head)
         op = head[:4]
         pushes = fifo.SyncFIFOBuffered(width=1, depth=QUEUE_DEPTH)
         m.submodules.load_pushes = pushes
@@ -356,8 +356,8 @@ class Accelerator(wiring.Component):
     def _compute_unit(
         self, m: Module, queue, word, index, tokens, matmul, spmm, sparse_mode
     ) -> Signal:
-        head = _view(Op.MATMUL, word)
-        sparse = _view(Op.SPMM, word)
+        head = instruction_view(Op.MATMUL, word)
+        sparse = instruction_view(Op.SPMM, word)
         # Without a sparse engine the checks let no SPMM into the queue.
         is_spmm = (word[:4] == Op.SPMM) if spmm is not None else Const(0)
         pushes = fifo.SyncFIFOBuffered(width=2, depth=QUEUE_DEPTH)
@@ -432,7 +432,7 @@ class Accelerator(wiring.Component):
 
     # ---------------------------------------------------------------------------------------
     def _store_unit(self, m: Module, queue, word, tokens, acc, requant, dma) -> Signal:
-        head = _view(Op.STORE, word)
+        head = instruction_view(Op.STORE, word)
         running, command_pending, int8, push_prev = Signal(), Signal(), Signal(), Signal()
         next_row = Signal.like(acc.read_req.payload)
         rows_left = Signal(range(self.config.acc_rows + 1))
@@ -529,11 +529,6 @@ def _select_streams(m: Module, select, target, when_true, when_false) -> None:
     ]
 
 
-def _view(op: Op, word) -> data.View:
-    """A 128-bit word seen through `op`'s layout (its low `LAYOUTS[op].size` bits)."""
-    return data.View(LAYOUTS[op], word[: LAYOUTS[op].size])
-
-
 class _Tokens:
     """The four dependency-token counters; pops and pushes of one cycle are summed."""
 
@@ -558,134 +553,3 @@ class _Tokens:
     def push(self, channel: str, wanted):
         """Statement: give `channel` a token this cycle when `wanted`."""
         return self.pushed[channel].eq(wanted)
-
-
-def _check_span(word, config: AccelConfig) -> Value:
-    """The product of `_check`'s address checks, for a register stage before it:
-    ``(rows - 1) * dram_stride`` of a STORE, or else of a LOAD_ACT / LOAD_WGT (one multiplier
-    for both, the fields chosen by the opcode; other opcodes do not use it), each factor first
-    clamped to ``mem_bytes + 1``. The product is then exact up to ``mem_bytes`` and past it
-    otherwise (a factor was clamped and the other is at least 1), so the check decides the
-    same, and the multiplier is only as wide as main memory needs: 11 x 11 bits for 1 KiB, not
-    17 x 24. (With ``rows`` = 0 the factor is garbage, but BAD_FIELD is reported first.)"""
-    limit = config.mem_bytes + 1
-
-    def clamp(factor):
-        return Mux(factor > limit, limit, factor)[: limit.bit_length()]
-
-    load, store = _view(Op.LOAD_ACT, word), _view(Op.STORE, word)
-    is_store = word[:4] == Op.STORE
-    rows = Mux(is_store, clamp(store.rows - 1), clamp(load.rows - 1))
-    return rows * Mux(is_store, clamp(store.dram_stride), clamp(load.dram_stride))
-
-
-def _check(m: Module, word, config: AccelConfig, span) -> Signal:
-    """The `ErrorCode` of an instruction word (NONE when it is good), in the order of
-    `hdl.isa.check_program`; `span` is `_check_span` of the same word (registered a cycle
-    earlier)."""
-    rows, cols = config.rows, config.cols
-    act_rows, wgt_rows = scratchpad_rows(config)
-    op = word[:4]
-    code = Signal(ErrorCode)
-    views = {o: _view(o, word) for o in LAYOUTS}
-    load, params = views[Op.LOAD_ACT], views[Op.LOAD_PARAMS]
-    matmul, store, spmm = views[Op.MATMUL], views[Op.STORE], views[Op.SPMM]
-    ws = config.dataflow is Dataflow.WS
-
-    def past(start, count, limit):
-        return _exceeds(limit, start, count)
-
-    def dram_end(address, span, row_bytes):
-        return _exceeds(config.mem_bytes, address, span, row_bytes)
-
-    deps = word[4:8]  # pop_prev, pop_next, push_prev, push_next
-    checks = {
-        Op.FENCE: [(word[8:].any(), ErrorCode.BAD_FIELD), (deps.any(), ErrorCode.BAD_DEPS)],
-        Op.LOAD_ACT: _load_checks(
-            word, load, rows, act_rows, dram_end(load.dram_addr, span, load.width), past
-        ),
-        Op.LOAD_WGT: _load_checks(
-            word, load, cols, wgt_rows, dram_end(load.dram_addr, span, load.width), past
-        ),
-        Op.LOAD_PARAMS: [
-            (word[LAYOUTS[Op.LOAD_PARAMS].size :].any(), ErrorCode.BAD_FIELD),
-            (params.lanes == 0, ErrorCode.BAD_FIELD),
-            (params.lanes > cols, ErrorCode.TILE_TOO_LARGE),
-            (
-                dram_end(params.dram_addr, 0, params.lanes * PARAM_RECORD_BYTES),
-                ErrorCode.DRAM_RANGE,
-            ),
-            (deps[0] | deps[2], ErrorCode.BAD_DEPS),
-        ],
-        Op.MATMUL: [
-            (word[LAYOUTS[Op.MATMUL].size :].any(), ErrorCode.BAD_FIELD),
-            (matmul.rows == 0, ErrorCode.BAD_FIELD),
-            (past(matmul.act_row, matmul.rows, act_rows), ErrorCode.SPAD_RANGE),
-            (past(matmul.wgt_row, rows if ws else matmul.rows, wgt_rows), ErrorCode.SPAD_RANGE),
-            (
-                past(matmul.acc_row, matmul.rows if ws else rows, config.acc_rows),
-                ErrorCode.ACC_RANGE,
-            ),
-        ],
-        Op.SPMM: [
-            (word[LAYOUTS[Op.SPMM].size :].any(), ErrorCode.BAD_FIELD),
-            ((spmm.nz_beats == 0) | (spmm.k == 0), ErrorCode.BAD_FIELD),
-            (spmm.k > config.sparse_depth, ErrorCode.TILE_TOO_LARGE),
-            (past(spmm.x_row, spmm.k, wgt_rows), ErrorCode.SPAD_RANGE),
-            (past(spmm.acc_row, 1, config.acc_rows), ErrorCode.ACC_RANGE),
-            (
-                dram_end(spmm.nz_addr, 0, spmm.nz_beats * nonzero_beat_bytes(config)),
-                ErrorCode.DRAM_RANGE,
-            ),
-        ],
-        Op.STORE: [
-            (word[LAYOUTS[Op.STORE].size :].any(), ErrorCode.BAD_FIELD),
-            ((store.rows == 0) | (store.width == 0), ErrorCode.BAD_FIELD),
-            (store.width > cols, ErrorCode.TILE_TOO_LARGE),
-            (past(store.acc_row, store.rows, config.acc_rows), ErrorCode.ACC_RANGE),
-            (
-                dram_end(store.dram_addr, span, Mux(store.int8, store.width, store.width * 4)),
-                ErrorCode.DRAM_RANGE,
-            ),
-            (deps[1] | deps[3], ErrorCode.BAD_DEPS),
-        ],
-    }
-    if not config.has_sparse_engine:
-        del checks[Op.SPMM]  # no engine to run it: SPMM is BAD_OPCODE, as in `hdl.isa.check`
-    m.d.comb += code.eq(ErrorCode.BAD_OPCODE)  # opcodes 7-15
-    with m.Switch(op):
-        for o, rules in checks.items():
-            with m.Case(o):
-                m.d.comb += code.eq(ErrorCode.NONE)
-                for condition, error in reversed(rules):  # the first failing rule wins
-                    with m.If(condition):
-                        m.d.comb += code.eq(error)
-    return code
-
-
-def _exceeds(limit: int, *terms) -> Value:
-    """Whether the sum of the unsigned `terms` is past the constant `limit`, with an adder only
-    as wide as `limit`: a term past `limit` decides alone, and otherwise every term fits
-    ``limit.bit_length()`` bits (a 32-bit address against 1 KiB of memory adds 11 bits)."""
-    bits = limit.bit_length()
-    over = Const(0)
-    narrow = []
-    for term in map(Value.cast, terms):
-        if term.shape().width > bits:
-            over = over | (term > limit)
-            term = term[:bits]
-        narrow.append(term)
-    return over | (sum(narrow) > limit)
-
-
-def _load_checks(word, load, row_bytes, spad_rows, past_dram_end, past) -> list:
-    """Rules of LOAD_ACT / LOAD_WGT, in `hdl.isa.check_program`'s order."""
-    deps = word[4:8]
-    return [
-        (word[LAYOUTS[Op.LOAD_ACT].size :].any(), ErrorCode.BAD_FIELD),
-        ((load.rows == 0) | (load.width == 0), ErrorCode.BAD_FIELD),
-        (load.width > row_bytes, ErrorCode.TILE_TOO_LARGE),
-        (past(load.spad_row, load.rows, spad_rows), ErrorCode.SPAD_RANGE),
-        (past_dram_end, ErrorCode.DRAM_RANGE),
-        (deps[0] | deps[2], ErrorCode.BAD_DEPS),
-    ]

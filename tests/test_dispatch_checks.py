@@ -1,6 +1,6 @@
 # amaranth: UnusedElaboratable=no
-"""The dispatcher's instruction checks (`hdl.top._check_span` and `_check`) against the host's
-`hdl.isa.check_program`, word by word, on edge-value instructions of every queued opcode:
+"""The dispatcher's instruction checks (`hdl.word_checks.check_span` and `word_error`) against
+the host's `hdl.isa.check_program`, word by word, on edge-value instructions of every queued opcode:
 good words, and words that fail at or just past a limit (address ranges whose products
 overflow main memory many times over included)."""
 
@@ -11,7 +11,7 @@ from amaranth.sim import Simulator
 from edge_instructions import CHECK_CONFIGS, edge_instructions, host_code
 
 from hdl.isa import WORD_BITS, ErrorCode, Op
-from hdl.top import _check, _check_span
+from hdl.word_checks import check_span, word_error
 
 QUEUED = [Op.LOAD_ACT, Op.LOAD_WGT, Op.LOAD_PARAMS, Op.MATMUL, Op.SPMM, Op.STORE]
 
@@ -27,7 +27,7 @@ def test_hardware_checks_agree_with_the_host(name):
 
     m = Module()
     word = Signal(WORD_BITS)
-    code = _check(m, word, config, _check_span(word, config))
+    code = word_error(m, word, config, check_span(word, config))
     got = []
 
     async def testbench(ctx):
