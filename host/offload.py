@@ -7,9 +7,12 @@
   device (`host.device.Device.linear`): int8 activations in device memory, the layer's weights
   and requantization parameters resident there, the result requantized by the accelerator and
   left in device memory for the next layer;
-- quantized ``Conv2d`` / ``ConvReLU2d`` (groups 1, zero padding): lowered by im2col on the host
-  (patches padded with the input zero point), the GEMM and requantization on the device, the
-  result brought back to NCHW;
+- quantized ``Conv2d`` / ``ConvReLU2d`` and ``Conv1d`` / ``ConvReLU1d`` (zero padding, any
+  groups): lowered by im2col on the host (patches padded with the input zero point), the GEMM
+  and requantization on the device, the result brought back to NCHW (NCL). A Conv1d runs as a
+  Conv2d of height 1. A grouped conv (depthwise included) runs as one GEMM per chunk of groups
+  whose output channels fill the array's columns, with a block-diagonal weight
+  (`sim.golden.grouped_conv`); each chunk is one report row;
 - ``Flatten``, ``Identity``, ``Dropout``: bookkeeping on the host, no data moved when the tensor
   already has the shape;
 - ``Quantize`` / ``DeQuantize`` (the model's float boundary) and every other operation: on the
@@ -38,12 +41,13 @@ from torch import fx, nn
 from host.device import Device, DeviceBuffer
 from host.quant import InputQParams, extract_layer
 from sim.golden.conv import col2im_output
+from sim.golden.grouped_conv import GroupChunk, group_chunks, groups_per_chunk
 from sim.golden.layers import QuantLayer, conv_patches
 
 __all__ = ["LayerReport", "OffloadWarning", "OffloadedModel", "offload"]
 
 _LINEAR = (nnq.Linear,)  # nniq.LinearReLU is a subclass
-_CONV = (nnq.Conv2d,)  # nniq.ConvReLU2d is a subclass
+_CONV = (nnq.Conv1d, nnq.Conv2d)  # nniq.ConvReLU1d / ConvReLU2d are subclasses
 _SHAPE_ONLY = (nn.Flatten, nn.Identity, nn.Dropout)
 _BOUNDARY = (nnq.Quantize, nnq.DeQuantize)
 
@@ -161,6 +165,7 @@ class OffloadedModel(nn.Module):
         self._last_runs: list[tuple[str, str]] = []
         self._first_run = 0
         self._holders: dict[DeviceBuffer, int] = {}  # values sharing a buffer, when above 1
+        self._group_chunks: dict[int, tuple[QuantLayer, list[GroupChunk]]] = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``qmodel(x)``, with the quantized layers run on the device."""
@@ -251,20 +256,54 @@ class OffloadedModel(nn.Module):
         value = self._quantized(value, name)
         layer = self._layer(name, module, value)
         x = self._host(value)
-        try:
-            patches, out_hw = conv_patches(x, layer)
-        except ValueError as error:
-            raise ValueError(f"{name}: {error}") from None
+        one_d = isinstance(module, nnq.Conv1d)
+        if one_d:
+            if x.ndim != 3:
+                raise ValueError(
+                    f"{name}: a Conv1d takes [batch, channels, length], not {list(x.shape)}"
+                )
+            x = x[:, :, None, :]
+        chunks = self._chunks(layer)
+        base = "conv1d" if one_d else "conv2d"
+        outputs = []
+        for index, chunk in enumerate(chunks):
+            part = x if len(chunks) == 1 else x[:, chunk.in_channels.start : chunk.in_channels.stop]
+            try:
+                patches, out_hw = conv_patches(np.ascontiguousarray(part), chunk.layer)
+            except ValueError as error:
+                raise ValueError(f"{name}: {error}") from None
+            kind = base
+            if len(chunks) > 1:
+                kind = f"{base} chunk {index + 1}/{len(chunks)} of {layer.conv.groups} groups"
+            outputs.append(self._conv_gemm(name, kind, patches, chunk.layer))
+        rows = outputs[0] if len(outputs) == 1 else np.concatenate(outputs, axis=1)
+        nchw = col2im_output(rows, x.shape[0], out_hw)
+        if one_d:
+            nchw = nchw[:, :, 0, :]
+        return _QValue(float(module.scale), int(module.zero_point), nchw.shape, host=nchw)
+
+    def _chunks(self, layer: QuantLayer) -> list[GroupChunk]:
+        """`layer` as ungrouped convs: itself, or its chunks of groups (made once per layer)."""
+        if layer.conv.groups == 1:
+            channels = range(layer.conv.in_channels)
+            return [GroupChunk(channels, range(layer.out_features), layer)]
+        key = id(layer)
+        if key not in self._group_chunks or self._group_chunks[key][0] is not layer:
+            per_chunk = groups_per_chunk(layer, self.device.config.cols)
+            self._group_chunks[key] = (layer, group_chunks(layer, per_chunk))
+        return self._group_chunks[key][1]
+
+    def _conv_gemm(self, name: str, kind: str, patches: np.ndarray, layer: QuantLayer):
+        """One conv GEMM on the device: patches up, requantized rows [M, N] back."""
         buffer = self.device.upload(patches)
         try:
             out = self.device.linear(buffer, layer, name=name)
         finally:
             self.device.release(buffer)
-        self._last_runs.append((name, "conv2d"))
+        self._last_runs.append((name, kind))
         rows = self.device.download(out)
         self.device.release(out)
-        nchw = col2im_output(rows, x.shape[0], out_hw)
-        return _QValue(float(module.scale), int(module.zero_point), nchw.shape, host=nchw)
+        return rows
 
     def _reshape(self, module: nn.Module, value: _QValue) -> _QValue:
         if isinstance(module, nn.Flatten):

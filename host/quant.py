@@ -33,8 +33,8 @@ from sim.golden.zeropoint import dequantize_bias, fold_bias, quantize_bias, zero
 #: Engines whose arithmetic the golden model reproduces (onednn rounds differently, DESIGN.md §3).
 ENGINES = ("qnnpack", "x86")
 
-#: Quantized torch modules `layer_params` understands.
-SUPPORTED_MODULES = (nnq.Linear, nnq.Conv2d)
+#: Quantized torch modules `layer_params` understands (the fused ReLU variants are subclasses).
+SUPPORTED_MODULES = (nnq.Linear, nnq.Conv1d, nnq.Conv2d)
 
 
 @dataclass(frozen=True)
@@ -55,9 +55,10 @@ def quantize(
     Parameters
     ----------
     model:
-        A float ``nn.Module``; it is copied, never modified. Consecutive ``Linear``/``Conv2d`` +
-        ``ReLU`` children of ``nn.Sequential`` containers are fused. Without a ``QuantStub`` the
-        model is wrapped in ``torch.ao.quantization.QuantWrapper`` (float in, float out).
+        A float ``nn.Module``; it is copied, never modified. Consecutive ``Linear``/``Conv1d``/
+        ``Conv2d`` + ``ReLU`` children of ``nn.Sequential`` containers are fused. Without a
+        ``QuantStub`` the model is wrapped in ``torch.ao.quantization.QuantWrapper`` (float in,
+        float out).
     calibration_inputs:
         One float tensor batch, or an iterable of them, run through the observers.
     engine:
@@ -154,25 +155,26 @@ def layer_params(qmodel: nn.Module, example_input: torch.Tensor) -> dict[str, Qu
 
 
 def extract_layer(module: nn.Module, input_qparams: InputQParams) -> QuantLayer:
-    """`QuantLayer` of one torch.ao quantized Linear, LinearReLU, Conv2d or ConvReLU2d.
+    """`QuantLayer` of one torch.ao quantized Linear, LinearReLU, Conv1d, ConvReLU1d, Conv2d or
+    ConvReLU2d (any groups; a Conv1d as a Conv2d of kernel (1, K) on inputs of height 1).
 
     Raises
     ------
     TypeError
         The module is not one of those.
     ValueError
-        Weights are not symmetric int8 per output channel (or per tensor), or a conv uses
-        groups != 1 or non-zero padding mode.
+        Weights are not symmetric int8 per output channel (or per tensor), or a conv uses a
+        padding mode other than zeros or a string padding.
     """
     if not isinstance(module, SUPPORTED_MODULES):
         raise TypeError(
-            f"expected a quantized Linear or Conv2d module, not {type(module).__name__}"
+            f"expected a quantized Linear, Conv1d or Conv2d module, not {type(module).__name__}"
         )
     weight = module.weight()
     n = weight.shape[0]
     weight_int8, weight_scales = _weight_int8_and_scales(weight)
     geometry = None
-    if isinstance(module, nnq.Conv2d):
+    if isinstance(module, nnq.Conv1d | nnq.Conv2d):
         geometry = _conv_geometry(module)
         weight_int8 = weight_int8.reshape(n, -1)
     in_zero_point = zero_point_to_int8(input_qparams.zero_point)
@@ -182,7 +184,7 @@ def extract_layer(module: nn.Module, input_qparams: InputQParams) -> QuantLayer:
         if bias is None
         else quantize_bias(bias.detach().numpy(), input_qparams.scale, weight_scales)
     )
-    relu = isinstance(module, nniq.LinearReLU | nniq.ConvReLU2d)
+    relu = isinstance(module, nniq.LinearReLU | nniq.ConvReLU1d | nniq.ConvReLU2d)
     requant = RequantParams(
         float_multiplier(input_qparams.scale, weight_scales, float(module.scale)),
         zero_point_to_int8(int(module.zero_point)),
@@ -222,19 +224,23 @@ def _weight_int8_and_scales(weight: torch.Tensor) -> tuple[np.ndarray, np.ndarra
     return weight.int_repr().numpy().astype(np.int8), scales.astype(np.float32)
 
 
-def _conv_geometry(module: nnq.Conv2d) -> ConvGeometry:
-    if module.groups != 1:
-        raise ValueError(f"only groups=1 convolutions are supported, not groups={module.groups}")
+def _conv_geometry(module: nnq.Conv1d | nnq.Conv2d) -> ConvGeometry:
     if module.padding_mode != "zeros":
         raise ValueError(f"only padding_mode='zeros' is supported, not {module.padding_mode!r}")
     if isinstance(module.padding, str):
         raise ValueError(f"padding must be explicit integers, not {module.padding!r}")
+
+    def pair(values, height: int) -> tuple[int, int]:
+        values = tuple(int(v) for v in values)
+        return values if len(values) == 2 else (height, values[0])  # Conv1d: height 1
+
     return ConvGeometry(
         in_channels=int(module.in_channels),
-        kernel=tuple(int(v) for v in module.kernel_size),
-        stride=tuple(int(v) for v in module.stride),
-        padding=tuple(int(v) for v in module.padding),
-        dilation=tuple(int(v) for v in module.dilation),
+        kernel=pair(module.kernel_size, 1),
+        stride=pair(module.stride, 1),
+        padding=pair(module.padding, 0),
+        dilation=pair(module.dilation, 1),
+        groups=int(module.groups),
     )
 
 
@@ -250,13 +256,13 @@ def _round_bias(module: nn.Module, input_qparams: InputQParams) -> None:
 
 
 def _fuse_sequential_relus(model: nn.Module) -> None:
-    """Fuse Linear/Conv2d followed by ReLU inside every nn.Sequential, in place."""
+    """Fuse Linear/Conv1d/Conv2d followed by ReLU inside every nn.Sequential, in place."""
     for container in [m for m in model.modules() if isinstance(m, nn.Sequential)]:
         names = list(container._modules)
         pairs = [
             [first, second]
             for first, second in itertools.pairwise(names)
-            if isinstance(container._modules[first], nn.Linear | nn.Conv2d)
+            if isinstance(container._modules[first], nn.Linear | nn.Conv1d | nn.Conv2d)
             and type(container._modules[second]) is nn.ReLU
         ]
         if pairs:

@@ -137,14 +137,16 @@ def test_layer_params_refuses_a_float_model():
 
 def test_extract_layer_refuses_unsupported_modules():
     with pytest.raises(
-        TypeError, match=r"^expected a quantized Linear or Conv2d module, not Linear$"
+        TypeError, match=r"^expected a quantized Linear, Conv1d or Conv2d module, not Linear$"
     ):
         extract_layer(nn.Linear(2, 2), host.quant.InputQParams(0.1, 0))
 
 
-def test_extract_layer_refuses_grouped_convolutions():
-    module = nnq.Conv2d(4, 4, 3, groups=2)
+def test_extract_layer_keeps_groups_and_refuses_other_padding_modes():
+    layer = extract_layer(nnq.Conv2d(4, 6, 3, groups=2), host.quant.InputQParams(0.1, 0))
+    assert layer.conv.groups == 2 and layer.weight.shape == (6, 2 * 3 * 3)
+    module = nnq.Conv2d(4, 4, 3, padding=1, padding_mode="reflect")
     with pytest.raises(
-        ValueError, match=r"^only groups=1 convolutions are supported, not groups=2$"
+        ValueError, match=r"^only padding_mode='zeros' is supported, not 'reflect'$"
     ):
         extract_layer(module, host.quant.InputQParams(0.1, 0))

@@ -66,9 +66,16 @@ def make_conv(
     out_scale,
     out_zero_point,
     relu,
+    groups=1,
 ):
     module = (nniq.ConvReLU2d if relu else nnq.Conv2d)(
-        in_channels, out_channels, kernel, stride=stride, padding=padding, dilation=dilation
+        in_channels,
+        out_channels,
+        kernel,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
     )
     module.set_weight_bias(weight, bias)
     module.scale, module.zero_point = out_scale, out_zero_point

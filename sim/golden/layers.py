@@ -7,12 +7,20 @@ and the requantization parameters. The forward functions are the whole pipeline:
     linear:  y = requant(x @ W.T + bias32)
     conv2d:  y = requant(im2col(x, pad_value=z') @ W.T + bias32), reshaped to NCHW
 
+A grouped Conv2d (``groups`` = g > 1, depthwise when g = C) is g such convolutions side by side:
+group i's output channels see only input channels [i * C/g, (i + 1) * C/g), and its weight
+rows hold C/g * KH * KW entries (torch's [OC, C/g, KH, KW] reshaped). `conv2d_forward` computes
+each group's GEMM and requantizes their concatenation (`sim.golden.grouped_conv` lowers a
+grouped layer to dense GEMMs for the accelerator). A Conv1d is a Conv2d of kernel (1, K) on
+inputs of height 1.
+
 with `gemm_checked` (refuses an accumulator overflow instead of wrapping) and the integer-only
 `requantize_int` the hardware implements.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,18 +33,28 @@ from sim.golden.requant import RequantParams, requantize_int
 
 @dataclass(frozen=True)
 class ConvGeometry:
-    """Kernel and stepping of a Conv2d (groups=1, zero padding)."""
+    """Kernel, stepping and groups of a Conv2d (zero padding)."""
 
     in_channels: int
     kernel: tuple[int, int]
     stride: tuple[int, int] = (1, 1)
     padding: tuple[int, int] = (0, 0)
     dilation: tuple[int, int] = (1, 1)
+    groups: int = 1
+
+    def __post_init__(self) -> None:
+        groups = self.groups
+        if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
+            raise ValueError(f"groups must be an int >= 1, not {groups!r}")
+        if self.in_channels % groups:
+            raise ValueError(
+                f"in_channels = {self.in_channels} is not a multiple of groups = {groups}"
+            )
 
     @property
     def patch_size(self) -> int:
-        """K of the lowered GEMM: C * KH * KW."""
-        return self.in_channels * self.kernel[0] * self.kernel[1]
+        """K of one group's GEMM (the weight's row length): C / groups * KH * KW."""
+        return self.in_channels // self.groups * self.kernel[0] * self.kernel[1]
 
 
 @dataclass(frozen=True)
@@ -76,6 +94,9 @@ class QuantLayer:
             raise ValueError(
                 f"conv patch size {self.conv.patch_size} differs from weight K {weight.shape[1]}"
             )
+        if self.conv is not None and n % self.conv.groups:
+            groups = self.conv.groups
+            raise ValueError(f"{n} output channels are not a multiple of groups = {groups}")
 
     @property
     def kind(self) -> str:
@@ -93,6 +114,23 @@ class QuantLayer:
         return self.weight.shape[1]
 
 
+def output_channels(
+    layer: QuantLayer, channels: range, conv: ConvGeometry | None, weight: np.ndarray | None = None
+) -> QuantLayer:
+    """`layer` restricted to the output `channels` (a step-1 range), with geometry `conv` and,
+    when given, another int8 `weight` for those channels (bias32 and the requantization are the
+    channels' own: a weight that adds only zero entries, as a block-diagonal one, keeps them)."""
+    rows = slice(channels.start, channels.stop)
+    return dataclasses.replace(
+        layer,
+        weight=np.ascontiguousarray(layer.weight[rows] if weight is None else weight),
+        bias32=layer.bias32[rows].copy(),
+        requant=dataclasses.replace(layer.requant, multiplier=layer.requant.multiplier[rows]),
+        weight_scales=layer.weight_scales[rows],
+        conv=conv,
+    )
+
+
 def linear_forward(x: np.ndarray, layer: QuantLayer) -> np.ndarray:
     """Quantized Linear: int8 x [M, K] -> int8 [M, N]."""
     x = require_array("x", x, np.int8, 2)
@@ -104,11 +142,17 @@ def linear_forward(x: np.ndarray, layer: QuantLayer) -> np.ndarray:
 
 def conv_patches(x: np.ndarray, layer: QuantLayer) -> tuple[np.ndarray, tuple[int, int]]:
     """The im2col lowering of a quantized Conv2d's input: int8 patches [B*OH*OW, C*KH*KW]
-    (padding with the input zero point z') and the output size (OH, OW)."""
+    (padding with the input zero point z') and the output size (OH, OW); ungrouped layers
+    only (`sim.golden.grouped_conv.group_chunks` splits a grouped one)."""
     x = require_array("x", x, np.int8, 4)
     geometry = layer.conv
     if geometry is None:
         raise ValueError("a conv layer is needed, this one is a linear layer")
+    if geometry.groups != 1:
+        raise ValueError(
+            f"a conv of groups = {geometry.groups} has one patch matrix per group; split it "
+            "with sim.golden.grouped_conv.group_chunks"
+        )
     if x.shape[1] != geometry.in_channels:
         raise ValueError(f"x has {x.shape[1]} channels, the layer expects {geometry.in_channels}")
     out_hw = conv_output_size(
@@ -126,7 +170,21 @@ def conv_patches(x: np.ndarray, layer: QuantLayer) -> tuple[np.ndarray, tuple[in
 
 
 def conv2d_forward(x: np.ndarray, layer: QuantLayer) -> np.ndarray:
-    """Quantized Conv2d by im2col: int8 x [B, C, H, W] -> int8 [B, OC, OH, OW]."""
-    patches, out_hw = conv_patches(x, layer)
-    acc = gemm_checked(patches, np.ascontiguousarray(layer.weight.T), layer.bias32)
+    """Quantized Conv2d by im2col, one GEMM per group: int8 x [B, C, H, W] -> int8
+    [B, OC, OH, OW]."""
+    x = require_array("x", x, np.int8, 4)
+    if layer.conv is None:
+        raise ValueError("a conv layer is needed, this one is a linear layer")
+    groups = layer.conv.groups
+    if x.shape[1] != layer.conv.in_channels:
+        raise ValueError(f"x has {x.shape[1]} channels, the layer expects {layer.conv.in_channels}")
+    single = dataclasses.replace(layer.conv, in_channels=x.shape[1] // groups, groups=1)
+    in_step, out_step = x.shape[1] // groups, layer.out_features // groups
+    sums = []
+    for g in range(groups):
+        group = output_channels(layer, range(g * out_step, (g + 1) * out_step), single)
+        patches, out_hw = conv_patches(x[:, g * in_step : (g + 1) * in_step], group)
+        weight = np.ascontiguousarray(group.weight.T)
+        sums.append(gemm_checked(patches, weight, group.bias32))
+    acc = np.concatenate(sums, axis=1)
     return col2im_output(requantize_int(acc, layer.requant), x.shape[0], out_hw)
