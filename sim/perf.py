@@ -436,17 +436,23 @@ def _walk(program: list[Instruction], machine: _Machine) -> list[float]:
     popped = dict.fromkeys(pushed, 0)
     run = {Queue.LOAD: machine.load, Queue.STORE: machine.store}
     next_dispatch, last_dispatch = 0, -1.0
+    # finished[:known_prefix] are all set and latest_finish is their maximum, so a FENCE's
+    # wait is found in time linear in the program, not quadratic.
+    known_prefix, latest_finish = 0, -1.0
 
     def dispatch() -> None:
-        nonlocal next_dispatch, last_dispatch
+        nonlocal next_dispatch, last_dispatch, known_prefix, latest_finish
         while next_dispatch < count:
             index = next_dispatch
             instruction = program[index]
             earliest = max(last_dispatch + 1, index + _CHECK_STAGE)
             if instruction.queue is None:  # FENCE: every earlier instruction finished
-                if any(finished[i] is None for i in range(index)):
+                while known_prefix < index and finished[known_prefix] is not None:
+                    latest_finish = max(latest_finish, finished[known_prefix])
+                    known_prefix += 1
+                if known_prefix < index:
                     return
-                earliest = max([earliest] + [finished[i] + 1 for i in range(index)])
+                earliest = max(earliest, latest_finish + 1)
                 finished[index] = earliest
             else:
                 place = position[index]

@@ -19,6 +19,11 @@ from hdl.isa.layout import DEPS, LAYOUTS, QUEUE_OF, WORD_BITS, Op, Queue
 #: The dependency-token flags, in `DEPS` order.
 DEP_FLAGS = tuple(name for name, _ in DEPS)
 _WORDS = WORD_BITS // 32
+#: Each opcode's fields and their widths, read once from its layout (programs hold 10^5 words).
+_FIELDS = {
+    op: tuple((name, layout[name].width) for name, _ in layout if name not in ("op", "deps"))
+    for op, layout in LAYOUTS.items()
+}
 
 
 @dataclass(frozen=True, init=False)
@@ -36,9 +41,9 @@ class Instruction:
     def __init__(self, op: Op, **values: int | bool):
         if not isinstance(op, Op):
             raise TypeError(f"op must be an hdl.isa.Op, not {op!r}")
-        layout = LAYOUTS[op]
+        widths = _FIELDS[op]
         deps = {flag: bool(values.pop(flag, False)) for flag in DEP_FLAGS}
-        names = [name for name, _ in layout if name not in ("op", "deps")]
+        names = [name for name, _ in widths]
         unknown = sorted(set(values) - set(names))
         if unknown:
             raise ValueError(f"{op.name} has no field {unknown[0]!r}; its fields: {names}")
@@ -46,13 +51,12 @@ class Instruction:
         if missing:
             raise ValueError(f"{op.name} needs field {missing[0]!r}")
         fields = {}
-        for name in names:
+        for name, width in widths:
             value = values[name]
             if isinstance(value, bool):
                 value = int(value)
             if not isinstance(value, int | np.integer):
                 raise TypeError(f"{op.name}.{name} must be an int, not {value!r}")
-            width = layout[name].width
             if not 0 <= value < 1 << width:
                 raise ValueError(f"{op.name}.{name} must be in [0, 2**{width}), not {value!r}")
             fields[name] = int(value)
