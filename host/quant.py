@@ -26,6 +26,7 @@ import torch.ao.nn.quantized as nnq
 import torch.ao.quantization as tq
 from torch import nn
 
+from sim.golden.conv_transpose import TransposeGeometry, flipped_weight
 from sim.golden.layers import ConvGeometry, QuantLayer
 from sim.golden.requant import RequantParams, float_multiplier
 from sim.golden.zeropoint import dequantize_bias, fold_bias, quantize_bias, zero_point_to_int8
@@ -34,7 +35,7 @@ from sim.golden.zeropoint import dequantize_bias, fold_bias, quantize_bias, zero
 ENGINES = ("qnnpack", "x86")
 
 #: Quantized torch modules `layer_params` understands (the fused ReLU variants are subclasses).
-SUPPORTED_MODULES = (nnq.Linear, nnq.Conv1d, nnq.Conv2d)
+SUPPORTED_MODULES = (nnq.Linear, nnq.Conv1d, nnq.Conv2d, nnq.ConvTranspose2d)
 
 
 @dataclass(frozen=True)
@@ -87,12 +88,13 @@ def quantize(
         _fuse_sequential_relus(float_model)
     has_stub = any(isinstance(m, tq.QuantStub) for m in float_model.modules())
     prepared_input = float_model if has_stub else tq.QuantWrapper(float_model)
-    prepared_input.qconfig = tq.QConfig(
-        activation=tq.HistogramObserver.with_args(
-            dtype=torch.quint8, quant_min=0, quant_max=127 if engine == "x86" else 255
-        ),
-        weight=tq.default_per_channel_weight_observer,
+    activation = tq.HistogramObserver.with_args(
+        dtype=torch.quint8, quant_min=0, quant_max=127 if engine == "x86" else 255
     )
+    prepared_input.qconfig = tq.QConfig(activation, tq.default_per_channel_weight_observer)
+    for module in prepared_input.modules():
+        if isinstance(module, nn.ConvTranspose2d):  # torch.ao has no per-channel for these
+            module.qconfig = tq.QConfig(activation, tq.default_weight_observer)
     with _eager_flow_deprecation_silenced():
         prepared = tq.prepare(prepared_input)
         with torch.no_grad():
@@ -168,37 +170,76 @@ def extract_layer(module: nn.Module, input_qparams: InputQParams) -> QuantLayer:
     """
     if not isinstance(module, SUPPORTED_MODULES):
         raise TypeError(
-            f"expected a quantized Linear, Conv1d or Conv2d module, not {type(module).__name__}"
+            "expected a quantized Linear, Conv1d, Conv2d or ConvTranspose2d module, not "
+            f"{type(module).__name__}"
         )
     weight = module.weight()
     n = weight.shape[0]
-    weight_int8, weight_scales = _weight_int8_and_scales(weight)
     geometry = None
+    if isinstance(module, nnq.ConvTranspose2d):
+        transposed = transpose_geometry(module)
+        if weight.qscheme() not in (torch.per_tensor_affine, torch.per_tensor_symmetric):
+            raise ValueError("a ConvTranspose2d's weights must be quantized per tensor")
+        weight_int8, _ = _weight_int8_and_scales(weight)
+        weight_int8 = flipped_weight(weight_int8, transposed.groups)
+        geometry = transposed.conv_geometry
+        weight_scales = np.full(weight_int8.shape[0], weight.q_scale(), np.float32)
+    else:
+        weight_int8, weight_scales = _weight_int8_and_scales(weight)
     if isinstance(module, nnq.Conv1d | nnq.Conv2d):
         geometry = _conv_geometry(module)
         weight_int8 = weight_int8.reshape(n, -1)
-    in_zero_point = zero_point_to_int8(input_qparams.zero_point)
     bias = module.bias()
+    return integer_layer(
+        weight_int8,
+        weight_scales,
+        None if bias is None else bias.detach().numpy(),
+        in_qparams=(input_qparams.scale, zero_point_to_int8(input_qparams.zero_point)),
+        out_qparams=(float(module.scale), zero_point_to_int8(int(module.zero_point))),
+        relu=isinstance(module, nniq.LinearReLU | nniq.ConvReLU1d | nniq.ConvReLU2d),
+        conv=geometry,
+    )
+
+
+def integer_layer(
+    weight_int8: np.ndarray,
+    weight_scales: np.ndarray,
+    bias: np.ndarray | None,
+    *,
+    in_qparams: tuple[float, int],
+    out_qparams: tuple[float, int],
+    relu: bool,
+    conv: ConvGeometry | None = None,
+    engine: str | None = None,
+) -> QuantLayer:
+    """The `QuantLayer` of symmetric int8 weights [N, K] with float32 scales [N], a float32
+    bias [N] (or None) and the input's and output's (scale, int8-domain zero point): the bias
+    quantized as torch's int8 kernels do and the input zero point folded into it, the float32
+    requantization multiplier as `engine` forms it (DESIGN.md §3; default: the engine torch
+    runs quantized modules with now, ``torch.backends.quantized.engine``, "qnnpack" or any
+    other, which is fbgemm's arithmetic)."""
+    if engine is None:
+        engine = torch.backends.quantized.engine
+    form = "qnnpack" if engine == "qnnpack" else "x86"
+    in_scale, in_zero_point = in_qparams
+    out_scale, out_zero_point = out_qparams
+    n = weight_int8.shape[0]
     bias_q = (
         np.zeros(n, np.int64)
         if bias is None
-        else quantize_bias(bias.detach().numpy(), input_qparams.scale, weight_scales)
-    )
-    relu = isinstance(module, nniq.LinearReLU | nniq.ConvReLU1d | nniq.ConvReLU2d)
-    requant = RequantParams(
-        float_multiplier(input_qparams.scale, weight_scales, float(module.scale)),
-        zero_point_to_int8(int(module.zero_point)),
-        relu=relu,
+        else quantize_bias(np.asarray(bias, np.float32), in_scale, weight_scales)
     )
     return QuantLayer(
         weight=np.ascontiguousarray(weight_int8),
         bias32=fold_bias(bias_q, weight_int8, in_zero_point),
-        requant=requant,
+        requant=RequantParams(
+            float_multiplier(in_scale, weight_scales, out_scale, form), out_zero_point, relu=relu
+        ),
         in_zero_point=in_zero_point,
-        in_scale=input_qparams.scale,
-        out_scale=float(module.scale),
+        in_scale=in_scale,
+        out_scale=out_scale,
         weight_scales=weight_scales,
-        conv=geometry,
+        conv=conv,
     )
 
 
@@ -222,6 +263,28 @@ def _weight_int8_and_scales(weight: torch.Tensor) -> tuple[np.ndarray, np.ndarra
             f"weights must be symmetric (zero point 0), not zero points {sorted(set(zero_points))}"
         )
     return weight.int_repr().numpy().astype(np.int8), scales.astype(np.float32)
+
+
+def transpose_geometry(module: nnq.ConvTranspose2d) -> TransposeGeometry:
+    """The stepping of a quantized ConvTranspose2d (`sim.golden.conv_transpose`).
+
+    Raises
+    ------
+    ValueError
+        A padding mode other than zeros, or a padding the lowering does not take (more than
+        dilation * (kernel - 1)).
+    """
+    if module.padding_mode != "zeros":
+        raise ValueError(f"only padding_mode='zeros' is supported, not {module.padding_mode!r}")
+    return TransposeGeometry(
+        in_channels=int(module.in_channels),
+        kernel=tuple(int(v) for v in module.kernel_size),
+        stride=tuple(int(v) for v in module.stride),
+        padding=tuple(int(v) for v in module.padding),
+        output_padding=tuple(int(v) for v in module.output_padding),
+        dilation=tuple(int(v) for v in module.dilation),
+        groups=int(module.groups),
+    )
 
 
 def _conv_geometry(module: nnq.Conv1d | nnq.Conv2d) -> ConvGeometry:
@@ -250,6 +313,8 @@ def _round_bias(module: nn.Module, input_qparams: InputQParams) -> None:
     if bias is None:
         return
     _, weight_scales = _weight_int8_and_scales(module.weight())
+    if isinstance(module, nnq.ConvTranspose2d):  # per tensor, one scale for every output
+        weight_scales = np.full(bias.shape[0], weight_scales[0], np.float32)
     bias_q = quantize_bias(bias.detach().numpy(), input_qparams.scale, weight_scales)
     rounded = dequantize_bias(bias_q, input_qparams.scale, weight_scales)
     module.set_weight_bias(module.weight(), torch.from_numpy(rounded))

@@ -137,7 +137,9 @@ def test_layer_params_refuses_a_float_model():
 
 def test_extract_layer_refuses_unsupported_modules():
     with pytest.raises(
-        TypeError, match=r"^expected a quantized Linear, Conv1d or Conv2d module, not Linear$"
+        TypeError,
+        match=r"^expected a quantized Linear, Conv1d, Conv2d or ConvTranspose2d module, not "
+        r"Linear$",
     ):
         extract_layer(nn.Linear(2, 2), host.quant.InputQParams(0.1, 0))
 

@@ -5,7 +5,8 @@ Two forms of one function, which agree on every input (tests/test_golden_requant
 `requantize_float` is torch's own arithmetic (x86/fbgemm and qnnpack engines): per output channel
 n, with float32 scales,
 
-    M[n] = fp32(fp32(sx * sw[n]) / sy)
+    M[n] = fp32(fp32(sx * sw[n]) / sy)               (x86 / fbgemm)
+    M[n] = fp32(fp32(sx * sw[n]) * fp32(1 / sy))     (qnnpack: it multiplies by the reciprocal)
     y    = clamp(rne(fp32(fp32(acc) * M[n])) + zy, lo, hi)
 
 every intermediate rounded to float32 with round-half-to-even (rne), the zero point added after
@@ -91,11 +92,25 @@ class RequantParams:
         return self.out_zero_point if self.relu else -128
 
 
-def float_multiplier(in_scale: float, weight_scales: np.ndarray, out_scale: float) -> np.ndarray:
-    """Torch's requant multiplier M[n] = fp32(fp32(sx * sw[n]) / sy), float32 [N]."""
+#: How each torch engine forms its requantization multiplier from fp32(sx * sw[n]) and sy.
+MULTIPLIER_FORMS = ("x86", "qnnpack")
+
+
+def float_multiplier(
+    in_scale: float, weight_scales: np.ndarray, out_scale: float, engine: str = "x86"
+) -> np.ndarray:
+    """Torch's requant multiplier, float32 [N]: fp32(fp32(sx * sw[n]) / sy) on the x86 engine
+    (fbgemm), fp32(fp32(sx * sw[n]) * fp32(1 / sy)) on qnnpack. The two differ by an ulp for
+    some scales, which moves an output by one step where acc * M is that close to a .5
+    (measured against torch, docs/numeric-spec.md)."""
+    if engine not in MULTIPLIER_FORMS:
+        raise ValueError(f"engine must be one of {MULTIPLIER_FORMS}, not {engine!r}")
     sx = np.float32(in_scale)
     sw = np.asarray(weight_scales, dtype=np.float64).astype(np.float32)
-    return ((sx * sw).astype(np.float32) / np.float32(out_scale)).astype(np.float32)
+    scaled = (sx * sw).astype(np.float32)
+    if engine == "qnnpack":
+        return (scaled * (np.float32(1) / np.float32(out_scale))).astype(np.float32)
+    return (scaled / np.float32(out_scale)).astype(np.float32)
 
 
 def decompose_multiplier(multiplier: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
