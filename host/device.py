@@ -264,6 +264,10 @@ class Device:
         self.config = config
         self.transport = transport
         self.runs: list[LayerRun] = []
+        #: Bytes written into device memory from the host (activations, weights, parameter
+        #: records) and read back from it, since the device was made.
+        self.bytes_to_device = 0
+        self.bytes_from_device = 0
         self._pool = RowPool(transport.memory_bytes // GRANULE, name="main memory")
         self._weights: dict[int, _Weights] = {}
 
@@ -283,11 +287,13 @@ class Device:
         matrix = require_array("matrix", matrix, np.int8, 2)
         buffer = DeviceBuffer(self.allocate(max(1, matrix.size)), matrix.shape)
         self.transport.write(buffer.address, np.ascontiguousarray(matrix))
+        self.bytes_to_device += matrix.size
         return buffer
 
     def download(self, buffer: DeviceBuffer) -> np.ndarray:
         """The int8 matrix in `buffer`."""
         data = self.transport.read(buffer.address, buffer.nbytes)
+        self.bytes_from_device += buffer.nbytes
         return data.view(np.int8).reshape(buffer.shape)
 
     def release(self, buffer: DeviceBuffer) -> None:
@@ -353,6 +359,7 @@ class Device:
             records = pack_param_records(layer.bias32, layer.requant)
             params = self.allocate(records.size)
             self.transport.write(params, records)
+            self.bytes_to_device += records.size
             self._weights[key] = _Weights(weights.address, params, layer)
         return self._weights[key]
 

@@ -13,6 +13,9 @@
   Conv2d of height 1. A grouped conv (depthwise included) runs as one GEMM per chunk of groups
   whose output channels fill the array's columns, with a block-diagonal weight
   (`sim.golden.grouped_conv`); each chunk is one report row;
+- quantized ``ConvTranspose2d``: as a convolution over its zero-inserted input
+  (`sim.golden.conv_transpose`), then as a Conv2d;
+- a PT2E model (``torch.export`` + torchao's ``convert_pt2e``): `host.pt2e.offload_pt2e`;
 - ``Flatten``, ``Identity``, ``Dropout``: bookkeeping on the host, no data moved when the tensor
   already has the shape;
 - ``Quantize`` / ``DeQuantize`` (the model's float boundary) and every other operation: on the
@@ -24,8 +27,10 @@ Activations follow DESIGN.md §3: torch's quint8 q becomes the accelerator's int
 integer layer (zero point folded into the bias), so the output equals ``qmodel(x)`` bit for bit
 (qnnpack models, and x86 models from `host.quantize`, whose biases are pre-rounded).
 
-After a forward, `OffloadedModel.report()` lists each offloaded layer: GEMM shape, cycles,
-utilization, bytes moved and modeled time at ``config.clock_mhz``.
+After a forward, `OffloadedModel.report()` lists each offloaded layer: GEMM shape, useful MACs,
+cycles, utilization, bytes moved and modeled time at ``config.clock_mhz``;
+`OffloadedModel.summary()` totals the model: MACs on the accelerator and on the CPU (per CPU
+operation, `host.macs`), accelerator cycles, and the bytes that crossed between host and device.
 """
 
 from __future__ import annotations
@@ -39,38 +44,24 @@ import torch.ao.nn.quantized as nnq
 from torch import fx, nn
 
 from host.device import Device, DeviceBuffer
-from host.quant import InputQParams, extract_layer
-from sim.golden.conv import col2im_output
-from sim.golden.grouped_conv import GroupChunk, group_chunks, groups_per_chunk
-from sim.golden.layers import QuantLayer, conv_patches
+from host.layer_runner import LayerReport, LayerRunner, OffloadSummary
+from host.macs import operation_macs
+from host.pt2e import OffloadedPT2E, is_pt2e, offload_pt2e
+from host.quant import InputQParams, extract_layer, transpose_geometry
+from sim.golden.conv_transpose import zero_insert
+from sim.golden.layers import QuantLayer
 
-__all__ = ["LayerReport", "OffloadWarning", "OffloadedModel", "offload"]
+__all__ = ["LayerReport", "OffloadSummary", "OffloadWarning", "OffloadedModel", "offload"]
 
 _LINEAR = (nnq.Linear,)  # nniq.LinearReLU is a subclass
-_CONV = (nnq.Conv1d, nnq.Conv2d)  # nniq.ConvReLU1d / ConvReLU2d are subclasses
+_CONV = (nnq.Conv1d, nnq.Conv2d, nnq.ConvTranspose2d)  # the fused ReLU ones are subclasses
 _SHAPE_ONLY = (nn.Flatten, nn.Identity, nn.Dropout)
 _BOUNDARY = (nnq.Quantize, nnq.DeQuantize)
+_BOUNDARY_CALLS = {("call_function", torch.quantize_per_tensor), ("call_method", "dequantize")}
 
 
 class OffloadWarning(UserWarning):
     """An operation of an offloaded model runs on the CPU, not on the accelerator."""
-
-
-@dataclass(frozen=True)
-class LayerReport:
-    """One offloaded layer in the last forward: the GEMM M x K by K x N it became."""
-
-    name: str
-    kind: str
-    m: int
-    n: int
-    k: int
-    cycles: int
-    cycle_model: str
-    utilization: float
-    bytes_read: int
-    bytes_written: int
-    modeled_us: float
 
 
 @dataclass
@@ -84,7 +75,7 @@ class _QValue:
     buffer: DeviceBuffer | None = None
 
 
-def offload(qmodel: nn.Module, device: Device) -> OffloadedModel:
+def offload(qmodel: nn.Module, device: Device) -> OffloadedModel | OffloadedPT2E:
     """An ``nn.Module`` running `qmodel` with its quantized layers on `device` (module doc).
 
     Raises
@@ -99,6 +90,8 @@ def offload(qmodel: nn.Module, device: Device) -> OffloadedModel:
         raise TypeError(f"qmodel must be a torch.nn.Module, not {type(qmodel)!r}")
     if not isinstance(device, Device):
         raise TypeError(f"device must be a host.device.Device, not {type(device)!r}")
+    if is_pt2e(qmodel):
+        return offload_pt2e(qmodel, device)
     try:
         graph = fx.symbolic_trace(qmodel)
     except Exception as error:  # torch.fx raises many kinds; say which model and why
@@ -122,6 +115,7 @@ def offload(qmodel: nn.Module, device: Device) -> OffloadedModel:
             _describe(node, modules)
             for node in graph.graph.nodes
             if node.op in ("call_module", "call_function", "call_method")
+            and (node.op, node.target) not in _BOUNDARY_CALLS
             and not (
                 node.op == "call_module"
                 and isinstance(modules[node.target], _LINEAR + _CONV + _SHAPE_ONLY + _BOUNDARY)
@@ -162,15 +156,12 @@ class OffloadedModel(nn.Module):
         self.on_cpu = on_cpu
         self._modules_by_name = dict(graph.named_modules())
         self._layers: dict[tuple[str, float, int], QuantLayer] = {}
-        self._last_runs: list[tuple[str, str]] = []
-        self._first_run = 0
+        self.layers = LayerRunner(device)
         self._holders: dict[DeviceBuffer, int] = {}  # values sharing a buffer, when above 1
-        self._group_chunks: dict[int, tuple[QuantLayer, list[GroupChunk]]] = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``qmodel(x)``, with the quantized layers run on the device."""
-        self._first_run = len(self.device.runs)
-        self._last_runs = []
+        self.layers.start()
         values: dict[str, object] = {}
         users = _last_uses(self.graph_module.graph)
         result = None
@@ -191,27 +182,12 @@ class OffloadedModel(nn.Module):
 
     def report(self) -> list[LayerReport]:
         """The offloaded layers of the last forward, in order."""
-        config = self.device.config
-        reports = []
-        runs = self.device.runs[self._first_run :]
-        for (name, kind), run in zip(self._last_runs, runs, strict=True):
-            slots = run.cycles * config.macs
-            reports.append(
-                LayerReport(
-                    name=name,
-                    kind=kind,
-                    m=run.m,
-                    n=run.n,
-                    k=run.k,
-                    cycles=run.cycles,
-                    cycle_model=run.cycle_model,
-                    utilization=run.m * run.n * run.k / slots,
-                    bytes_read=run.counters.get("bytes_read", 0),
-                    bytes_written=run.counters.get("bytes_written", 0),
-                    modeled_us=run.cycles / config.clock_mhz,
-                )
-            )
-        return reports
+        return self.layers.report()
+
+    def summary(self) -> OffloadSummary:
+        """MACs on the accelerator and the CPU, cycles and host<->device bytes of the last
+        forward."""
+        return self.layers.summary()
 
     # ---------------------------------------------------------------------------------------
     def _node(self, node: fx.Node, values: dict[str, object]):
@@ -228,10 +204,18 @@ class OffloadedModel(nn.Module):
         args = fx.node.map_arg(node.args, lambda n: self._torch(values[n.name]))
         kwargs = fx.node.map_arg(node.kwargs, lambda n: self._torch(values[n.name]))
         if node.op == "call_module":
-            return self._modules_by_name[node.target](*args, **kwargs)
-        if node.op == "call_function":
-            return node.target(*args, **kwargs)
-        return getattr(args[0], node.target)(*args[1:], **kwargs)
+            operation = self._modules_by_name[node.target]
+            result = operation(*args, **kwargs)
+        elif node.op == "call_function":
+            operation = node.target
+            result = operation(*args, **kwargs)
+        else:
+            operation = node.target
+            result = getattr(args[0], node.target)(*args[1:], **kwargs)
+        macs = operation_macs(operation, tuple(args), result)
+        if macs:
+            self.layers.count_cpu(_describe(node, self._modules_by_name), macs)
+        return result
 
     def _layer(self, name: str, module: nn.Module, value: _QValue) -> QuantLayer:
         key = (name, value.scale, value.zero_point)
@@ -248,8 +232,7 @@ class OffloadedModel(nn.Module):
                 f"{list(value.shape)}"
             )
         buffer = self._on_device(value)
-        out = self.device.linear(buffer, layer, name=name)
-        self._last_runs.append((name, "linear"))
+        out = self.layers.linear(name, buffer, layer)
         return _QValue(float(module.scale), int(module.zero_point), out.shape, buffer=out)
 
     def _conv(self, name: str, module: nn.Module, value) -> _QValue:
@@ -263,47 +246,24 @@ class OffloadedModel(nn.Module):
                     f"{name}: a Conv1d takes [batch, channels, length], not {list(x.shape)}"
                 )
             x = x[:, :, None, :]
-        chunks = self._chunks(layer)
-        base = "conv1d" if one_d else "conv2d"
-        outputs = []
-        for index, chunk in enumerate(chunks):
-            part = x if len(chunks) == 1 else x[:, chunk.in_channels.start : chunk.in_channels.stop]
-            try:
-                patches, out_hw = conv_patches(np.ascontiguousarray(part), chunk.layer)
-            except ValueError as error:
-                raise ValueError(f"{name}: {error}") from None
-            kind = base
-            if len(chunks) > 1:
-                kind = f"{base} chunk {index + 1}/{len(chunks)} of {layer.conv.groups} groups"
-            outputs.append(self._conv_gemm(name, kind, patches, chunk.layer))
-        rows = outputs[0] if len(outputs) == 1 else np.concatenate(outputs, axis=1)
-        nchw = col2im_output(rows, x.shape[0], out_hw)
+        if isinstance(module, nnq.ConvTranspose2d):
+            return self._conv_transpose(name, module, value, layer, x)
+        nchw = self.layers.conv(name, x, layer, "conv1d" if one_d else "conv2d")
         if one_d:
             nchw = nchw[:, :, 0, :]
         return _QValue(float(module.scale), int(module.zero_point), nchw.shape, host=nchw)
 
-    def _chunks(self, layer: QuantLayer) -> list[GroupChunk]:
-        """`layer` as ungrouped convs: itself, or its chunks of groups (made once per layer)."""
-        if layer.conv.groups == 1:
-            channels = range(layer.conv.in_channels)
-            return [GroupChunk(channels, range(layer.out_features), layer)]
-        key = id(layer)
-        if key not in self._group_chunks or self._group_chunks[key][0] is not layer:
-            per_chunk = groups_per_chunk(layer, self.device.config.cols)
-            self._group_chunks[key] = (layer, group_chunks(layer, per_chunk))
-        return self._group_chunks[key][1]
-
-    def _conv_gemm(self, name: str, kind: str, patches: np.ndarray, layer: QuantLayer):
-        """One conv GEMM on the device: patches up, requantized rows [M, N] back."""
-        buffer = self.device.upload(patches)
+    def _conv_transpose(self, name, module, value: _QValue, layer: QuantLayer, x: np.ndarray):
+        """A ConvTranspose2d as a conv over its zero-inserted input (`sim.golden.conv_transpose`);
+        the report counts the layer's own MACs, not the inserted zeros'."""
         try:
-            out = self.device.linear(buffer, layer, name=name)
-        finally:
-            self.device.release(buffer)
-        self._last_runs.append((name, kind))
-        rows = self.device.download(out)
-        self.device.release(out)
-        return rows
+            padded = zero_insert(x, transpose_geometry(module), layer.in_zero_point)
+        except ValueError as error:
+            raise ValueError(f"{name}: {error}") from None
+        kernel = module.kernel_size[0] * module.kernel_size[1]
+        own = x.shape[0] * x.shape[2] * x.shape[3] * kernel * module.in_channels // module.groups
+        nchw = self.layers.conv(name, padded, layer, "conv_transpose2d", own)
+        return _QValue(float(module.scale), int(module.zero_point), nchw.shape, host=nchw)
 
     def _reshape(self, module: nn.Module, value: _QValue) -> _QValue:
         if isinstance(module, nn.Flatten):

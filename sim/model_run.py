@@ -70,7 +70,7 @@ def run_model(
             warnings.simplefilter("always", OffloadWarning)
             offloaded = offload(qmodel, device)
         on_cpu = list(offloaded.on_cpu)
-        layers, correct, exact, outputs, batches = _run_batches(
+        layers, totals, correct, exact, outputs, batches = _run_batches(
             offloaded, qmodel, test_x, test_y, batch
         )
     del caught
@@ -95,6 +95,7 @@ def run_model(
         "mismatches": outputs - exact,
         "layers": layers,
         "on_cpu": on_cpu,
+        **totals,
         "cycles": cycles,
         "modeled_us_per_image": cycles / config.clock_mhz / test_x.shape[0],
         "modeled_us_per_batch": cycles / config.clock_mhz / batches,
@@ -108,8 +109,12 @@ def run_model(
 
 
 def _run_batches(offloaded, qmodel, test_x, test_y, batch: int):
-    """The test split through the offloaded model: per-layer totals, correct predictions,
-    outputs equal to torch's int8 model, outputs, batches."""
+    """The test split through the offloaded model: per-layer totals, model totals (MACs on the
+    accelerator and the CPU, host<->device bytes), correct predictions, outputs equal to torch's
+    int8 model, outputs, batches."""
+    model_totals = dict.fromkeys(
+        ("accelerator_macs", "cpu_macs", "bytes_to_device", "bytes_from_device"), 0
+    )
     totals: dict[str, dict] = {}
     shapes: dict[str, list] = defaultdict(list)
     correct = exact = outputs = batches = 0
@@ -125,6 +130,9 @@ def _run_batches(offloaded, qmodel, test_x, test_y, batch: int):
                 outputs += logits.numel()
                 correct += int((logits.argmax(dim=1) == test_y[start : start + batch]).sum())
                 batches += 1
+                summary = offloaded.summary()
+                for key in model_totals:
+                    model_totals[key] += getattr(summary, key)
                 for layer in offloaded.report():
                     entry = totals.setdefault(
                         layer.name,
@@ -149,7 +157,7 @@ def _run_batches(offloaded, qmodel, test_x, test_y, batch: int):
         m, n, k = shapes[name][0]
         entry["shape"] = {"m": m, "n": n, "k": k}
         layers.append(entry)
-    return layers, correct, exact, outputs, batches
+    return layers, model_totals, correct, exact, outputs, batches
 
 
 def _baselines(model, qmodel, inputs) -> list[dict]:
@@ -186,6 +194,11 @@ def render_model(report: dict, console) -> None:
             f"{report['modeled_us_per_batch']:.1f} us per batch, "
             f"{report['modeled_us_per_image']:.2f} us per image",
         ),
+        ("MACs on the accelerator / on the CPU", _mac_shares(report)),
+        (
+            "host -> device / device -> host",
+            f"{report['bytes_to_device']:,} B / {report['bytes_from_device']:,} B",
+        ),
         ("on the CPU", ", ".join(report["on_cpu"]) or "nothing but the float boundary"),
         ("wall time", f"{report['wall_s']:.1f} s"),
     ]
@@ -209,6 +222,12 @@ def render_model(report: dict, console) -> None:
     console.print(layers)
     if report["baselines"]:
         console.print(_baseline_table(report))
+
+
+def _mac_shares(report: dict) -> str:
+    accelerator, cpu = report["accelerator_macs"], report["cpu_macs"]
+    share = accelerator / (accelerator + cpu) if accelerator + cpu else 1.0
+    return f"{accelerator:,} / {cpu:,} ({100 * share:.1f} % on the accelerator)"
 
 
 def _baseline_table(report: dict):

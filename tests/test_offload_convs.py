@@ -38,6 +38,20 @@ def conv1d_net() -> nn.Module:
     )
 
 
+def transposed_net() -> nn.Module:
+    """An encoder-decoder: strided conv down, transposed convs (grouped, output padding) up
+    (torch.ao fuses no ReLU into a ConvTranspose2d, so none follows one here)."""
+    torch.manual_seed(5)
+    return nn.Sequential(
+        nn.Conv2d(3, 6, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.ConvTranspose2d(6, 4, 3, stride=2, padding=1, output_padding=1, groups=2),
+        nn.ConvTranspose2d(4, 2, 2, stride=1, dilation=2),
+        nn.Flatten(),
+        nn.Linear(2 * 10 * 10, 3),
+    )
+
+
 def images(seed: int, batch: int) -> torch.Tensor:
     return torch.rand(batch, 3, 8, 8, generator=torch.Generator().manual_seed(seed))
 
@@ -46,7 +60,11 @@ def signals(seed: int, batch: int) -> torch.Tensor:
     return torch.randn(batch, 2, 16, generator=torch.Generator().manual_seed(seed))
 
 
-CASES = {"separable": (separable_cnn, images), "conv1d": (conv1d_net, signals)}
+CASES = {
+    "separable": (separable_cnn, images),
+    "conv1d": (conv1d_net, signals),
+    "transposed": (transposed_net, images),
+}
 
 
 @pytest.mark.parametrize("backend", ["golden", "verilator"])
@@ -74,6 +92,15 @@ def test_grouped_depthwise_and_1d_convs_equal_torch_bit_for_bit(case, backend):
             "linear",
         ]
         assert [(e.n, e.k) for e in report[1:3]] == [(4, 36), (4, 36)]
+    elif case == "transposed":
+        assert kinds == [
+            "conv2d",
+            "conv_transpose2d",  # 2 groups of 2 output channels fill the 4 columns at once
+            "conv_transpose2d",
+            "linear",
+        ]
+        # the layer's own MACs (input positions x C_in x kernel x C_out), not the zeros'
+        assert report[2].macs == (5 * 8 * 8) * 4 * 4 * 2 < report[2].m * report[2].n * report[2].k
     else:
         assert kinds == [
             "conv1d",

@@ -1,0 +1,201 @@
+"""Quantized layers run on a `host.device.Device`, and the report of one forward.
+
+`LayerRunner` is what `host.offload` (torch.ao eager / FX models) and `host.pt2e` (torch.export
+models) share: a Linear on an int8 matrix already in device memory, a Conv1d/Conv2d (any groups)
+by im2col on the host, each GEMM recorded with the layer's own MACs, and the MACs the model left
+on the CPU. After a forward, `report()` gives one `LayerReport` per GEMM and `summary()` the
+model's `OffloadSummary`.
+
+A grouped conv (depthwise included) runs as one GEMM per chunk of groups whose output channels
+fill the array's columns, with a block-diagonal weight (`sim.golden.grouped_conv`); each chunk
+is one report row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from host.device import Device, DeviceBuffer
+from sim.golden.conv import col2im_output
+from sim.golden.grouped_conv import GroupChunk, group_chunks, groups_per_chunk
+from sim.golden.layers import QuantLayer, conv_patches
+
+__all__ = ["LayerReport", "LayerRunner", "OffloadSummary"]
+
+
+@dataclass(frozen=True)
+class LayerReport:
+    """One offloaded layer in the last forward: the GEMM M x K by K x N it became, and the
+    layer's own MACs in it (`macs`: M x N x K but for a chunk of groups, whose block-diagonal
+    zeros are not the layer's work)."""
+
+    name: str
+    kind: str
+    m: int
+    n: int
+    k: int
+    macs: int
+    cycles: int
+    cycle_model: str
+    utilization: float
+    bytes_read: int
+    bytes_written: int
+    modeled_us: float
+
+
+@dataclass(frozen=True)
+class OffloadSummary:
+    """A whole forward of an offloaded model (`OffloadedModel.summary`).
+
+    Attributes
+    ----------
+    accelerator_macs, cpu_macs : int
+        The layers' MACs run by the accelerator and by torch on the CPU.
+    cpu_macs_by_operation : dict[str, int]
+        The CPU's MACs by operation (as the offload warning names them), those with any.
+    accelerator_cycles : int
+        Sum of the offloaded layers' cycles.
+    bytes_to_device, bytes_from_device : int
+        Bytes the host wrote into device memory (inputs, im2col patches, and on a layer's first
+        use its weights and parameter records) and read back.
+    """
+
+    accelerator_macs: int
+    cpu_macs: int
+    cpu_macs_by_operation: dict[str, int]
+    accelerator_cycles: int
+    bytes_to_device: int
+    bytes_from_device: int
+
+    @property
+    def accelerator_share(self) -> float:
+        """Fraction of the model's MACs on the accelerator (1.0 for a model without any)."""
+        total = self.accelerator_macs + self.cpu_macs
+        return self.accelerator_macs / total if total else 1.0
+
+
+class LayerRunner:
+    """Runs int8 layers on `device` and keeps what the current forward ran (module doc)."""
+
+    def __init__(self, device: Device):
+        if not isinstance(device, Device):
+            raise TypeError(f"device must be a host.device.Device, not {type(device)!r}")
+        self.device = device
+        self._runs: list[tuple[str, str, int]] = []  # name, kind, the layer's own MACs
+        self._cpu_macs: dict[str, int] = {}
+        self._first_run = 0
+        self._bytes_at_start = (0, 0)
+        self._group_chunks: dict[int, tuple[QuantLayer, list[GroupChunk]]] = {}
+
+    def start(self) -> None:
+        """Begin a forward: the report and summary cover what runs from now on."""
+        self._runs, self._cpu_macs = [], {}
+        self._first_run = len(self.device.runs)
+        self._bytes_at_start = (self.device.bytes_to_device, self.device.bytes_from_device)
+
+    def count_cpu(self, operation: str, macs: int) -> None:
+        """Record `macs` MACs that `operation` ran on the CPU."""
+        if macs:
+            self._cpu_macs[operation] = self._cpu_macs.get(operation, 0) + macs
+
+    def linear(self, name: str, x: DeviceBuffer, layer: QuantLayer) -> DeviceBuffer:
+        """int8 `x` [M, K] in device memory through `layer`: int8 [M, N] in device memory."""
+        out = self.device.linear(x, layer, name=name)
+        self._runs.append((name, "linear", x.shape[0] * layer.out_features * layer.in_features))
+        return out
+
+    def conv(
+        self,
+        name: str,
+        x: np.ndarray,
+        layer: QuantLayer,
+        kind: str,
+        macs_per_channel: int | None = None,
+    ) -> np.ndarray:
+        """int8 NCHW `x` through the conv `layer` (im2col here, GEMMs and requantization on the
+        device): int8 NCHW. `kind` ("conv2d", "conv1d", ...) names the report rows;
+        `macs_per_channel` replaces the GEMM's M x K as the layer's own MACs per output channel
+        (a transposed conv's, whose zero-inserted input adds MACs of its own)."""
+        chunks = self._chunks(layer)
+        outputs = []
+        for index, chunk in enumerate(chunks):
+            part = x if len(chunks) == 1 else x[:, chunk.in_channels.start : chunk.in_channels.stop]
+            try:
+                patches, out_hw = conv_patches(np.ascontiguousarray(part), chunk.layer)
+            except ValueError as error:
+                raise ValueError(f"{name}: {error}") from None
+            row_kind = kind
+            if len(chunks) > 1:
+                row_kind = f"{kind} chunk {index + 1}/{len(chunks)} of {layer.conv.groups} groups"
+            per_channel = patches.shape[0] * layer.in_features
+            if macs_per_channel is not None:
+                per_channel = macs_per_channel
+            macs = per_channel * len(chunk.out_channels)
+            outputs.append(self._conv_gemm(name, row_kind, patches, chunk.layer, macs))
+        rows = outputs[0] if len(outputs) == 1 else np.concatenate(outputs, axis=1)
+        return col2im_output(rows, x.shape[0], out_hw)
+
+    def report(self) -> list[LayerReport]:
+        """The GEMMs since `start`, in order."""
+        config = self.device.config
+        runs = self.device.runs[self._first_run :]
+        reports = []
+        for (name, kind, macs), run in zip(self._runs, runs, strict=True):
+            reports.append(
+                LayerReport(
+                    name=name,
+                    kind=kind,
+                    m=run.m,
+                    n=run.n,
+                    k=run.k,
+                    macs=macs,
+                    cycles=run.cycles,
+                    cycle_model=run.cycle_model,
+                    utilization=run.m * run.n * run.k / (run.cycles * config.macs),
+                    bytes_read=run.counters.get("bytes_read", 0),
+                    bytes_written=run.counters.get("bytes_written", 0),
+                    modeled_us=run.cycles / config.clock_mhz,
+                )
+            )
+        return reports
+
+    def summary(self) -> OffloadSummary:
+        """MACs on each side, cycles and host<->device bytes since `start`."""
+        layers = self.report()
+        to_device, from_device = self._bytes_at_start
+        return OffloadSummary(
+            accelerator_macs=sum(layer.macs for layer in layers),
+            cpu_macs=sum(self._cpu_macs.values()),
+            cpu_macs_by_operation=dict(sorted(self._cpu_macs.items())),
+            accelerator_cycles=sum(layer.cycles for layer in layers),
+            bytes_to_device=self.device.bytes_to_device - to_device,
+            bytes_from_device=self.device.bytes_from_device - from_device,
+        )
+
+    def _chunks(self, layer: QuantLayer) -> list[GroupChunk]:
+        """`layer` as ungrouped convs: itself, or its chunks of groups (made once per layer)."""
+        if layer.conv.groups == 1:
+            channels = range(layer.conv.in_channels)
+            return [GroupChunk(channels, range(layer.out_features), layer)]
+        key = id(layer)
+        if key not in self._group_chunks or self._group_chunks[key][0] is not layer:
+            per_chunk = groups_per_chunk(layer, self.device.config.cols)
+            self._group_chunks[key] = (layer, group_chunks(layer, per_chunk))
+        return self._group_chunks[key][1]
+
+    def _conv_gemm(
+        self, name: str, kind: str, patches: np.ndarray, layer: QuantLayer, macs: int
+    ) -> np.ndarray:
+        """One conv GEMM on the device (`macs` of them the layer's own): patches up,
+        requantized rows [M, N] back."""
+        buffer = self.device.upload(patches)
+        try:
+            out = self.device.linear(buffer, layer, name=name)
+        finally:
+            self.device.release(buffer)
+        self._runs.append((name, kind, macs))
+        rows = self.device.download(out)
+        self.device.release(out)
+        return rows
