@@ -13,6 +13,7 @@ import warnings
 
 import pytest
 import torch
+from accel_checks import native_config
 from torch import nn
 
 from hdl.config import AccelConfig
@@ -76,14 +77,15 @@ def converted(name: str) -> torch.fx.GraphModule:
 def test_xnnpack_pt2e_model_runs_its_layers_on_the_accelerator(backend):
     model = converted("xnnpack")
     assert is_pt2e(model)
-    config = AccelConfig(rows=4, cols=4, mem_bytes=1 << 20) if backend == "verilator" else None
-    with Device(backend, config or AccelConfig(rows=4, cols=4)) as device:
+    # the verilator run shares the 4x4 test build (64 KiB of memory: batches of 4)
+    config, batch = (native_config(), 4) if backend == "verilator" else (AccelConfig(4, 4), 20)
+    with Device(backend, config) as device:
         with pytest.warns(OffloadWarning, match=r"add\.Tensor") as caught:
             offloaded = offload(model, device)
         assert isinstance(offloaded, OffloadedPT2E)
         equal = total = 0
         for seed in range(1, 6):
-            x = torch.randn(20, 3, 8, 8, generator=torch.Generator().manual_seed(seed))
+            x = torch.randn(batch, 3, 8, 8, generator=torch.Generator().manual_seed(seed))
             ours, theirs = offloaded(x), model(x)
             step = (ours - theirs).abs()
             assert float(step.max()) <= 1.01 * _output_scale(model)  # at most one step
@@ -95,8 +97,7 @@ def test_xnnpack_pt2e_model_runs_its_layers_on_the_accelerator(backend):
     kinds = [row.kind for row in report]
     assert kinds[0] == "conv2d" and kinds[-2:] == ["conv1d", "linear"]
     assert sum("chunk" in kind for kind in kinds) == 2  # 8 depthwise groups on 4 columns
-    b = 20
-    expected = b * (64 * 8 * 27 + 64 * 8 * 9 + 64 * 8 * 8 + 31 * 6 * 24 + 5 * 186)
+    expected = batch * (64 * 8 * 27 + 64 * 8 * 9 + 64 * 8 * 8 + 31 * 6 * 24 + 5 * 186)
     assert summary.accelerator_macs == expected
 
 
