@@ -22,7 +22,11 @@ from sim.golden.conv import col2im_output
 from sim.golden.grouped_conv import GroupChunk, group_chunks, groups_per_chunk
 from sim.golden.layers import QuantLayer, conv_patches
 
-__all__ = ["LayerReport", "LayerRunner", "OffloadSummary"]
+__all__ = ["LayerReport", "LayerRunner", "OffloadSummary", "OffloadWarning"]
+
+
+class OffloadWarning(UserWarning):
+    """An operation of an offloaded model runs on the CPU, not on the accelerator."""
 
 
 @dataclass(frozen=True)
@@ -133,9 +137,16 @@ class LayerRunner:
             if macs_per_channel is not None:
                 per_channel = macs_per_channel
             macs = per_channel * len(chunk.out_channels)
-            outputs.append(self._conv_gemm(name, row_kind, patches, chunk.layer, macs))
+            outputs.append(self.host_gemm(name, row_kind, patches, chunk.layer, macs))
         rows = outputs[0] if len(outputs) == 1 else np.concatenate(outputs, axis=1)
         return col2im_output(rows, x.shape[0], out_hw)
+
+    def conv1d(self, name: str, x: np.ndarray, layer: QuantLayer) -> np.ndarray:
+        """int8 NCL `x` through a Conv1d `layer` (a Conv2d of height 1): int8 NCL."""
+        if x.ndim != 3:
+            shape = list(x.shape)
+            raise ValueError(f"{name}: a Conv1d takes [batch, channels, length], not {shape}")
+        return self.conv(name, x[:, :, None, :], layer, "conv1d")[:, :, 0, :]
 
     def report(self) -> list[LayerReport]:
         """The GEMMs since `start`, in order."""
@@ -185,12 +196,14 @@ class LayerRunner:
             self._group_chunks[key] = (layer, group_chunks(layer, per_chunk))
         return self._group_chunks[key][1]
 
-    def _conv_gemm(
-        self, name: str, kind: str, patches: np.ndarray, layer: QuantLayer, macs: int
+    def host_gemm(
+        self, name: str, kind: str, rows: np.ndarray, layer: QuantLayer, macs: int | None = None
     ) -> np.ndarray:
-        """One conv GEMM on the device (`macs` of them the layer's own): patches up,
-        requantized rows [M, N] back."""
-        buffer = self.device.upload(patches)
+        """int8 `rows` [M, K] from the host through `layer` on the device, its int8 [M, N] back
+        to the host; `macs` of the GEMM are the layer's own (default M x N x K)."""
+        if macs is None:
+            macs = rows.shape[0] * layer.out_features * layer.in_features
+        buffer = self.device.upload(np.ascontiguousarray(rows))
         try:
             out = self.device.linear(buffer, layer, name=name)
         finally:

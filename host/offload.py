@@ -44,7 +44,7 @@ import torch.ao.nn.quantized as nnq
 from torch import fx, nn
 
 from host.device import Device, DeviceBuffer
-from host.layer_runner import LayerReport, LayerRunner, OffloadSummary
+from host.layer_runner import LayerReport, LayerRunner, OffloadSummary, OffloadWarning
 from host.macs import operation_macs
 from host.pt2e import OffloadedPT2E, is_pt2e, offload_pt2e
 from host.quant import InputQParams, extract_layer, transpose_geometry
@@ -58,10 +58,6 @@ _CONV = (nnq.Conv1d, nnq.Conv2d, nnq.ConvTranspose2d)  # the fused ReLU ones are
 _SHAPE_ONLY = (nn.Flatten, nn.Identity, nn.Dropout)
 _BOUNDARY = (nnq.Quantize, nnq.DeQuantize)
 _BOUNDARY_CALLS = {("call_function", torch.quantize_per_tensor), ("call_method", "dequantize")}
-
-
-class OffloadWarning(UserWarning):
-    """An operation of an offloaded model runs on the CPU, not on the accelerator."""
 
 
 @dataclass
@@ -239,31 +235,23 @@ class OffloadedModel(nn.Module):
         value = self._quantized(value, name)
         layer = self._layer(name, module, value)
         x = self._host(value)
-        one_d = isinstance(module, nnq.Conv1d)
-        if one_d:
-            if x.ndim != 3:
-                raise ValueError(
-                    f"{name}: a Conv1d takes [batch, channels, length], not {list(x.shape)}"
-                )
-            x = x[:, :, None, :]
         if isinstance(module, nnq.ConvTranspose2d):
-            return self._conv_transpose(name, module, value, layer, x)
-        nchw = self.layers.conv(name, x, layer, "conv1d" if one_d else "conv2d")
-        if one_d:
-            nchw = nchw[:, :, 0, :]
-        return _QValue(float(module.scale), int(module.zero_point), nchw.shape, host=nchw)
+            out = self._conv_transpose(name, module, layer, x)
+        elif isinstance(module, nnq.Conv1d):
+            out = self.layers.conv1d(name, x, layer)
+        else:
+            out = self.layers.conv(name, x, layer, "conv2d")
+        return _QValue(float(module.scale), int(module.zero_point), out.shape, host=out)
 
-    def _conv_transpose(self, name, module, value: _QValue, layer: QuantLayer, x: np.ndarray):
+    def _conv_transpose(self, name, module, layer: QuantLayer, x: np.ndarray) -> np.ndarray:
         """A ConvTranspose2d as a conv over its zero-inserted input (`sim.golden.conv_transpose`);
-        the report counts the layer's own MACs, not the inserted zeros'."""
+        the report counts the layer's own MACs (input positions x K), not the inserted zeros'."""
         try:
             padded = zero_insert(x, transpose_geometry(module), layer.in_zero_point)
         except ValueError as error:
             raise ValueError(f"{name}: {error}") from None
-        kernel = module.kernel_size[0] * module.kernel_size[1]
-        own = x.shape[0] * x.shape[2] * x.shape[3] * kernel * module.in_channels // module.groups
-        nchw = self.layers.conv(name, padded, layer, "conv_transpose2d", own)
-        return _QValue(float(module.scale), int(module.zero_point), nchw.shape, host=nchw)
+        own = x.shape[0] * x.shape[2] * x.shape[3] * layer.in_features
+        return self.layers.conv(name, padded, layer, "conv_transpose2d", own)
 
     def _reshape(self, module: nn.Module, value: _QValue) -> _QValue:
         if isinstance(module, nn.Flatten):

@@ -37,7 +37,7 @@ import torch
 from torch import fx, nn
 
 from host.device import Device
-from host.layer_runner import LayerReport, LayerRunner, OffloadSummary
+from host.layer_runner import LayerReport, LayerRunner, OffloadSummary, OffloadWarning
 from host.macs import cpu_flop_counter
 from host.quant import integer_layer
 from sim.golden.layers import ConvGeometry, QuantLayer
@@ -59,8 +59,8 @@ _BOUNDARY = {
 _LINEAR = "aten.linear.default"
 _CONVS = {"aten.conv2d.default": 2, "aten.conv1d.default": 1}
 _RELUS = {"aten.relu.default", "aten.relu_.default"}
-#: (qmin, qmax, offset to the accelerator's int8) of each activation dtype.
-_ACTIVATIONS = {torch.int8: (-128, 127, 0), torch.uint8: (0, 255, -128)}
+#: (qmin, qmax, offset to the accelerator's int8, numpy dtype) of each activation dtype.
+_ACTIVATIONS = {torch.int8: (-128, 127, 0, np.int8), torch.uint8: (0, 255, -128, np.uint8)}
 
 
 def is_pt2e(model: object) -> bool:
@@ -81,7 +81,7 @@ class AcceleratorLayer(nn.Module):
         super().__init__()
         self.layer_name, self.kind, self.layer, self.runner = name, kind, layer, runner
         self.dtype = dtype
-        self.offset = _ACTIVATIONS[dtype][2]
+        _, _, self.offset, self.numpy_dtype = _ACTIVATIONS[dtype]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not isinstance(x, torch.Tensor) or x.dtype != self.dtype:
@@ -90,36 +90,16 @@ class AcceleratorLayer(nn.Module):
                 f"{getattr(x, 'dtype', type(x))}"
             )
         data = (x.numpy().astype(np.int16) + self.offset).astype(np.int8)
-        out = self._linear(data) if self.kind == "linear" else self._conv(data)
-        return torch.from_numpy((out.astype(np.int16) - self.offset).astype(self.offset_dtype))
-
-    @property
-    def offset_dtype(self):
-        return np.int8 if self.dtype == torch.int8 else np.uint8
-
-    def _linear(self, data: np.ndarray) -> np.ndarray:
-        rows = data.reshape(-1, data.shape[-1])
-        device = self.runner.device
-        buffer = device.upload(np.ascontiguousarray(rows))
-        try:
-            out = self.runner.linear(self.layer_name, buffer, self.layer)
-        finally:
-            device.release(buffer)
-        result = device.download(out)
-        device.release(out)
-        return result.reshape(*data.shape[:-1], self.layer.out_features)
-
-    def _conv(self, data: np.ndarray) -> np.ndarray:
-        if self.kind == "conv1d":
-            if data.ndim != 3:
-                raise ValueError(
-                    f"{self.layer_name}: a Conv1d takes [batch, channels, length], not "
-                    f"{list(data.shape)}"
-                )
-            return self.runner.conv(self.layer_name, data[:, :, None, :], self.layer, "conv1d")[
-                :, :, 0, :
-            ]
-        return self.runner.conv(self.layer_name, data, self.layer, "conv2d")
+        if self.kind == "linear":
+            rows = self.runner.host_gemm(
+                self.layer_name, "linear", data.reshape(-1, data.shape[-1]), self.layer
+            )
+            out = rows.reshape(*data.shape[:-1], self.layer.out_features)
+        elif self.kind == "conv1d":
+            out = self.runner.conv1d(self.layer_name, data, self.layer)
+        else:
+            out = self.runner.conv(self.layer_name, data, self.layer, "conv2d")
+        return torch.from_numpy((out.astype(np.int16) - self.offset).astype(self.numpy_dtype))
 
 
 @dataclass(frozen=True)
@@ -213,16 +193,10 @@ def offload_pt2e(model: fx.GraphModule, device: Device) -> OffloadedPT2E:
         warnings.warn(
             f"these operations of the PT2E model run on the CPU, not on the accelerator: "
             f"{', '.join(on_cpu)}",
-            _offload_warning(),
+            OffloadWarning,
             stacklevel=2,
         )
     return OffloadedPT2E(graph, runner, on_cpu)
-
-
-def _offload_warning():
-    from host.offload import OffloadWarning
-
-    return OffloadWarning
 
 
 def _match(graph: fx.GraphModule, node: fx.Node, index: int) -> _Pattern | str:
@@ -243,7 +217,7 @@ def _match(graph: fx.GraphModule, node: fx.Node, index: int) -> _Pattern | str:
     y_scale, y_zero, y_min, y_max, y_dtype = y_q.args[1:6]
     if x_dtype not in _ACTIVATIONS or y_dtype != x_dtype:
         return f"activations of {x_dtype} / {y_dtype} (int8 or uint8 are lowered)"
-    qmin, qmax, offset = _ACTIVATIONS[x_dtype]
+    qmin, qmax, offset, _ = _ACTIVATIONS[x_dtype]
     if (x_min, x_max) != (qmin, qmax) or (y_min, y_max) != (qmin, qmax):
         return f"activation range [{x_min}, {x_max}] is not the full {x_dtype} range"
     weights = _weights(graph, w_dq)
@@ -301,20 +275,8 @@ def _conv_geometry(node: fx.Node, weight_shape, dims: int) -> ConvGeometry | str
     if isinstance(padding, str):
         return f"padding={padding!r} (explicit integers are lowered)"
 
-    def pair(values, fill: int) -> tuple[int, int]:
-        values = tuple(int(v) for v in values)
-        values = values * dims if len(values) == 1 else values
-        return values if dims == 2 else (fill, values[0])
-
-    kernel = tuple(int(v) for v in weight_shape[2:])
-    return ConvGeometry(
-        in_channels=int(weight_shape[1]) * int(groups),
-        kernel=kernel if dims == 2 else (1, kernel[0]),
-        stride=pair(stride, 1),
-        padding=pair(padding, 0),
-        dilation=pair(dilation, 1),
-        groups=int(groups),
-    )
+    in_channels = int(weight_shape[1]) * int(groups)
+    return ConvGeometry.of(in_channels, weight_shape[2:], stride, padding, dilation, groups)
 
 
 def _replace(

@@ -173,22 +173,15 @@ def extract_layer(module: nn.Module, input_qparams: InputQParams) -> QuantLayer:
             "expected a quantized Linear, Conv1d, Conv2d or ConvTranspose2d module, not "
             f"{type(module).__name__}"
         )
-    weight = module.weight()
-    n = weight.shape[0]
+    weight_int8, weight_scales = _weight_int8_and_scales(module)
     geometry = None
     if isinstance(module, nnq.ConvTranspose2d):
         transposed = transpose_geometry(module)
-        if weight.qscheme() not in (torch.per_tensor_affine, torch.per_tensor_symmetric):
-            raise ValueError("a ConvTranspose2d's weights must be quantized per tensor")
-        weight_int8, _ = _weight_int8_and_scales(weight)
         weight_int8 = flipped_weight(weight_int8, transposed.groups)
         geometry = transposed.conv_geometry
-        weight_scales = np.full(weight_int8.shape[0], weight.q_scale(), np.float32)
-    else:
-        weight_int8, weight_scales = _weight_int8_and_scales(weight)
-    if isinstance(module, nnq.Conv1d | nnq.Conv2d):
+    elif isinstance(module, nnq.Conv1d | nnq.Conv2d):
         geometry = _conv_geometry(module)
-        weight_int8 = weight_int8.reshape(n, -1)
+        weight_int8 = weight_int8.reshape(weight_int8.shape[0], -1)
     bias = module.bias()
     return integer_layer(
         weight_int8,
@@ -243,11 +236,17 @@ def integer_layer(
     )
 
 
-def _weight_int8_and_scales(weight: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+def _weight_int8_and_scales(module: nn.Module) -> tuple[np.ndarray, np.ndarray]:
+    """The module's int8 weight as torch stores it and a float32 scale per output channel
+    (a ConvTranspose2d stores [C_in, C_out / g, ...] and takes per-tensor weights only)."""
+    weight = module.weight()
     if weight.dtype != torch.qint8:
         raise ValueError(f"weights must be torch.qint8, not {weight.dtype}")
-    n = weight.shape[0]
+    transposed = isinstance(module, nnq.ConvTranspose2d)
+    n = int(module.out_channels) if transposed else weight.shape[0]
     if weight.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric):
+        if transposed:
+            raise ValueError("a ConvTranspose2d's weights must be quantized per tensor")
         if weight.q_per_channel_axis() != 0:
             raise ValueError(
                 f"per-channel weights must be quantized along axis 0, not "
@@ -293,17 +292,13 @@ def _conv_geometry(module: nnq.Conv1d | nnq.Conv2d) -> ConvGeometry:
     if isinstance(module.padding, str):
         raise ValueError(f"padding must be explicit integers, not {module.padding!r}")
 
-    def pair(values, height: int) -> tuple[int, int]:
-        values = tuple(int(v) for v in values)
-        return values if len(values) == 2 else (height, values[0])  # Conv1d: height 1
-
-    return ConvGeometry(
-        in_channels=int(module.in_channels),
-        kernel=pair(module.kernel_size, 1),
-        stride=pair(module.stride, 1),
-        padding=pair(module.padding, 0),
-        dilation=pair(module.dilation, 1),
-        groups=int(module.groups),
+    return ConvGeometry.of(
+        module.in_channels,
+        module.kernel_size,
+        module.stride,
+        module.padding,
+        module.dilation,
+        module.groups,
     )
 
 
@@ -312,9 +307,7 @@ def _round_bias(module: nn.Module, input_qparams: InputQParams) -> None:
     bias = module.bias()
     if bias is None:
         return
-    _, weight_scales = _weight_int8_and_scales(module.weight())
-    if isinstance(module, nnq.ConvTranspose2d):  # per tensor, one scale for every output
-        weight_scales = np.full(bias.shape[0], weight_scales[0], np.float32)
+    _, weight_scales = _weight_int8_and_scales(module)
     bias_q = quantize_bias(bias.detach().numpy(), input_qparams.scale, weight_scales)
     rounded = dequantize_bias(bias_q, input_qparams.scale, weight_scales)
     module.set_weight_bias(module.weight(), torch.from_numpy(rounded))

@@ -68,20 +68,18 @@ def import_torchvision() -> ModuleType:
 
 def _operator_library_loads() -> bool:
     """Whether torchvision's ``_C`` library loads beside this torch (then it declares its ops)."""
-    spec = importlib.util.find_spec("torchvision")
-    location = spec.submodule_search_locations[0]
-    candidates = [
-        f"{location}/{name}"
-        for name in os.listdir(location)
-        if name.startswith("_C.") and name.endswith((".so", ".pyd"))
-    ]
-    for path in candidates:
-        try:
-            torch.ops.load_library(path)
-        except (OSError, RuntimeError):
-            return False
-        return True
-    return False
+    location = importlib.util.find_spec("torchvision").submodule_search_locations[0]
+    library = next(
+        (name for name in os.listdir(location) if name.startswith("_C.") and name != "_C.pyi"),
+        None,
+    )
+    if library is None:
+        return False
+    try:
+        torch.ops.load_library(os.path.join(location, library))
+    except (OSError, RuntimeError):
+        return False
+    return True
 
 
 def float_model(name: str, seed: int = 0) -> nn.Module:

@@ -51,6 +51,26 @@ class ConvGeometry:
                 f"in_channels = {self.in_channels} is not a multiple of groups = {groups}"
             )
 
+    @classmethod
+    def of(cls, in_channels, kernel, stride, padding, dilation, groups) -> ConvGeometry:
+        """The geometry of a Conv2d or Conv1d given torch's per-axis sequences (or ints): a
+        Conv1d's (K,) becomes a Conv2d's (1, K) on inputs of height 1."""
+        dims = len(tuple(kernel))
+
+        def pair(values, height: int) -> tuple[int, int]:
+            values = (values,) * dims if isinstance(values, int) else tuple(values)
+            values = tuple(int(v) for v in values) * (dims // len(values))
+            return values if dims == 2 else (height, values[0])
+
+        return cls(
+            in_channels=int(in_channels),
+            kernel=pair(kernel, 1),
+            stride=pair(stride, 1),
+            padding=pair(padding, 0),
+            dilation=pair(dilation, 1),
+            groups=int(groups),
+        )
+
     @property
     def patch_size(self) -> int:
         """K of one group's GEMM (the weight's row length): C / groups * KH * KW."""
