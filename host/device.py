@@ -217,11 +217,12 @@ class LayerRun:
 
 @dataclass
 class _Weights:
-    """A layer's weights (K x N) and parameter records, resident in device memory."""
+    """A layer's weights (K x N) and parameter records (None for an int32-output GEMM),
+    resident in device memory, and the object they were made from (`owner`)."""
 
     weights: int
-    params: int
-    layer: QuantLayer
+    params: int | None
+    owner: object
 
 
 class Device:
@@ -327,15 +328,46 @@ class Device:
                 f"{name}: the input has {k} features, the layer expects {layer.in_features}"
             )
         resident = self._resident(layer)
+        return DeviceBuffer(self._gemm(name, x, resident, n), (m, n))
+
+    def matmul_int32(
+        self, x: DeviceBuffer, weight: np.ndarray, *, name: str = "matmul"
+    ) -> np.ndarray:
+        """int8 ``x`` [M, K] (in device memory) times int8 ``weight`` [N, K] transposed: the
+        int32 [M, N] accumulators ``x @ weight.T``, brought back to the host (no bias, no
+        requantization: a dynamic-quantized layer's float epilogue runs on the host).
+
+        The weight is uploaded on its first use (per array object) and stays. Raises as
+        `linear`.
+        """
+        if not isinstance(x, DeviceBuffer):
+            raise TypeError(f"x must be a DeviceBuffer, not {x!r}")
+        weight = require_array("weight", weight, np.int8, 2)
+        (m, k), n = x.shape, weight.shape[0]
+        if k != weight.shape[1]:
+            raise ValueError(f"{name}: the input has {k} features, the weight {weight.shape[1]}")
+        resident = self._resident_weight(weight)
+        address = self._gemm(name, x, resident, n)
+        try:
+            data = self.transport.read(address, 4 * m * n)
+        finally:
+            self.free(address)
+        self.bytes_from_device += 4 * m * n
+        return data.view(np.dtype("<i4")).reshape(m, n).astype(np.int32)
+
+    def _gemm(self, name: str, x: DeviceBuffer, resident: _Weights, n: int) -> int:
+        """Run ``x @ weights`` into a new region (int8 requantized with the resident parameter
+        records, else int32) and return its address."""
+        m, k = x.shape
         source = x
         if self.config.dataflow is Dataflow.OS:
             source = self.upload(np.ascontiguousarray(self.download(x).T))
-        out = DeviceBuffer(self.allocate(m * n), (m, n))
+        out = self.allocate(m * n * (1 if resident.params is not None else 4))
         try:
             program = gemm_schedule(
                 source.address,
                 resident.weights,
-                out.address,
+                out,
                 m,
                 n,
                 k,
@@ -344,7 +376,7 @@ class Device:
             )
             self._run(name, (m, n, k), program)
         except Exception:
-            self.release(out)
+            self.free(out)
             raise
         finally:
             if source is not x:
@@ -354,13 +386,21 @@ class Device:
     def _resident(self, layer: QuantLayer) -> _Weights:
         """The layer's weights (B = W.T, K x N) and parameter records in device memory."""
         key = id(layer)
-        if key not in self._weights or self._weights[key].layer is not layer:
+        if key not in self._weights or self._weights[key].owner is not layer:
             weights = self.upload(np.ascontiguousarray(layer.weight.T))
             records = pack_param_records(layer.bias32, layer.requant)
             params = self.allocate(records.size)
             self.transport.write(params, records)
             self.bytes_to_device += records.size
             self._weights[key] = _Weights(weights.address, params, layer)
+        return self._weights[key]
+
+    def _resident_weight(self, weight: np.ndarray) -> _Weights:
+        """An int8 weight [N, K] as B = weight.T (K x N) in device memory, no records."""
+        key = id(weight)
+        if key not in self._weights or self._weights[key].owner is not weight:
+            uploaded = self.upload(np.ascontiguousarray(weight.T))
+            self._weights[key] = _Weights(uploaded.address, None, weight)
         return self._weights[key]
 
     def _run(self, name: str, shape: tuple[int, int, int], program: list[Instruction]) -> None:

@@ -2,9 +2,10 @@
 
 `LayerRunner` is what `host.offload` (torch.ao eager / FX models) and `host.pt2e` (torch.export
 models) share: a Linear on an int8 matrix already in device memory, a Conv1d/Conv2d (any groups)
-by im2col on the host, each GEMM recorded with the layer's own MACs, and the MACs the model left
-on the CPU. After a forward, `report()` gives one `LayerReport` per GEMM and `summary()` the
-model's `OffloadSummary`.
+by im2col on the host, an int32-output GEMM for a dynamic-quantized Linear (`host.dynamic`),
+each GEMM recorded with the layer's own MACs, and the MACs the model left on the CPU. After a
+forward, `report()` gives one `LayerReport` per GEMM and `summary()` the model's
+`OffloadSummary`.
 
 A grouped conv (depthwise included) runs as one GEMM per chunk of groups whose output channels
 fill the array's columns, with a block-diagonal weight (`sim.golden.grouped_conv`); each chunk
@@ -147,6 +148,18 @@ class LayerRunner:
             shape = list(x.shape)
             raise ValueError(f"{name}: a Conv1d takes [batch, channels, length], not {shape}")
         return self.conv(name, x[:, :, None, :], layer, "conv1d")[:, :, 0, :]
+
+    def matmul_int32(self, name: str, rows: np.ndarray, weight: np.ndarray) -> np.ndarray:
+        """int8 `rows` [M, K] from the host times the int8 `weight` [N, K] transposed on the
+        device: the int32 [M, N] accumulators back on the host (a dynamic-quantized Linear's
+        GEMM, `host.dynamic`)."""
+        buffer = self.device.upload(np.ascontiguousarray(rows))
+        try:
+            out = self.device.matmul_int32(buffer, weight, name=name)
+        finally:
+            self.device.release(buffer)
+        self._runs.append((name, "dynamic linear", rows.shape[0] * weight.shape[0] * rows.shape[1]))
+        return out
 
     def report(self) -> list[LayerReport]:
         """The GEMMs since `start`, in order."""

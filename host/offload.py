@@ -15,6 +15,9 @@
   (`sim.golden.grouped_conv`); each chunk is one report row;
 - quantized ``ConvTranspose2d``: as a convolution over its zero-inserted input
   (`sim.golden.conv_transpose`), then as a Conv2d;
+- dynamic-quantized ``Linear`` / ``LinearReLU`` (``quantize_dynamic``, int8 weights): the
+  batch quantized on the host, the int8 GEMM on the device, the float epilogue on the host as
+  torch's engine rounds it (`host.dynamic`), float out, equal to torch's bit for bit;
 - a PT2E model (``torch.export`` + torchao's ``convert_pt2e``): `host.pt2e.offload_pt2e`;
 - ``Flatten``, ``Identity``, ``Dropout``: bookkeeping on the host, no data moved when the tensor
   already has the shape;
@@ -41,9 +44,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.ao.nn.quantized as nnq
+import torch.ao.nn.quantized.dynamic as nnqd
 from torch import fx, nn
 
 from host.device import Device, DeviceBuffer
+from host.dynamic import DynamicLinear, is_integer_dynamic_linear, run_dynamic_linear
 from host.layer_runner import LayerReport, LayerRunner, OffloadSummary, OffloadWarning
 from host.macs import operation_macs
 from host.pt2e import OffloadedPT2E, is_pt2e, offload_pt2e
@@ -96,15 +101,24 @@ def offload(qmodel: nn.Module, device: Device) -> OffloadedModel | OffloadedPT2E
             "whose forward has no data-dependent control flow"
         ) from error
     modules = dict(graph.named_modules())
+    on_device, dynamic = _layers_on_device(modules)
     offloaded = [
         node.target
         for node in graph.graph.nodes
-        if node.op == "call_module" and isinstance(modules[node.target], _LINEAR + _CONV)
+        if node.op == "call_module" and node.target in on_device
     ]
+    unmodeled = sorted(name for name, layer in dynamic.items() if layer.kernel is None)
+    if not offloaded and unmodeled:
+        raise ValueError(
+            f"{type(qmodel).__name__}'s dynamic-quantized Linear layers ({', '.join(unmodeled)}) "
+            f"run a kernel whose numerics are not modeled (under torch's quantized engine "
+            f"{torch.backends.quantized.engine!r}); quantize and run the model under the engine "
+            "'x86', 'fbgemm' or 'qnnpack' (host.dynamic)"
+        )
     if not offloaded:
         raise ValueError(
             f"{type(qmodel).__name__} holds no quantized Linear or Conv2d layer; quantize it "
-            "first (host.quantize, or torch.ao.quantization.convert)"
+            "first (host.quantize, torch.ao.quantization.convert, or quantize_dynamic)"
         )
     on_cpu = sorted(
         {
@@ -114,7 +128,10 @@ def offload(qmodel: nn.Module, device: Device) -> OffloadedModel | OffloadedPT2E
             and (node.op, node.target) not in _BOUNDARY_CALLS
             and not (
                 node.op == "call_module"
-                and isinstance(modules[node.target], _LINEAR + _CONV + _SHAPE_ONLY + _BOUNDARY)
+                and (
+                    node.target in on_device
+                    or isinstance(modules[node.target], _SHAPE_ONLY + _BOUNDARY)
+                )
             )
         }
     )
@@ -125,10 +142,28 @@ def offload(qmodel: nn.Module, device: Device) -> OffloadedModel | OffloadedPT2E
             OffloadWarning,
             stacklevel=2,
         )
-    return OffloadedModel(graph, device, on_cpu)
+    return OffloadedModel(graph, device, on_cpu, dynamic)
+
+
+def _layers_on_device(modules: dict[str, nn.Module]) -> tuple[set[str], dict[str, DynamicLinear]]:
+    """The modules `offload` runs on the accelerator, and the dynamic Linears' parameters (those
+    whose kernel is not modeled stay on the CPU, `host.dynamic`)."""
+    dynamic = {
+        name: DynamicLinear.of(module)
+        for name, module in modules.items()
+        if is_integer_dynamic_linear(module)
+    }
+    static = {
+        name
+        for name, module in modules.items()
+        if isinstance(module, _LINEAR + _CONV) and not isinstance(module, nnqd.Linear)
+    }
+    return static | {name for name, layer in dynamic.items() if layer.kernel}, dynamic
 
 
 def _describe(node: fx.Node, modules: dict[str, nn.Module]) -> str:
+    if node.op == "call_module" and is_integer_dynamic_linear(modules[node.target]):
+        return f"{node.target} (dynamic Linear, kernel not modeled)"
     if node.op == "call_module":
         return f"{node.target} ({type(modules[node.target]).__name__})"
     target = node.target if isinstance(node.target, str) else node.target.__name__
@@ -145,13 +180,20 @@ class OffloadedModel(nn.Module):
         The operations that run on the CPU (besides the float boundary).
     """
 
-    def __init__(self, graph: fx.GraphModule, device: Device, on_cpu: list[str]):
+    def __init__(
+        self,
+        graph: fx.GraphModule,
+        device: Device,
+        on_cpu: list[str],
+        dynamic: dict[str, DynamicLinear] | None = None,
+    ):
         super().__init__()
         self.graph_module = graph
         self.device = device
         self.on_cpu = on_cpu
         self._modules_by_name = dict(graph.named_modules())
         self._layers: dict[tuple[str, float, int], QuantLayer] = {}
+        self._dynamic = {name: layer for name, layer in (dynamic or {}).items() if layer.kernel}
         self.layers = LayerRunner(device)
         self._holders: dict[DeviceBuffer, int] = {}  # values sharing a buffer, when above 1
 
@@ -191,7 +233,10 @@ class OffloadedModel(nn.Module):
             return getattr(self.graph_module, node.target)
         if node.op == "call_module":
             module = self._modules_by_name[node.target]
-            if isinstance(module, _LINEAR):
+            if node.target in self._dynamic:
+                x = self._torch(values[node.args[0].name])
+                return run_dynamic_linear(self.layers, node.target, x, self._dynamic[node.target])
+            if isinstance(module, _LINEAR) and not isinstance(module, nnqd.Linear):
                 return self._linear(node.target, module, values[node.args[0].name])
             if isinstance(module, _CONV):
                 return self._conv(node.target, module, values[node.args[0].name])

@@ -1,0 +1,167 @@
+"""Dynamic-quantized Linear layers (``torch.ao.quantization.quantize_dynamic``) on the device.
+
+A dynamic Linear keeps int8 weights and quantizes each input batch as it comes. Here the host
+chooses the batch's scale and zero point with torch's own ``_choose_qparams_per_tensor`` (the
+function its kernels call) and quantizes it (`sim.golden.dynamic_quant.quantize_input`); the
+accelerator multiplies the int8 codes by the resident int8 weight (`Device.matmul_int32`, the
+int32 accumulators come back); the host folds in the zero points and applies the float32
+epilogue as the layer's kernel rounds it (`sim.golden.dynamic_quant.float_output`: fbgemm
+fused multiply-add, qnnpack multiply then add). The output equals torch's bit for bit on both
+(tests/test_dynamic_quant.py).
+
+Which kernel a module runs is fixed when torch packs its weights (the quantized engine current
+then: x86 and fbgemm pack for fbgemm), and the packed object does not say. `DynamicLinear.of`
+finds out: it runs the module once on a two-row probe (one row that fbgemm's reduced input
+range and qnnpack's full range quantize differently wherever the weight column is nonzero, one
+seeded random row) and keeps the kernel whose numerics give torch's output exactly. A layer
+that matches neither (another engine, onednn) has ``kernel = None`` and runs in torch on the
+CPU, named in the offload warning.
+
+Per-tensor and per-channel (axis 0) int8 weights, with any zero points; ``LinearReLU`` fused.
+A float16 dynamic Linear is not integer and stays on the CPU.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.ao.nn.intrinsic.quantized.dynamic as nniqd
+import torch.ao.nn.quantized.dynamic as nnqd
+from torch import nn
+
+from host.layer_runner import LayerRunner
+from sim.golden.dynamic_quant import (
+    KERNELS,
+    float_output,
+    input_range,
+    quantize_input,
+    raw_accumulators,
+)
+
+__all__ = ["DynamicLinear", "is_integer_dynamic_linear", "run_dynamic_linear"]
+
+
+@dataclass(frozen=True)
+class DynamicLinear:
+    """A dynamic Linear's int8 weight [N, K] with its zero points and float32 scales per output
+    channel, its float32 bias (or None), fused ReLU, whether the module asks for the reduced
+    input range [0, 127] (``reduce_range``: torch's modules since version 4), and the kernel
+    that packed it (`sim.golden.dynamic_quant.KERNELS`; None: not modeled, module doc)."""
+
+    weight: np.ndarray
+    weight_zero_points: np.ndarray
+    weight_scales: np.ndarray
+    bias: np.ndarray | None
+    relu: bool
+    reduce_range: bool
+    kernel: str | None = None
+
+    @classmethod
+    def of(cls, module: nnqd.Linear) -> DynamicLinear:
+        """The parameters of `module` (an int8 dynamic Linear or LinearReLU), with its kernel
+        found by the probe (module doc)."""
+        if not is_integer_dynamic_linear(module):
+            raise ValueError(f"{type(module).__name__} is not an int8 dynamic-quantized Linear")
+        weight, bias = module._packed_params._weight_bias()
+        n = weight.shape[0]
+        if weight.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric):
+            if weight.q_per_channel_axis() != 0:
+                axis = weight.q_per_channel_axis()
+                raise ValueError(f"per-channel weights must be quantized along axis 0, not {axis}")
+            scales = weight.q_per_channel_scales().numpy()
+            zero_points = weight.q_per_channel_zero_points().numpy()
+        else:
+            scales = np.full(n, weight.q_scale())
+            zero_points = np.full(n, weight.q_zero_point())
+        relu = isinstance(module, nniqd.LinearReLU)
+        layer = cls(
+            weight=weight.int_repr().numpy().astype(np.int8),
+            weight_zero_points=zero_points.astype(np.int64),
+            weight_scales=scales.astype(np.float32),
+            bias=None if bias is None else bias.detach().numpy().astype(np.float32),
+            relu=relu,
+            reduce_range=relu or (getattr(module, "version", None) or 0) >= 4,
+        )
+        probe = _probe_rows(layer)
+        with torch.no_grad():
+            expected = module(probe).numpy()
+        for kernel in KERNELS:
+            if np.array_equal(_forward(layer, kernel, probe, _host_product), expected):
+                return dataclasses.replace(layer, kernel=kernel)
+        return layer
+
+    @property
+    def in_features(self) -> int:
+        return self.weight.shape[1]
+
+    @property
+    def out_features(self) -> int:
+        return self.weight.shape[0]
+
+
+def is_integer_dynamic_linear(module: nn.Module) -> bool:
+    """Whether `module` is a dynamic-quantized Linear with int8 weights (not float16)."""
+    return isinstance(module, nnqd.Linear) and module._packed_params.dtype == torch.qint8
+
+
+def run_dynamic_linear(
+    runner: LayerRunner, name: str, x: torch.Tensor, layer: DynamicLinear
+) -> torch.Tensor:
+    """The dynamic Linear `layer` with its GEMM on the device (module doc): float32 `x`
+    [..., K] -> float32 [..., N], bit for bit as torch's kernel computes it."""
+    if layer.kernel is None:
+        raise ValueError(f"{name}: its dynamic-quantized kernel is not modeled (module doc)")
+    if not isinstance(x, torch.Tensor) or x.dtype != torch.float32:
+        what = x.dtype if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"{name}: a dynamic-quantized Linear takes a float32 tensor, not {what}")
+    if x.ndim == 0 or x.shape[-1] != layer.in_features:
+        raise ValueError(
+            f"{name}: the input has shape {list(x.shape)}, the layer takes {layer.in_features} "
+            "features in its last dimension"
+        )
+    rows = x.detach().reshape(-1, layer.in_features).contiguous()
+    if rows.shape[0] == 0:
+        raise ValueError(f"{name}: the input {list(x.shape)} holds no rows")
+
+    def device_product(codes8: np.ndarray, weight: np.ndarray) -> np.ndarray:
+        return runner.matmul_int32(name, codes8, weight)
+
+    out = _forward(layer, layer.kernel, rows, device_product)
+    return torch.from_numpy(out).reshape(*x.shape[:-1], layer.out_features)
+
+
+def _forward(
+    layer: DynamicLinear,
+    kernel: str,
+    rows: torch.Tensor,
+    product: Callable[[np.ndarray, np.ndarray], np.ndarray],
+) -> np.ndarray:
+    """float32 [M, N] of `layer` on float32 `rows` [M, K] as `kernel` computes it, the int8
+    GEMM ``codes8 @ weight.T`` done by `product`."""
+    qmax = input_range(kernel, layer.reduce_range)
+    scale, zero_point = torch._choose_qparams_per_tensor(rows, qmax == 127)
+    codes = quantize_input(rows.numpy(), scale, zero_point, qmax)
+    accumulators = product((codes - 128).astype(np.int8), layer.weight)
+    raw = raw_accumulators(accumulators, codes, zero_point, layer.weight, layer.weight_zero_points)
+    return float_output(raw, scale, layer.weight_scales, layer.bias, kernel, layer.relu)
+
+
+def _host_product(codes8: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    return (codes8.astype(np.int64) @ weight.astype(np.int64).T).astype(np.int32)
+
+
+def _probe_rows(layer: DynamicLinear) -> torch.Tensor:
+    """Two rows that tell fbgemm from qnnpack (module doc): row 0 is 1.0 at one column and 0.5
+    at the column of the largest weight (codes 64 of 127 against 128 of 255: 0.504 against
+    0.502 of the range), row 1 seeded normal values."""
+    k = layer.in_features
+    largest = int(np.abs(layer.weight.astype(np.int64)).max(axis=0).argmax())
+    crafted = torch.zeros(k)
+    crafted[(largest + 1) % k] = 1.0
+    crafted[largest] = 0.5
+    random = torch.from_numpy(np.random.default_rng(0).standard_normal(k).astype(np.float32))
+    return torch.stack([crafted, random])
