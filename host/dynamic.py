@@ -42,7 +42,13 @@ from sim.golden.dynamic_quant import (
     raw_accumulators,
 )
 
-__all__ = ["DynamicLinear", "is_integer_dynamic_linear", "run_dynamic_linear"]
+__all__ = [
+    "DynamicLinear",
+    "forward_rows",
+    "host_product",
+    "is_integer_dynamic_linear",
+    "run_dynamic_linear",
+]
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,25 @@ class DynamicLinear:
         if not is_integer_dynamic_linear(module):
             raise ValueError(f"{type(module).__name__} is not an int8 dynamic-quantized Linear")
         weight, bias = module._packed_params._weight_bias()
+        relu = isinstance(module, nniqd.LinearReLU)
+        reduce_range = relu or (getattr(module, "version", None) or 0) >= 4
+        layer = cls.from_weight(weight, bias, relu=relu, reduce_range=reduce_range)
+        probe = _probe_rows(layer)
+        with torch.no_grad():
+            expected = module(probe).numpy()
+        for kernel in KERNELS:
+            if np.array_equal(forward_rows(layer, kernel, probe, host_product), expected):
+                return dataclasses.replace(layer, kernel=kernel)
+        return layer
+
+    @classmethod
+    def from_weight(
+        cls, weight: torch.Tensor, bias: torch.Tensor | None, *, relu: bool, reduce_range: bool
+    ) -> DynamicLinear:
+        """The layer of a qint8 `weight` [N, K] (per tensor, or per channel along axis 0) and a
+        float `bias`, its kernel not yet known."""
+        if weight.dtype != torch.qint8:
+            raise ValueError(f"dynamic weights must be torch.qint8, not {weight.dtype}")
         n = weight.shape[0]
         if weight.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric):
             if weight.q_per_channel_axis() != 0:
@@ -77,22 +102,14 @@ class DynamicLinear:
         else:
             scales = np.full(n, weight.q_scale())
             zero_points = np.full(n, weight.q_zero_point())
-        relu = isinstance(module, nniqd.LinearReLU)
-        layer = cls(
+        return cls(
             weight=weight.int_repr().numpy().astype(np.int8),
             weight_zero_points=zero_points.astype(np.int64),
             weight_scales=scales.astype(np.float32),
             bias=None if bias is None else bias.detach().numpy().astype(np.float32),
             relu=relu,
-            reduce_range=relu or (getattr(module, "version", None) or 0) >= 4,
+            reduce_range=reduce_range,
         )
-        probe = _probe_rows(layer)
-        with torch.no_grad():
-            expected = module(probe).numpy()
-        for kernel in KERNELS:
-            if np.array_equal(_forward(layer, kernel, probe, _host_product), expected):
-                return dataclasses.replace(layer, kernel=kernel)
-        return layer
 
     @property
     def in_features(self) -> int:
@@ -130,11 +147,11 @@ def run_dynamic_linear(
     def device_product(codes8: np.ndarray, weight: np.ndarray) -> np.ndarray:
         return runner.matmul_int32(name, codes8, weight)
 
-    out = _forward(layer, layer.kernel, rows, device_product)
+    out = forward_rows(layer, layer.kernel, rows, device_product)
     return torch.from_numpy(out).reshape(*x.shape[:-1], layer.out_features)
 
 
-def _forward(
+def forward_rows(
     layer: DynamicLinear,
     kernel: str,
     rows: torch.Tensor,
@@ -144,13 +161,14 @@ def _forward(
     GEMM ``codes8 @ weight.T`` done by `product`."""
     qmax = input_range(kernel, layer.reduce_range)
     scale, zero_point = torch._choose_qparams_per_tensor(rows, qmax == 127)
-    codes = quantize_input(rows.numpy(), scale, zero_point, qmax)
+    codes = quantize_input(rows.numpy(), scale, zero_point)
     accumulators = product((codes - 128).astype(np.int8), layer.weight)
     raw = raw_accumulators(accumulators, codes, zero_point, layer.weight, layer.weight_zero_points)
     return float_output(raw, scale, layer.weight_scales, layer.bias, kernel, layer.relu)
 
 
-def _host_product(codes8: np.ndarray, weight: np.ndarray) -> np.ndarray:
+def host_product(codes8: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """``codes8 @ weight.T`` in int32 on the host (the kernel probes' GEMM)."""
     return (codes8.astype(np.int64) @ weight.astype(np.int64).T).astype(np.int32)
 
 

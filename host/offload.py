@@ -17,7 +17,9 @@
   (`sim.golden.conv_transpose`), then as a Conv2d;
 - dynamic-quantized ``Linear`` / ``LinearReLU`` (``quantize_dynamic``, int8 weights): the
   batch quantized on the host, the int8 GEMM on the device, the float epilogue on the host as
-  torch's engine rounds it (`host.dynamic`), float out, equal to torch's bit for bit;
+  torch's engine rounds it (`host.dynamic`), float out, equal to torch's bit for bit; a
+  dynamic ``LSTM`` likewise, its input and hidden projections on the device, the gates'
+  element-wise arithmetic in torch (`host.dynamic_lstm`);
 - a PT2E model (``torch.export`` + torchao's ``convert_pt2e``): `host.pt2e.offload_pt2e`;
 - ``Flatten``, ``Identity``, ``Dropout``: bookkeeping on the host, no data moved when the tensor
   already has the shape;
@@ -49,6 +51,7 @@ from torch import fx, nn
 
 from host.device import Device, DeviceBuffer
 from host.dynamic import DynamicLinear, is_integer_dynamic_linear, run_dynamic_linear
+from host.dynamic_lstm import DynamicLSTM, is_integer_dynamic_lstm, run_dynamic_lstm
 from host.layer_runner import LayerReport, LayerRunner, OffloadSummary, OffloadWarning
 from host.macs import operation_macs
 from host.pt2e import OffloadedPT2E, is_pt2e, offload_pt2e
@@ -110,7 +113,7 @@ def offload(qmodel: nn.Module, device: Device) -> OffloadedModel | OffloadedPT2E
     unmodeled = sorted(name for name, layer in dynamic.items() if layer.kernel is None)
     if not offloaded and unmodeled:
         raise ValueError(
-            f"{type(qmodel).__name__}'s dynamic-quantized Linear layers ({', '.join(unmodeled)}) "
+            f"{type(qmodel).__name__}'s dynamic-quantized layers ({', '.join(unmodeled)}) "
             f"run a kernel whose numerics are not modeled (under torch's quantized engine "
             f"{torch.backends.quantized.engine!r}); quantize and run the model under the engine "
             "'x86', 'fbgemm' or 'qnnpack' (host.dynamic)"
@@ -145,14 +148,17 @@ def offload(qmodel: nn.Module, device: Device) -> OffloadedModel | OffloadedPT2E
     return OffloadedModel(graph, device, on_cpu, dynamic)
 
 
-def _layers_on_device(modules: dict[str, nn.Module]) -> tuple[set[str], dict[str, DynamicLinear]]:
-    """The modules `offload` runs on the accelerator, and the dynamic Linears' parameters (those
-    whose kernel is not modeled stay on the CPU, `host.dynamic`)."""
-    dynamic = {
-        name: DynamicLinear.of(module)
-        for name, module in modules.items()
-        if is_integer_dynamic_linear(module)
-    }
+def _layers_on_device(
+    modules: dict[str, nn.Module],
+) -> tuple[set[str], dict[str, DynamicLinear | DynamicLSTM]]:
+    """The modules `offload` runs on the accelerator, and the dynamic Linears' and LSTMs'
+    parameters (those whose kernel is not modeled stay on the CPU, `host.dynamic`)."""
+    dynamic: dict[str, DynamicLinear | DynamicLSTM] = {}
+    for name, module in modules.items():
+        if is_integer_dynamic_linear(module):
+            dynamic[name] = DynamicLinear.of(module)
+        elif is_integer_dynamic_lstm(module):
+            dynamic[name] = DynamicLSTM.of(module)
     static = {
         name
         for name, module in modules.items()
@@ -164,6 +170,8 @@ def _layers_on_device(modules: dict[str, nn.Module]) -> tuple[set[str], dict[str
 def _describe(node: fx.Node, modules: dict[str, nn.Module]) -> str:
     if node.op == "call_module" and is_integer_dynamic_linear(modules[node.target]):
         return f"{node.target} (dynamic Linear, kernel not modeled)"
+    if node.op == "call_module" and is_integer_dynamic_lstm(modules[node.target]):
+        return f"{node.target} (dynamic LSTM, kernel not modeled)"
     if node.op == "call_module":
         return f"{node.target} ({type(modules[node.target]).__name__})"
     target = node.target if isinstance(node.target, str) else node.target.__name__
@@ -185,7 +193,7 @@ class OffloadedModel(nn.Module):
         graph: fx.GraphModule,
         device: Device,
         on_cpu: list[str],
-        dynamic: dict[str, DynamicLinear] | None = None,
+        dynamic: dict[str, DynamicLinear | DynamicLSTM] | None = None,
     ):
         super().__init__()
         self.graph_module = graph
@@ -197,8 +205,15 @@ class OffloadedModel(nn.Module):
         self.layers = LayerRunner(device)
         self._holders: dict[DeviceBuffer, int] = {}  # values sharing a buffer, when above 1
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``qmodel(x)``, with the quantized layers run on the device."""
+    def forward(self, *inputs: torch.Tensor):
+        """``qmodel(*inputs)``, with the quantized layers run on the device."""
+        placeholders = [n for n in self.graph_module.graph.nodes if n.op == "placeholder"]
+        if len(inputs) != len(placeholders):
+            names = ", ".join(n.name for n in placeholders)
+            raise TypeError(
+                f"the model takes {len(placeholders)} inputs ({names}), not {len(inputs)}"
+            )
+        given = dict(zip((n.name for n in placeholders), inputs, strict=True))
         self.layers.start()
         values: dict[str, object] = {}
         users = _last_uses(self.graph_module.graph)
@@ -206,7 +221,7 @@ class OffloadedModel(nn.Module):
         try:
             for node in self.graph_module.graph.nodes:
                 if node.op == "placeholder":
-                    values[node.name] = x
+                    values[node.name] = given[node.name]
                 elif node.op == "output":
                     result = fx.node.map_arg(node.args[0], lambda n: self._torch(values[n.name]))
                 else:
@@ -234,8 +249,7 @@ class OffloadedModel(nn.Module):
         if node.op == "call_module":
             module = self._modules_by_name[node.target]
             if node.target in self._dynamic:
-                x = self._torch(values[node.args[0].name])
-                return run_dynamic_linear(self.layers, node.target, x, self._dynamic[node.target])
+                return self._run_dynamic(node, values)
             if isinstance(module, _LINEAR) and not isinstance(module, nnqd.Linear):
                 return self._linear(node.target, module, values[node.args[0].name])
             if isinstance(module, _CONV):
@@ -275,6 +289,15 @@ class OffloadedModel(nn.Module):
         buffer = self._on_device(value)
         out = self.layers.linear(name, buffer, layer)
         return _QValue(float(module.scale), int(module.zero_point), out.shape, buffer=out)
+
+    def _run_dynamic(self, node: fx.Node, values: dict[str, object]):
+        """A dynamic Linear or LSTM (`host.dynamic`, `host.dynamic_lstm`): float in and out."""
+        args = fx.node.map_arg(node.args, lambda n: self._torch(values[n.name]))
+        kwargs = fx.node.map_arg(node.kwargs, lambda n: self._torch(values[n.name]))
+        layer = self._dynamic[node.target]
+        if isinstance(layer, DynamicLSTM):
+            return run_dynamic_lstm(self.layers, node.target, layer, *args, **kwargs)
+        return run_dynamic_linear(self.layers, node.target, args[0], layer)
 
     def _conv(self, name: str, module: nn.Module, value) -> _QValue:
         value = self._quantized(value, name)

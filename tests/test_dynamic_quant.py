@@ -19,7 +19,7 @@ from torch.ao.quantization import default_dynamic_qconfig, per_channel_dynamic_q
 import host
 from hdl.config import AccelConfig
 from host.device import Device
-from host.dynamic import DynamicLinear, _forward, _host_product
+from host.dynamic import DynamicLinear, forward_rows, host_product
 from host.layer_runner import OffloadWarning
 from sim.golden.dynamic_quant import (
     KERNELS,
@@ -77,10 +77,23 @@ def test_numerics_equal_torch_kernels_bit_for_bit(kernel):
         layer = DynamicLinear.of(module)
         assert layer.kernel == kernel
         expected = module(x).detach().numpy()
-        got = _forward(layer, kernel, x, _host_product)
+        got = forward_rows(layer, kernel, x, host_product)
         assert np.array_equal(got, expected), f"trial {trial}: {np.abs(got - expected).max()}"
-        other_differs += not np.array_equal(_forward(layer, other, x, _host_product), expected)
+        other_differs += not np.array_equal(forward_rows(layer, other, x, host_product), expected)
     assert other_differs >= 20
+
+
+@pytest.mark.parametrize("kernel", list(KERNELS))
+def test_a_code_past_the_reduced_range_is_kept(kernel):
+    """A batch spanning [-40, 40] has zero point 64 (63.5 rounded) and its maximum lands on
+    127.5: fbgemm keeps code 128 (it clamps to uint8, not to the reduced range)."""
+    torch.manual_seed(1)
+    with engine(PACKING_ENGINE[kernel]):
+        module = quantize_dynamic(nn.Sequential(nn.Linear(7, 20)))[0]
+    x = torch.randn(24, 7) * 2
+    x[0, :3] = torch.tensor([40.0, -40.0, 0.0])
+    expected = module(x).detach().numpy()
+    assert np.array_equal(forward_rows(DynamicLinear.of(module), kernel, x, host_product), expected)
 
 
 def test_fused_multiply_add_rounds_once():
@@ -131,7 +144,7 @@ def test_raw_accumulators_fold_the_zero_points():
 
 def test_quantize_input_rejects_nan():
     with pytest.raises(ValueError, match="NaN or infinity"):
-        quantize_input(np.array([[1.0, np.nan]], np.float32), 0.1, 3, 127)
+        quantize_input(np.array([[1.0, np.nan]], np.float32), 0.1, 3)
 
 
 class DynamicMLP(nn.Module):
@@ -201,7 +214,7 @@ def test_a_kernel_not_modeled_is_named_not_run():
         assert DynamicLinear.of(qmodel[0]).kernel is None
         with (
             Device("golden", AccelConfig(4, 4)) as device,
-            pytest.raises(ValueError, match=r"dynamic-quantized Linear layers \(0\).*'onednn'"),
+            pytest.raises(ValueError, match=r"dynamic-quantized layers \(0\).*'onednn'"),
         ):
             host.offload(qmodel, device)
 

@@ -6,10 +6,11 @@ quantizes each input batch when it arrives; the GEMM is integer, the rest float3
 1. the batch's scale and zero point come from its min and max (torch's
    ``ChooseQuantizationParams``: quint8, range [0, 127] when ``reduce_range`` on fbgemm (the
    x86 and fbgemm engines' kernel), [0, 255] on qnnpack, which ignores ``reduce_range``);
-2. ``xq = clamp(rint(fma(x, fp32(1 / scale), zero_point)), 0, qmax)`` (`quantize_input`: one
+2. ``xq = clamp(rint(fma(x, fp32(1 / scale), zero_point)), 0, 255)`` (`quantize_input`: one
    rounding of ``x / scale + zero_point``, as fbgemm's ``QuantizeAvx2`` fused multiply-add and
    qnnpack alike; rounding ``x * (1/scale)`` first then adding the zero point differs on about
-   one layer input in 200);
+   one layer input in 200). The clamp is to the whole uint8 range even with ``reduce_range``:
+   an input at the top of a [-40, 40] range lands on 127.5 and keeps code 128;
 3. ``raw[m, n] = sum_k (xq[m, k] - zero_point) * (wq[n, k] - wz[n])`` exactly in int32
    (`raw_accumulators` from the accelerator's int8 GEMM, the zero points folded in);
 4. ``y = raw * fp32(scale * ws[n]) + bias[n]`` in float32 (`float_output`), rounded as each
@@ -43,21 +44,22 @@ KERNELS = {"fbgemm": True, "qnnpack": False}
 
 
 def input_range(kernel: str, reduce_range: bool) -> int:
-    """qmax of a dynamic input's quint8 codes on `kernel` (qnnpack ignores `reduce_range`)."""
+    """The top of the code range a batch's scale and zero point are chosen for on `kernel`
+    (qnnpack ignores `reduce_range`)."""
     if kernel not in KERNELS:
         known = ", ".join(KERNELS)
         raise ValueError(f"the dynamic-quantized kernel {kernel!r} is not modeled ({known} are)")
     return 127 if reduce_range and kernel != "qnnpack" else 255
 
 
-def quantize_input(x: np.ndarray, scale: float, zero_point: int, qmax: int) -> np.ndarray:
-    """float32 `x` -> its quint8 codes (int16, in [0, qmax]): rint(fma(x, fp32(1/scale), zp))."""
+def quantize_input(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """float32 `x` -> its quint8 codes (int16): clamp(rint(fma(x, fp32(1/scale), zp)), 0, 255)."""
     x = require_array("x", x, np.float32, 2)
     if not np.isfinite(x).all():
         raise ValueError("a dynamic-quantized layer's input holds NaN or infinity")
     inverse = np.float32(1.0) / np.float32(scale)
     codes = np.rint(fused_multiply_add_f32(x, inverse, np.float32(zero_point)))
-    return np.clip(codes, 0, qmax).astype(np.int16)
+    return np.clip(codes, 0, 255).astype(np.int16)
 
 
 def raw_accumulators(
