@@ -3,7 +3,11 @@
 A build lives in ``cache_dir()/<kind>/<key>``, where the key is a `content_hash` of everything
 the build depends on. `cached_build` (and `sim.toolchain.cocotb_build.build_cocotb`, with the
 same `_file_lock` and marker name) builds a folder at most once, under an ``fcntl.flock`` lock,
-and writes the marker file ``BUILT.json`` only after the build succeeded.
+and writes the marker file ``BUILT.json`` only after the build succeeded. `cached_build` also
+records the SHA-256 of each output in the marker and checks it before it reuses a build: an
+output changed or truncated since (a disk error, a process that died while copying, a user's
+edit) is rebuilt, never loaded. Two processes building one new key: the second waits on the
+lock, then finds the first's marker (tests/test_build_cache.py runs two processes).
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from typing import Any
 
 _HASH_LENGTH = 16
 _MARKER_NAME = "BUILT.json"
+#: The marker's record of each output's SHA-256 (file name -> hex digest).
+_DIGESTS = "output_sha256"
 
 
 def cache_dir() -> Path:
@@ -136,8 +142,9 @@ def cached_build(
     Returns
     -------
     (bool, dict)
-        ``True`` and the stored record when an earlier build was reused, else ``False`` and the
-        new record.
+        ``True`` and the stored record when an earlier build was reused (its marker and every
+        output present, each output's SHA-256 the one recorded), else ``False`` and the new
+        record (with ``output_sha256``).
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -147,12 +154,27 @@ def cached_build(
             try:
                 record = json.loads(marker.read_text())
             except ValueError:
-                record = {}
-            return True, record if isinstance(record, dict) else {}
+                record = None
+            if isinstance(record, dict) and record.get(_DIGESTS) == _digests(directory, outputs):
+                return True, record
         marker.unlink(missing_ok=True)
         record = dict(build())
         record.setdefault("built_at", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        record[_DIGESTS] = _digests(directory, outputs)
         partial = marker.with_suffix(".tmp")
         partial.write_text(json.dumps(record, indent=2) + "\n")
         os.replace(partial, marker)
         return False, record
+
+
+def _digests(directory: Path, outputs: Sequence[Path]) -> dict[str, str]:
+    """SHA-256 of each output file, by its path relative to `directory` (so a cache folder
+    that moves keeps its builds); absent files are left out."""
+    digests = {}
+    for path in outputs:
+        path = Path(path)
+        if path.is_file():
+            with path.open("rb") as handle:
+                name = os.path.relpath(path, directory)
+                digests[name] = hashlib.file_digest(handle, "sha256").hexdigest()
+    return digests
