@@ -11,9 +11,16 @@ pass's last row (the engine's ``last``) has been written.
 ``macs`` is the number of useful multiply-accumulates the engine starts this cycle: C times the
 nonzero values of the ``nonzeros`` beat it takes (padding entries are zeros).
 
+A pass takes exactly ``nz_beats`` beats: the engine sees ``last`` (and ``row_end``) on beat
+``nz_beats - 1`` and on no other, whatever the beats in memory hold, so a malformed stream
+neither hangs the engine nor leaves beats for the next pass.
+
 Errors (sticky until reset, for the controller to report): ``format_error`` when the sparse
-engine flags its input (an index at or past k), ``range_error`` when an output row would fall
-past the accumulator memory (that row is dropped, the pass still completes, so nothing hangs).
+engine flags its input (an index at or past k) or a beat's ``last`` disagrees with its position
+(set before beat ``nz_beats - 1``, or clear on it) or the final beat lacks ``row_end``;
+``range_error`` when an output row would fall past the accumulator memory (that row is
+dropped). The pass always completes (every beat is taken, every row in range written), so
+nothing hangs; after a format error the rows from the offending beat's row on hold garbage.
 One command runs at a time; ``cmd.ready`` is high when the engine is idle.
 """
 
@@ -121,17 +128,29 @@ class SpmmEngine(wiring.Component):
         ]
         with m.If(reader.cmd.valid & reader.cmd.ready):
             m.d.sync += reader_pending.eq(0)
+        # The pass is nz_beats beats whatever their flags say: the final one ends the row and the
+        # matrix (so a stream without `last`, or with it too early, neither hangs the engine nor
+        # leaves beats behind), and a beat whose `last` disagrees, or a final beat without
+        # `row_end`, is a format error.
+        layout = nonzeros_layout(config)
+        beat = data.View(layout, reader.write.payload.data.as_value()[: layout.size])
+        beats_taken = Signal(len(command.nz_beats))
+        final = beats_taken == command.nz_beats - 1
+        taken = sparse.nonzeros.valid & sparse.nonzeros.ready
+        stream_error = Signal()
         m.d.comb += [
             sparse.nonzeros.valid.eq(reader.write.valid),
-            sparse.nonzeros.payload.as_value().eq(
-                reader.write.payload.data.as_value()[: nonzeros_layout(config).size]
-            ),
+            sparse.nonzeros.payload.entries.eq(beat.entries),
+            sparse.nonzeros.payload.row_end.eq(beat.row_end | final),
+            sparse.nonzeros.payload.last.eq(final),
             reader.write.ready.eq(sparse.nonzeros.ready),
         ]
+        with m.If(taken):
+            m.d.sync += beats_taken.eq(Mux(final, 0, beats_taken + 1))
+            with m.If((beat.last != final) | (final & ~beat.row_end)):
+                m.d.sync += stream_error.eq(1)
 
-        beat = sparse.nonzeros.payload
         nonzero = sum(beat.entries[g].value != 0 for g in range(config.sparse_groups))
-        taken = sparse.nonzeros.valid & sparse.nonzeros.ready
         m.d.comb += self.macs.eq(Mux(taken, nonzero * config.cols, 0))
 
         # The X block: k weight-scratchpad rows, `last` on the final one.
@@ -170,5 +189,5 @@ class SpmmEngine(wiring.Component):
             with m.If(sparse.out.payload.last):
                 m.d.sync += [row.eq(0), busy.eq(0)]
                 m.d.comb += self.done.eq(1)
-        m.d.comb += self.format_error.eq(sparse.error)
+        m.d.comb += self.format_error.eq(sparse.error | stream_error)
         return m

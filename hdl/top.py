@@ -12,7 +12,9 @@ Controller
     `hdl.checked_bits`). A FENCE is taken only when every
     queue is empty and every unit idle. The first bad word stops the dispatcher for good:
     ``error`` and ``error_index`` hold its code and index, nothing after it starts, and what is
-    running finishes (then ``idle`` rises).
+    running or queued finishes (then ``idle`` rises), except queued instructions waiting for a
+    token that can no longer come: once nothing runs and each queue is empty or waits at its
+    head, ``idle`` rises with them unrun.
     Each queue's unit starts its head instruction once the dependency tokens it pops are there
     (four counters: load->compute, compute->load, compute->store, store->compute) and pushes its
     tokens when the instruction has finished:
@@ -41,6 +43,7 @@ from hdl.dma_load import LoadDma
 from hdl.dma_store import StoreDma
 from hdl.isa import (
     PARAM_RECORD_BYTES,
+    QUEUE_DEPTH,
     WORD_BITS,
     ErrorCode,
     Op,
@@ -58,8 +61,6 @@ from hdl.spmm_engine import SpmmEngine
 from hdl.top_ports import accelerator_signature
 from hdl.word_checks import check_span, instruction_view, word_error
 
-#: Instruction words each of the three queues holds.
-QUEUE_DEPTH = 8
 #: Width of each dependency-token counter.
 TOKEN_BITS = 8
 #: Width of an instruction's index in the command stream (``error_index``).
@@ -190,9 +191,20 @@ class Accelerator(wiring.Component):
         for queue in queues.values():  # `level`: r_rdy rises a cycle after a write
             queues_empty = queues_empty & (queue.level == 0)
         self._dispatcher(m, queues, live, queues_empty & units_idle, spmm)
+        # Stopped by an error with nothing running and every queue empty or its head waiting for
+        # a token: no token can come any more, so those instructions never run (a deadlock the
+        # error exposed) and the accelerator is done.
+        stranded = self._stopped & units_idle
+        for name, waiting in (
+            ("load", self._load_waiting),
+            ("compute", self._compute_waiting),
+            ("store", self._store_waiting),
+        ):
+            stranded = stranded & ((queues[name].level == 0) | waiting)
         # Not idle in the cycle a runtime error is being latched into `error` (an SPMM's last
         # row can be dropped in the cycle the pass ends, so the units are already idle then).
-        m.d.comb += self.idle.eq(queues_empty & units_idle & ~self._pending & ~self._runtime_error)
+        done = (queues_empty & units_idle & ~self._pending) | stranded
+        m.d.comb += self.idle.eq(done & ~self._runtime_error)
         self._counters(m, queues, tokens, (load_busy, compute_busy, store_busy), matmul)
         return m
 
@@ -282,6 +294,7 @@ class Accelerator(wiring.Component):
                     m.d.sync += self.error.eq(ErrorCode.SPARSE_FORMAT)
                 with m.Else():
                     m.d.sync += self.error.eq(ErrorCode.ACC_RANGE)
+        self._stopped = stopped
         self._dispatch_blocked = pending & ~ready & ~stopped
         self._fence_waiting = pending & fence & ~bad & ~all_idle & ~stopped
 

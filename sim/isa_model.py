@@ -7,9 +7,11 @@ wrap modulo 2**32) and the C requantizer lanes (one parameter record each). `Isa
 executes a list of `hdl.isa.Instruction` and returns the `Counters` of the run; `run_words`
 runs an encoded command stream.
 
-It is a functional model, not a cycle model: instructions run one at a time in program order.
-That is one legal schedule of the three concurrent queues, and every legal schedule gives the
-same result when the program is race-free, which `run` checks (`sim.races.find_races`).
+It is a functional model, not a cycle model: instructions run one at a time, in the order they
+start in `hdl.isa.replay_dispatch` (program order, except that an instruction popping a token
+waits for the instruction that pushes it, which may come later in the program). That is one
+legal schedule of the three concurrent queues, and every legal schedule gives the same result
+when the program is race-free, which `run` checks (`sim.races.find_races`).
 
 Semantics beyond docs/isa.md, chosen here:
 
@@ -18,13 +20,14 @@ Semantics beyond docs/isa.md, chosen here:
 - STORE with ``int8`` = 1: lane c requantizes s = acc[c] + bias[c] with the lane's m24, shift,
   zero point and ReLU by the golden integer procedure (`requantize_lanes`, equal to
   `sim.golden.requant.requantize_int`), also for the 33-bit sums outside int32.
-- SPMM: the ``last`` bit of a beat is not used (``nz_beats`` says how many beats to read);
-  entries after the final ``row_end`` belong to no row and are dropped. Any entry's index at or
-  past ``k`` (zero-valued padding entries included, as in `hdl.sparse.SparseEngine`) stops the
-  instruction with SPARSE_FORMAT; an output row at or past ``acc_rows`` stops it with ACC_RANGE.
-  The rows completed before the offending beat are written, the row in progress is not; when a
-  beat both finishes a row past ``acc_rows`` and holds a bad index, SPARSE_FORMAT wins (the
-  index is seen when the beat is taken, the row after it).
+- SPMM: the pass is ``nz_beats`` beats (the engine takes all of them and counts their MACs,
+  whatever they hold). A beat is malformed (SPARSE_FORMAT) when an entry's index is at or past
+  ``k`` (zero-valued padding entries included, as in `hdl.sparse.SparseEngine`), when its
+  ``last`` bit is set before beat ``nz_beats - 1`` or clear on it, or when the final beat has
+  no ``row_end``; an output row at or past ``acc_rows`` is ACC_RANGE. The first offending beat
+  stops the instruction: the rows completed before it are written, the row in progress is not
+  (the hardware writes garbage from there on, which the model leaves undefined by not writing
+  it); when a beat both finishes a row past ``acc_rows`` and is malformed, SPARSE_FORMAT wins.
 
 Errors: `run` applies `hdl.isa.check_program` first, with the size of the model's memory image
 as the main-memory size (the hardware uses ``AccelConfig.mem_bytes``), and raises its
@@ -45,7 +48,6 @@ import numpy as np
 from hdl.config import AccelConfig, Dataflow
 from hdl.isa import (
     PARAM_RECORD_BYTES,
-    WORD_BITS,
     ErrorCode,
     Geometry,
     Instruction,
@@ -53,6 +55,8 @@ from hdl.isa import (
     ProgramError,
     Queue,
     check_program,
+    check_words,
+    replay_dispatch,
 )
 from hdl.sparse import index_bits, nonzero_beat_bytes
 from sim.golden.gemm import gemm, wrap_int32
@@ -97,6 +101,16 @@ class Counters:
     bytes_stored: int = 0
     instructions: dict[Queue, int] = field(default_factory=lambda: dict.fromkeys(Queue, 0))
     fences: int = 0
+
+
+@dataclass
+class Execution:
+    """What `IsaModel.execute` did: the `Counters`, the accumulator rows each SPMM wrote (program
+    index -> rows) and the run-time error that ended it (a `ProgramError`), None if none."""
+
+    counters: Counters
+    spmm_rows: dict[int, int]
+    fault: ProgramError | None
 
 
 class _ExecutionError(Exception):
@@ -171,7 +185,7 @@ class IsaModel:
         self.lanes = np.zeros(config.cols, LANE_DTYPE)
 
     def run(self, program: list[Instruction], *, check_races: bool = True) -> Counters:
-        """Execute `program` in program order and return what it did.
+        """Execute `program` (in a legal schedule, see the module doc) and return what it did.
 
         Raises
         ------
@@ -185,40 +199,49 @@ class IsaModel:
         """
         program = list(program)
         check_program(program, self.config, self.memory.size)
-        counters = Counters()
-        spmm_rows: dict[int, int] = {}
-        for index, instruction in enumerate(program):
-            try:
-                rows = self._execute(instruction, counters)
-            except _ExecutionError as fault:
-                raise ProgramError(index, fault.code, str(fault)) from None
-            if rows is not None:
-                spmm_rows[index] = rows
+        execution = self.execute(program)
+        if execution.fault is not None:
+            raise execution.fault
         if check_races:
-            races = find_races(program, self.config, spmm_rows)
+            races = find_races(program, self.config, execution.spmm_rows)
             if races:
                 raise RaceError(program, races)
-        return counters
+        return execution.counters
 
     def run_words(self, words: np.ndarray, *, check_races: bool = True) -> Counters:
         """`run` for an encoded program (uint32 [n, 4], `hdl.isa.encode_program`).
 
-        A word that does not decode stops the program at its index: BAD_OPCODE for opcodes
-        7-15, BAD_FIELD for bits set above the opcode's layout, unless an earlier instruction
-        breaks a field rule (that one is reported, as the hardware meets it first). Nothing
-        runs in either case.
+        `hdl.isa.check_words` decodes and checks it: a word that does not decode stops the
+        program at its index (BAD_OPCODE for opcodes 7-15 and for SPMM without a sparse engine,
+        BAD_FIELD for bits set above the opcode's layout) unless an earlier instruction breaks a
+        rule or the dispatcher never gets to it (DEADLOCK). Nothing runs in either case.
         """
-        program = []
-        for index, row in enumerate(np.asarray(words, np.uint32).reshape(-1, WORD_BITS // 32)):
-            word = sum(int(value) << (32 * i) for i, value in enumerate(row))
-            try:
-                program.append(Instruction.decode(word))
-            except ValueError as error:
-                _check_prefix(program, self.config, self.memory.size)
-                known = (word & 0xF) in {op.value for op in Op}
-                code = ErrorCode.BAD_FIELD if known else ErrorCode.BAD_OPCODE
-                raise ProgramError(index, code, str(error)) from None
+        program = check_words(words, self.config, self.memory.size)
         return self.run(program, check_races=check_races)
+
+    def execute(self, program: list[Instruction], order: list[int] | None = None) -> Execution:
+        """Execute `program` without checking it, one instruction at a time in `order`.
+
+        `order` lists program indices (default: the instructions that run in
+        `hdl.isa.replay_dispatch`, in the order they start there, a legal schedule). The caller
+        has checked every instruction (`hdl.isa.check_instruction`); an SPMM's run-time error
+        (SPARSE_FORMAT, ACC_RANGE) ends the execution after that SPMM wrote the rows it
+        completed, and is returned as `Execution.fault` (with the SPMM's program index), not
+        raised.
+        """
+        if order is None:
+            order = replay_dispatch(program).order
+        counters = Counters()
+        spmm_rows: dict[int, int] = {}
+        for index in order:
+            try:
+                rows = self._execute(program[index], counters)
+            except _ExecutionError as fault:
+                error = ProgramError(index, fault.code, str(fault))
+                return Execution(counters, spmm_rows, error)
+            if rows is not None:
+                spmm_rows[index] = rows
+        return Execution(counters, spmm_rows, None)
 
     def _execute(self, ins: Instruction, counters: Counters) -> int | None:
         """Run one instruction; the accumulator rows an SPMM wrote, None for the others."""
@@ -279,11 +302,13 @@ class IsaModel:
 
     def _spmm(self, ins: Instruction, counters: Counters) -> int:
         """One sparse-engine pass; returns the accumulator rows it wrote (see the module doc)."""
-        values, indices, row_end = self._nonzero_beats(ins)
+        values, indices, row_end, last = self._nonzero_beats(ins)
         counters.bytes_loaded += ins.nz_beats * nonzero_beat_bytes(self.config)
-        bad = (indices >= ins.k).any(axis=1)
+        counters.macs += self.config.cols * int(np.count_nonzero(values))  # every beat is taken
+        final = np.arange(ins.nz_beats) == ins.nz_beats - 1
+        bad_index = (indices >= ins.k).any(axis=1)
+        bad = bad_index | (last != final) | (final & ~row_end)
         taken = int(np.argmax(bad)) if bad.any() else ins.nz_beats
-        counters.macs += self.config.cols * int(np.count_nonzero(values[:taken]))
         x = self.wgt[ins.x_row : ins.x_row + ins.k].astype(np.int64)
         products = np.einsum("bg,bgc->bc", values[:taken], x[indices[:taken]])
         row_of_beat = np.cumsum(row_end[:taken]) - row_end[:taken]
@@ -301,16 +326,18 @@ class IsaModel:
                 f"past the end ({self.config.acc_rows})",
             )
         if taken < ins.nz_beats:
-            index = int(indices[taken].max())
-            raise _ExecutionError(
-                ErrorCode.SPARSE_FORMAT,
-                f"SPMM nonzeros beat {taken} has index {index}, at or past k = {ins.k}",
-            )
+            if bad_index[taken]:
+                why = f"has index {int(indices[taken].max())}, at or past k = {ins.k}"
+            elif last[taken] != final[taken]:
+                why = f"has last = {int(last[taken])} (the pass has {ins.nz_beats} beats)"
+            else:
+                why = "is the final one and has no row_end"
+            raise _ExecutionError(ErrorCode.SPARSE_FORMAT, f"SPMM nonzeros beat {taken} {why}")
         return rows
 
-    def _nonzero_beats(self, ins: Instruction) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(values int64 [B, G], indices int64 [B, G], row_end bool [B]) of the SPMM's beats,
-        unpacked from main memory as `sim.stream_program.pack_beats` packs them."""
+    def _nonzero_beats(self, ins: Instruction) -> tuple[np.ndarray, ...]:
+        """(values int64 [B, G], indices int64 [B, G], row_end bool [B], last bool [B]) of the
+        SPMM's beats, unpacked from main memory as `sim.stream_program.pack_beats` packs them."""
         size = nonzero_beat_bytes(self.config)
         raw = self.memory[ins.nz_addr : ins.nz_addr + ins.nz_beats * size]
         bits = np.unpackbits(raw.reshape(ins.nz_beats, size), axis=1, bitorder="little")
@@ -319,7 +346,8 @@ class IsaModel:
         values = entries[..., :8].astype(np.int64) @ (1 << np.arange(8))
         values = np.where(values >= 128, values - 256, values)
         indices = entries[..., 8:].astype(np.int64) @ (1 << np.arange(width))
-        return values, indices, bits[:, groups * (8 + width)].astype(bool)
+        flags = bits[:, groups * (8 + width) : groups * (8 + width) + 2].astype(bool)
+        return values, indices, flags[:, 0], flags[:, 1]
 
     def _store(self, ins: Instruction, counters: Counters) -> None:
         """Accumulator rows to main memory: int8 through lanes 0..width-1, or int32 LE."""
@@ -347,13 +375,3 @@ def _memory_image(memory: int | np.ndarray) -> np.ndarray:
     if memory < 1:
         raise ValueError(f"memory must be at least 1 byte, not {memory!r}")
     return np.zeros(memory, np.uint8)
-
-
-def _check_prefix(program: list[Instruction], config: AccelConfig, memory_bytes: int) -> None:
-    """Field and flag rules of the instructions before an undecodable word (no token replay:
-    the hardware meets the bad word whatever the earlier ones wait for)."""
-    try:
-        check_program(program, config, memory_bytes)
-    except ProgramError as error:
-        if error.code is not ErrorCode.DEADLOCK:
-            raise

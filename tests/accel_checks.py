@@ -4,9 +4,9 @@ whole programs (native harness, Amaranth simulator, the pysim and verilator back
 import numpy as np
 
 from hdl.config import AccelConfig
-from hdl.isa import PARAM_RECORD_BYTES, Instruction, Op
-from hdl.sparse import nonzero_beat_bytes
+from hdl.isa import Instruction
 from hdl.top_ports import COUNTERS
+from sim.fuzz.expected import dma_bytes_read as bytes_read
 from sim.golden.layers import QuantLayer
 from sim.golden.requant import RequantParams
 from sim.isa_model import Counters, IsaModel
@@ -51,28 +51,6 @@ def model_run(config: AccelConfig, image: np.ndarray, program: list[Instruction]
     model = IsaModel(config, image.copy())
     counters = model.run(program)
     return model.memory, counters
-
-
-def bytes_read(program: list[Instruction], config: AccelConfig) -> int:
-    """Main-memory bytes the load DMAs read for `program`: every row (a LOAD's row, a parameter
-    record, a ``nonzeros`` beat) is one burst of the bus words covering it."""
-    bus = config.bus_bytes
-    total = 0
-    for ins in program:
-        f = ins.fields
-        if ins.op in (Op.LOAD_ACT, Op.LOAD_WGT):
-            start, rows, width, stride = f["dram_addr"], f["rows"], f["width"], f["dram_stride"]
-        elif ins.op is Op.LOAD_PARAMS:
-            start, rows = f["dram_addr"], f["lanes"]
-            width = stride = PARAM_RECORD_BYTES
-        elif ins.op is Op.SPMM:
-            start, rows = f["nz_addr"], f["nz_beats"]
-            width = stride = nonzero_beat_bytes(config)
-        else:
-            continue
-        starts = start + stride * np.arange(rows, dtype=np.int64)
-        total += int(((starts + width + bus - 1) // bus - starts // bus).sum()) * bus
-    return total
 
 
 def assert_counters_agree(

@@ -11,15 +11,20 @@ from amaranth.sim import Simulator
 from hdl.config import AccelConfig
 from hdl.isa import (
     LAYOUTS,
+    QUEUE_DEPTH,
     WORD_BITS,
     ErrorCode,
     Instruction,
     Op,
     ProgramError,
     check_program,
+    check_words,
     decode_program,
+    decode_word,
     encode_program,
     field_table,
+    replay_dispatch,
+    words_as_ints,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -229,3 +234,61 @@ def test_spmm_limits_k_and_nonzero_bytes():
     with pytest.raises(ProgramError, match=r"nonzeros bytes up to") as caught:
         check_program([Instruction(Op.SPMM, **{**spmm, "nz_addr": MEMORY - 8})], CONFIG, MEMORY)
     assert caught.value.code is ErrorCode.DRAM_RANGE
+
+
+# --------------------------------------------------------------------------------------------------
+# The dispatch replay: full queues, FENCEs and bad words behind a stuck instruction (found by the
+# program fuzzer, sim.fuzz)
+
+
+def test_a_pop_waiting_behind_a_full_queue_deadlocks():
+    """QUEUE_DEPTH MATMULs that each wait for a LOAD after them fit in the compute queue; one more
+    holds the dispatcher, so the LOADs never come (the hardware hangs)."""
+    for count, stuck in ((QUEUE_DEPTH, None), (QUEUE_DEPTH + 1, 0)):
+        program = [matmul(pop_prev=True)] * count + [load(push_next=True)] * count
+        replay = replay_dispatch(program)
+        assert replay.stuck == stuck
+        if stuck is None:
+            check_program(program, CONFIG, MEMORY)
+            # The MATMULs start after the LOADs that push their tokens.
+            assert replay.order == (*range(count, 2 * count), *range(count))
+        else:
+            assert replay.dispatched == QUEUE_DEPTH  # the next MATMUL holds the dispatcher
+            with pytest.raises(ProgramError, match=r"^instruction 0: waits for a token") as caught:
+                check_program(program, CONFIG, MEMORY)
+            assert caught.value.code is ErrorCode.DEADLOCK
+
+
+def test_a_bad_word_behind_a_stuck_fence_is_never_reached():
+    stuck = [matmul(pop_prev=True), Instruction(Op.FENCE), load(rows=0)]
+    with pytest.raises(ProgramError, match=r"^instruction 0: ") as caught:
+        check_program(stuck, CONFIG, MEMORY)
+    assert caught.value.code is ErrorCode.DEADLOCK
+    # Without the FENCE the dispatcher reaches the bad word; the stuck MATMUL is dropped.
+    with pytest.raises(ProgramError, match=r"^instruction 1: .*rows is 0") as caught:
+        check_program([stuck[0], stuck[2]], CONFIG, MEMORY)
+    assert caught.value.code is ErrorCode.BAD_FIELD
+
+
+def test_words_decode_opcode_first():
+    """SPMM on an accelerator without a sparse engine is BAD_OPCODE, stray bits or not, as the
+    dispatcher checks the opcode first; other stray bits are BAD_FIELD."""
+    spmm = Instruction(Op.SPMM, nz_addr=0, nz_beats=1, x_row=0, k=1, acc_row=0, accumulate=0)
+    no_engine = AccelConfig(rows=4, cols=8, spad_bytes=1024, acc_rows=64, sparse_lanes=0)
+    stray = spmm.encode() | 1 << 127
+    for config, word, code in [
+        (no_engine, stray, ErrorCode.BAD_OPCODE),
+        (no_engine, spmm.encode(), ErrorCode.BAD_OPCODE),
+        (CONFIG, stray, ErrorCode.BAD_FIELD),
+        (CONFIG, 0xB, ErrorCode.BAD_OPCODE),
+    ]:
+        with pytest.raises(ProgramError, match=r"^instruction 3: ") as caught:
+            decode_word(3, word, config)
+        assert caught.value.code is code
+    assert decode_word(0, spmm.encode(), CONFIG) == spmm
+    words = encode_program([load(), spmm])
+    words[1, 3] |= 1 << 31
+    with pytest.raises(ProgramError, match=r"^instruction 1: ") as caught:
+        check_words(words, no_engine, MEMORY)
+    assert caught.value.code is ErrorCode.BAD_OPCODE
+    assert words_as_ints(words[:1]) == [load().encode()]

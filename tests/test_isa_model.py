@@ -234,13 +234,27 @@ def test_spmm_reads_the_sparse_engines_own_nonzeros_beats():
     np.testing.assert_array_equal(model.acc[3:12], gemm(w, x))
 
 
-def test_entries_after_the_last_row_end_belong_to_no_row():
+@pytest.mark.parametrize(
+    ("row_end", "last", "beat", "why"),
+    [
+        ([1, 0], [0, 1], 1, "is the final one and has no row_end"),  # entries after the row_end
+        ([1, 1], [1, 1], 0, "has last = 1"),  # `last` before the final beat
+        ([1, 1], [0, 0], 1, "has last = 0"),  # no `last` at all
+    ],
+)
+def test_a_stream_whose_flags_disagree_with_nz_beats_is_a_format_error(row_end, last, beat, why):
+    """The pass is nz_beats beats; the rows before the offending beat are written, every beat's
+    MACs are counted (the engine takes them all)."""
     memory = np.zeros(MEMORY, np.uint8)
-    memory[:8] = nonzero_beats([[1, 0, 0, 0], [9, 1, 9, 2]], row_end=[1, 0], last=[0, 1])
+    memory[:8] = nonzero_beats([[1, 0, 0, 0], [9, 1, 9, 2]], row_end=row_end, last=last)
     model = IsaModel(WS, memory)
     model.wgt[0:3] = X
-    model.run([spmm(nz_beats=2, acc_row=0)])
-    np.testing.assert_array_equal(model.acc[:2], [[1, 2, 3], [0, 0, 0]])
+    model.acc[:] = 7
+    with pytest.raises(ProgramError, match=rf"^instruction 0: SPMM nonzeros beat {beat} {why}"):
+        model.run([spmm(nz_beats=2, acc_row=0)])
+    written = [[1, 2, 3]] if beat == 1 else []
+    np.testing.assert_array_equal(model.acc[: len(written)], np.array(written).reshape(-1, 3))
+    assert (model.acc[len(written) :] == 7).all()
 
 
 def test_counters_count_instructions_per_queue_and_fences():
@@ -425,7 +439,14 @@ def test_a_pop_may_come_before_its_push_in_program_order():
     program = [matmul(pop_next=True), store(push_prev=True)]
     order = Ordering(program)
     assert order.before(1, 0) and not order.before(0, 1)
-    IsaModel(WS, MEMORY).run(program)  # the STORE reads the rows before the MATMUL writes
+    # The STORE reads the rows before the MATMUL writes them: the model runs it first (a legal
+    # schedule, not program order; found by the program fuzzer).
+    model = IsaModel(WS, MEMORY)
+    model.acc[:] = 3
+    model.act[:], model.wgt[:] = 1, 2
+    model.run(program)
+    assert model.memory[400:424].view("<i4").tolist() == [3] * 6
+    assert (model.acc[:2] == 4).all()
 
 
 def test_a_fence_orders_everything_around_it():

@@ -16,11 +16,12 @@ from accel_checks import assert_counters_agree, model_run, native_config
 from sparse_operands import sparse_operands
 
 from hdl.config import AccelConfig
-from hdl.isa import ErrorCode, Instruction, Op, encode_program
+from hdl.isa import ErrorCode, Instruction, Op, ProgramError, encode_program
 from hdl.top import Accelerator
 from sim.drivers.accel_native import NativeAccelerator
 from sim.golden.gemm import gemm
 from sim.golden.requant import RequantParams, requantize_float
+from sim.isa_model import IsaModel
 from sim.perf import gemm_estimate
 from sim.schedule import gemm_memory
 from sim.spmm_schedule import spmm_memory, spmm_schedule
@@ -206,3 +207,43 @@ def test_256_cubed_on_16x16_from_memory():
     assert utilization >= 0.90, utilization
     # The analytical model (sim/perf.py) within 5 % (it predicts this run to the cycle).
     assert abs(gemm_estimate(256, 256, 256, config).cycles - run.cycles) <= 0.05 * run.cycles
+
+
+def test_an_error_behind_a_stuck_instruction_stops_without_a_hang(accelerator):
+    """A MATMUL waiting for a token that only a later LOAD would push, then a bad word: the
+    dispatcher stops at the bad word, the STORE before it runs, and the accelerator goes idle
+    with the MATMUL unrun (it used to hang; found by the program fuzzer)."""
+    sim = accelerator("ws")
+    program = [
+        Instruction(Op.STORE, acc_row=0, rows=1, dram_addr=64, dram_stride=16, int8=0, width=4),
+        Instruction(Op.MATMUL, act_row=0, wgt_row=0, rows=4, acc_row=0, accumulate=0, pop_prev=1),
+        Instruction(Op.LOAD_ACT, dram_addr=0, dram_stride=4, rows=0, spad_row=0, width=4),
+    ]
+    image = np.full(MEMORY, 0xAA, np.uint8)
+    run = sim.run(image, encode_program(program), quiet_cycles=1000, fresh=True)
+    assert (run.error, run.error_index) == (ErrorCode.BAD_FIELD, 2)
+    assert (image[64:80] == 0).all() and (image[80:] == 0xAA).all()  # the STORE ran
+    assert run.counters["macs"] == 0
+
+
+@pytest.mark.parametrize("extra", [-1, 1])
+def test_a_nonzeros_stream_that_disagrees_with_nz_beats_is_a_format_error(accelerator, extra):
+    """An SPMM reading one beat fewer (its final beat without `last`: it used to hang) or one
+    more (`last` before the final beat: the engine used to stop early, leaving reads
+    outstanding) than its stream holds stops with SPARSE_FORMAT, as sim.isa_model says."""
+    sim = accelerator("ws")
+    w, x = sparse_operands(6, 5, 5, 2, 0.0)
+    memory, layout = spmm_memory(w, x, sim.config)
+    load, spmm = spmm_schedule(layout)[:2]
+    assert spmm.nz_beats > 2
+    wrong = Instruction(
+        Op.SPMM, **{**spmm.fields, "nz_beats": spmm.nz_beats + extra}, pop_prev=True
+    )
+    image = np.zeros(MEMORY, np.uint8)
+    image[: memory.size] = memory
+    with pytest.raises(ProgramError) as caught:
+        IsaModel(sim.config, image).run([load, wrong])
+    assert (caught.value.code, caught.value.index) == (ErrorCode.SPARSE_FORMAT, 1)
+    run = sim.run(image, encode_program([load, wrong]), quiet_cycles=1000)
+    assert (run.error, run.error_index) == (ErrorCode.SPARSE_FORMAT, 1)
+    assert run.memory.read_words == run.counters["bytes_read"] // sim.config.bus_bytes

@@ -24,7 +24,17 @@ Everything is re-exported here. This package imports nothing above `hdl`
     words = encode_program(program)
 """
 
-from hdl.isa.check import Geometry, ProgramError, check_program
+from hdl.isa.check import (
+    Geometry,
+    ProgramError,
+    Replay,
+    check_instruction,
+    check_program,
+    check_words,
+    decode_word,
+    replay_dispatch,
+    words_as_ints,
+)
 from hdl.isa.instruction import DEP_FLAGS, Instruction, decode_program, encode_program
 from hdl.isa.layout import (
     ACC_ROW_BITS,
@@ -33,6 +43,7 @@ from hdl.isa.layout import (
     LAYOUTS,
     MAX_ROWS,
     PARAM_RECORD_BYTES,
+    QUEUE_DEPTH,
     QUEUE_OF,
     ROWS_BITS,
     SPAD_ROW_BITS,
@@ -57,6 +68,7 @@ __all__ = [
     "LAYOUTS",
     "MAX_ROWS",
     "PARAM_RECORD_BYTES",
+    "QUEUE_DEPTH",
     "QUEUE_OF",
     "ROWS_BITS",
     "SPAD_ROW_BITS",
@@ -69,12 +81,18 @@ __all__ = [
     "Op",
     "ProgramError",
     "Queue",
+    "Replay",
     "check_dma_widths",
+    "check_instruction",
     "check_program",
+    "check_words",
     "decode_program",
+    "decode_word",
     "dma_command_fields",
     "encode_program",
     "field_table",
     "queue_ops",
+    "replay_dispatch",
     "scratchpad_rows",
+    "words_as_ints",
 ]

@@ -3,16 +3,29 @@
 `check_program` applies each rule against an `AccelConfig` and a memory size, and replays the
 token protocol of the three queues to find programs that would deadlock, raising `ProgramError`
 with the index and the `ErrorCode` the hardware would report (the gateware's dispatcher checks
-the same rules in the same order).
+the same rules in the same order). `decode_word` and `check_instruction` are the per-word part
+(what the dispatcher checks of each word on its own), `replay_dispatch` the replay: dispatch in
+order into queues of `QUEUE_DEPTH` words, a FENCE waiting for everything before it, each queue
+starting its head once the tokens it pops are there.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from hdl.config import AccelConfig, Dataflow
 from hdl.isa.instruction import Instruction
-from hdl.isa.layout import PARAM_RECORD_BYTES, ErrorCode, Op, Queue, scratchpad_rows
+from hdl.isa.layout import (
+    PARAM_RECORD_BYTES,
+    QUEUE_DEPTH,
+    WORD_BITS,
+    ErrorCode,
+    Op,
+    Queue,
+    scratchpad_rows,
+)
 from hdl.sparse import nonzero_beat_bytes
 
 
@@ -68,20 +81,123 @@ def check_program(
     """Raise `ProgramError` for the first instruction that breaks a rule of docs/isa.md.
 
     Checks every field against the configuration's memories and `memory_bytes` of main memory
-    (default ``config.mem_bytes``),
-    the token flags against the queues that exist, and replays the token protocol (each queue in
-    order, an instruction starting once its pops are available, FENCE waiting for all earlier
-    instructions) to find a pop that can never be satisfied.
+    (default ``config.mem_bytes``) and the token flags against the queues that exist
+    (`check_instruction`), and replays dispatch and the token protocol (`replay_dispatch`) on
+    the instructions before the first bad one, as the hardware meets them:
+
+    - the dispatcher never reaches the bad instruction (a FENCE or a full queue holds it
+      behind a pop that no earlier instruction satisfies): DEADLOCK at the stuck instruction;
+    - otherwise the bad instruction's code and index (the earlier instructions that wait for a
+      token that never comes are dropped when the accelerator stops: docs/isa.md, Errors);
+    - a program with no bad instruction whose replay stalls: DEADLOCK.
     """
-    geometry = Geometry.of(config)
     if memory_bytes is None:
         memory_bytes = config.mem_bytes
+    bad = None
     for index, instruction in enumerate(program):
         if not isinstance(instruction, Instruction):
             raise TypeError(f"program[{index}] is not an Instruction: {instruction!r}")
-        _check_fields(index, instruction, geometry, config, memory_bytes)
-        _check_deps(index, instruction)
-    _check_tokens(program)
+        try:
+            check_instruction(index, instruction, config, memory_bytes)
+        except ProgramError as error:
+            bad = error
+            break
+    _check_dispatch(program if bad is None else program[: bad.index], bad)
+
+
+def check_words(words, config: AccelConfig, memory_bytes: int | None = None) -> list[Instruction]:
+    """`check_program` for an encoded command stream (uint32 [n, 4], `encode_program`): the
+    decoded program, or `ProgramError` for the first word that does not decode (`decode_word`)
+    or breaks a rule, with the same replay of the words before it."""
+    if memory_bytes is None:
+        memory_bytes = config.mem_bytes
+    program, bad = [], None
+    for index, word in enumerate(words_as_ints(words)):
+        try:
+            instruction = decode_word(index, word, config)
+            check_instruction(index, instruction, config, memory_bytes)
+        except ProgramError as error:
+            bad = error
+            break
+        program.append(instruction)
+    _check_dispatch(program, bad)
+    return program
+
+
+def words_as_ints(words) -> list[int]:
+    """The 128-bit words of a uint32 [n, 4] command stream (least significant first) as ints."""
+    rows = np.asarray(words, np.uint32).reshape(-1, WORD_BITS // 32).astype(object)
+    return [int(a) | int(b) << 32 | int(c) << 64 | int(d) << 96 for a, b, c, d in rows]
+
+
+def _check_dispatch(prefix: list[Instruction], bad: ProgramError | None) -> None:
+    """Replay the instructions before the first bad one (`bad`, None for none): DEADLOCK if the
+    dispatcher never gets past them or (no bad one) they cannot all run, else `bad`."""
+    replay = replay_dispatch(prefix)
+    if replay.dispatched < len(prefix) or (bad is None and not replay.complete):
+        _fail(replay.stuck, ErrorCode.DEADLOCK, "waits for a token that no instruction will push")
+    if bad is not None:
+        raise bad
+
+
+def check_instruction(
+    index: int, instruction: Instruction, config: AccelConfig, memory_bytes: int | None = None
+) -> None:
+    """Raise `ProgramError` (with `index`) if `instruction` breaks a field or token-flag rule.
+
+    These are the rules the dispatcher checks on each word alone, in its order; deadlocks need
+    the whole program (`check_program`).
+    """
+    if memory_bytes is None:
+        memory_bytes = config.mem_bytes
+    _check_fields(index, instruction, Geometry.of(config), config, memory_bytes)
+    _check_deps(index, instruction)
+
+
+def decode_word(index: int, word: int, config: AccelConfig) -> Instruction:
+    """The `Instruction` of a 128-bit word, or `ProgramError` (with `index`) for a word that does
+    not decode: BAD_OPCODE for opcodes 7-15 and for SPMM on an accelerator without a sparse
+    engine (the opcode is checked first, stray bits or not), BAD_FIELD for bits set above the
+    opcode's layout."""
+    op = word & 0xF
+    if op == Op.SPMM.value and not config.has_sparse_engine:
+        _fail(index, ErrorCode.BAD_OPCODE, "SPMM: this accelerator has no sparse engine")
+    try:
+        return Instruction.decode(word)
+    except ValueError as error:
+        known = op in {o.value for o in Op} and 0 <= word < 1 << WORD_BITS
+        _fail(index, ErrorCode.BAD_FIELD if known else ErrorCode.BAD_OPCODE, str(error))
+
+
+@dataclass(frozen=True)
+class Replay:
+    """What `replay_dispatch` found.
+
+    Attributes
+    ----------
+    dispatched : int
+        Instructions the dispatcher took (a prefix of the program).
+    done : tuple of bool
+        Per dispatched instruction: it ran (FENCEs: passed).
+    stuck : int or None
+        When the replay stalled with work left: the first instruction (lowest index) at the head
+        of a queue, waiting for a token; None when everything ran.
+    order : tuple of int
+        The instructions that ran, in the order they started: a legal schedule (queue order,
+        tokens and FENCEs respected), so a race-free program's result is that of running them
+        one at a time in this order, which is not program order when a pop comes before its
+        push.
+    """
+
+    dispatched: int
+    done: tuple[bool, ...]
+    stuck: int | None
+    order: tuple[int, ...] = ()
+
+    @property
+    def complete(self) -> bool:
+        """Whether every dispatched instruction ran (the dispatcher may still have stalled)."""
+        return self.stuck is None
 
 
 def _fail(index: int, code: ErrorCode, message: str):
@@ -169,20 +285,32 @@ def _check_deps(index: int, ins: Instruction) -> None:
             _fail(index, ErrorCode.BAD_DEPS, f"{ins.op.name} has no {side} queue for {flag}")
 
 
-def _check_tokens(program: list[Instruction]) -> None:
-    """Replay the three queues with instant instructions; a stall with work left deadlocks."""
+def replay_dispatch(program: list[Instruction], queue_depth: int = QUEUE_DEPTH) -> Replay:
+    """Replay dispatch and the three queues with instant instructions until nothing moves.
+
+    The dispatcher takes instructions in program order into their queue while it holds fewer
+    than `queue_depth` instructions that have not started; a FENCE is taken once everything
+    before it has run. A queue starts its head once the tokens it pops are there (it then
+    leaves the queue, runs and pushes its tokens). The replay stops when everything has run or
+    nothing can move: a stall with work left is a deadlock (the hardware hangs there).
+    """
     queues: dict[Queue, list[int]] = {queue: [] for queue in Queue}
     tokens: dict[tuple[Queue, Queue], int] = {}  # (from, to) -> tokens available
     dispatched = 0
-    done: set[int] = set()  # always a subset of range(dispatched)
+    done = [False] * len(program)
+    order: list[int] = []
+    finished = 0  # instructions with done[i]; always at most `dispatched`
     while True:
-        # Dispatch in program order; a FENCE waits until everything before it is done.
         while dispatched < len(program):
             queue = program[dispatched].queue
             if queue is None:
-                if len(done) < dispatched:
+                if finished < dispatched:
                     break
-                done.add(dispatched)
+                done[dispatched] = True
+                order.append(dispatched)
+                finished += 1
+            elif len(queues[queue]) >= queue_depth:
+                break
             else:
                 queues[queue].append(dispatched)
             dispatched += 1
@@ -197,13 +325,15 @@ def _check_tokens(program: list[Instruction]) -> None:
                     tokens[edge] -= 1
                 for edge in _token_edges(queue, ins, "push"):
                     tokens[edge] = tokens.get(edge, 0) + 1
-                done.add(waiting.pop(0))
+                index = waiting.pop(0)
+                done[index] = True
+                order.append(index)
+                finished += 1
                 progressed = True
-        if dispatched == len(program) and not any(queues.values()):
-            return
         if not progressed:
-            stuck = min(waiting[0] for waiting in queues.values() if waiting)
-            _fail(stuck, ErrorCode.DEADLOCK, "waits for a token that no instruction will push")
+            heads = [waiting[0] for waiting in queues.values() if waiting]
+            stuck = min(heads) if heads else None
+            return Replay(dispatched, tuple(done[:dispatched]), stuck, tuple(order))
 
 
 def _token_edges(queue: Queue, ins: Instruction, kind: str) -> list[tuple[Queue, Queue]]:

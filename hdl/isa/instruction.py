@@ -24,6 +24,13 @@ _FIELDS = {
     op: tuple((name, layout[name].width) for name, _ in layout if name not in ("op", "deps"))
     for op, layout in LAYOUTS.items()
 }
+#: Each opcode's word size and (field, offset, width), for `Instruction.decode` (a fuzzer
+#: decodes 10^6 words; reading Amaranth layouts each time costs most of it).
+_PARTS = {
+    op: (layout.size, tuple((name, layout[name].offset, width) for name, width in _FIELDS[op]))
+    for op, layout in LAYOUTS.items()
+}
+_DEPS_OFFSET = LAYOUTS[Op.FENCE]["deps"].offset
 
 
 @dataclass(frozen=True, init=False)
@@ -95,16 +102,11 @@ class Instruction:
             op = Op(word & 0xF)
         except ValueError:
             raise ValueError(f"unknown opcode {word & 0xF}") from None
-        layout = LAYOUTS[op]
-        if word >> layout.size:
-            raise ValueError(f"{op.name} word has bits set above bit {layout.size - 1}")
-        values = {
-            name: (word >> part.offset) & ((1 << part.width) - 1)
-            for name, part in layout
-            if name not in ("op", "deps")
-        }
-        deps = layout["deps"].offset
-        flags = {flag: bool(word >> (deps + bit) & 1) for bit, flag in enumerate(DEP_FLAGS)}
+        size, parts = _PARTS[op]
+        if word >> size:
+            raise ValueError(f"{op.name} word has bits set above bit {size - 1}")
+        values = {name: (word >> offset) & ((1 << width) - 1) for name, offset, width in parts}
+        flags = {flag: bool(word >> (_DEPS_OFFSET + bit) & 1) for bit, flag in enumerate(DEP_FLAGS)}
         return cls(op, **values, **flags)
 
     def __repr__(self) -> str:

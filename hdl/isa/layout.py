@@ -65,6 +65,10 @@ DEPS = data.StructLayout({"pop_prev": 1, "pop_next": 1, "push_prev": 1, "push_ne
 
 _HEADER = {"op": Op, "deps": DEPS}
 
+#: Instruction words each of the three queues holds (the dispatcher stalls while the target
+#: queue is full; `hdl.isa.check_program` replays dispatch with this bound to find deadlocks).
+QUEUE_DEPTH = 8
+
 #: Field widths shared by several instructions.
 DRAM_ADDRESS_BITS = 32  # byte address in main memory
 STRIDE_BITS = 24  # bytes between consecutive rows in main memory

@@ -177,6 +177,7 @@ class NativeAccelerator(_HarnessModel):
         max_cycles: int | None = None,
         quiet_cycles: int | None = None,
         vcd_path: str | os.PathLike[str] | None = None,
+        fresh: bool = False,
     ) -> AccelRun:
         """Reset the accelerator and run `program` against `memory` until it stops.
 
@@ -203,6 +204,11 @@ class NativeAccelerator(_HarnessModel):
             `QUIET_CYCLES`.
         vcd_path:
             Write a VCD waveform of this run (reset included) there; needs ``trace=True``.
+        fresh:
+            Run on a newly created model (every memory and register at its initial value, as
+            after power-on) instead of the persistent one, whose memories (scratchpads,
+            accumulator, the sparse engine's banks) keep what earlier runs left: reset clears
+            registers only. Costs about 40 us (a 4x4 top).
 
         Returns
         -------
@@ -250,7 +256,7 @@ class NativeAccelerator(_HarnessModel):
             counters.ctypes.data,
             status.ctypes.data,
         )
-        result, error = self._call(vcd_path, args)
+        result, error = self._call(vcd_path, args, fresh=fresh)
         named = dict(zip(COUNTERS, (int(value) for value in counters), strict=True))
         if result >= 0:
             return self._result(int(result), status, named)

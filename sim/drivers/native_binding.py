@@ -58,28 +58,31 @@ class _HarnessModel:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _call(self, vcd_path, args) -> tuple[int, bytes]:
+    def _call(self, vcd_path, args, *, fresh: bool = False) -> tuple[int, bytes]:
         """Call ``<prefix>_run(handle, *args)``; (result, fatal message).
 
-        With `vcd_path`, the run goes instead to a fresh model (``<prefix>_create(path)``) that
-        writes the waveform and is destroyed afterwards.
+        With `vcd_path` or `fresh`, the run goes instead to a fresh model
+        (``<prefix>_create(path)``, memories at their initial values), which writes the
+        waveform (with `vcd_path`) and is destroyed afterwards.
         """
         lib, prefix = self._lib, self._prefix
         run, error = getattr(lib, f"{prefix}_run"), getattr(lib, f"{prefix}_error")
         with self._lock:
             if not self._finalizer.alive:
                 raise RuntimeError(f"this {type(self).__name__} is closed")
-            if vcd_path is None:
+            if vcd_path is None and not fresh:
                 result = run(self._handle, *args)
                 return result, error(self._handle) if result == _FATAL else b""
-            path = Path(vcd_path)
-            if not path.parent.is_dir():
-                raise FileNotFoundError(f"no folder {path.parent} for the VCD file")
-            traced = getattr(lib, f"{prefix}_create")(os.fsencode(path))
-            if not traced:
-                raise OSError(f"cannot write the VCD file {path}")
+            path = None
+            if vcd_path is not None:
+                path = Path(vcd_path)
+                if not path.parent.is_dir():
+                    raise FileNotFoundError(f"no folder {path.parent} for the VCD file")
+            model = getattr(lib, f"{prefix}_create")(None if path is None else os.fsencode(path))
+            if not model:
+                raise OSError(f"cannot write the VCD file {path}" if path else "create failed")
             try:
-                result = run(traced, *args)
-                return result, error(traced) if result == _FATAL else b""
+                result = run(model, *args)
+                return result, error(model) if result == _FATAL else b""
             finally:
-                getattr(lib, f"{prefix}_destroy")(traced)
+                getattr(lib, f"{prefix}_destroy")(model)
