@@ -1,7 +1,9 @@
-"""Reference workloads: the MLP, a small CNN and a transformer block, trained on the digits.
+"""Reference workloads: the MLP, two small CNNs and a transformer block, trained on the digits.
 
 - `MLP` (``models.mlp``): 784-128-10 on the digits upscaled to 28x28, returning logits.
 - `CNN` (``models.cnn``): two 3x3 convolutions and a linear classifier on the 8x8 digits.
+- `MobileNet` (``models.mobilenet``): a 3x3 stem and three depthwise-separable blocks
+  (depthwise 3x3 + pointwise 1x1), global average pool and a linear classifier on the 8x8 digits.
 - `DigitTransformer` (``models.transformer``): one transformer encoder block on the 8 rows of an
   8x8 digit; its Linear layers are quantized (and offloaded), the rest stays float.
 - `digits` (``models.digits``): scikit-learn's bundled digits as a seeded, stratified split.
@@ -22,6 +24,7 @@ See ``docs/models.md``.
 from models.cnn import CNN
 from models.digits import Digits, digits
 from models.mlp import MLP
+from models.mobilenet import MobileNet
 from models.training import (
     SPECS,
     ModelCacheWarning,
@@ -46,6 +49,7 @@ __all__ = [
     "SPECS",
     "DigitTransformer",
     "Digits",
+    "MobileNet",
     "ModelCacheWarning",
     "ModelSpec",
     "TrainInfo",

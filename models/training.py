@@ -48,6 +48,7 @@ from torch import nn
 from models.cnn import CNN
 from models.digits import Digits, digits
 from models.mlp import MLP
+from models.mobilenet import MobileNet
 from models.transformer import DigitTransformer
 from sim.toolchain import cache_dir, content_hash
 
@@ -92,6 +93,9 @@ class ModelSpec:
         of ``batch_size``, the learning rate annealed from ``lr`` to 0 on a cosine.
     seed:
         Seed of the initial weights and of the mini-batch order.
+    threads:
+        torch's intra-op threads while training (None: whatever torch has); restored after.
+        One thread also gives the same weights on machines with different core counts.
     """
 
     name: str
@@ -103,6 +107,7 @@ class ModelSpec:
     lr: float = 1e-3
     weight_decay: float = 0.0
     seed: int = 0
+    threads: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", self.name):
@@ -113,6 +118,10 @@ class ModelSpec:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
+        if self.threads is not None and (
+            isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1
+        ):
+            raise ValueError(f"threads must be None or a positive integer, not {self.threads!r}")
         if not self.lr > 0 or not self.weight_decay >= 0:
             raise ValueError(
                 f"lr must be > 0 and weight_decay >= 0, not {self.lr!r} and {self.weight_decay!r}"
@@ -149,6 +158,11 @@ SPECS: dict[str, ModelSpec] = {
     "cnn": ModelSpec("cnn", CNN, {}, image_size=8, epochs=20, batch_size=64, lr=1e-2),
     "transformer": ModelSpec(
         "transformer", DigitTransformer, {}, image_size=8, epochs=20, batch_size=32, lr=3e-3
+    ),
+    # One thread: on the shared 2-core machine its many small depthwise convolutions trained in
+    # 5 s on one thread and in 50-90 s on two (docs/models.md).
+    "mobilenet": ModelSpec(
+        "mobilenet", MobileNet, {}, image_size=8, epochs=40, batch_size=32, lr=5e-3, threads=1
     ),
 }
 
@@ -199,7 +213,8 @@ def build(spec: ModelSpec | str) -> nn.Module:
 
 
 def train(model: nn.Module, data: Digits, spec: ModelSpec | str) -> nn.Module:
-    """Train `model` in place on ``data``'s training split with `spec`'s hyper-parameters.
+    """Train `model` in place on ``data``'s training split with `spec`'s hyper-parameters (on
+    ``spec.threads`` threads when set).
 
     Returns the model, in eval mode. Deterministic for a given initial state and environment.
     """
@@ -211,17 +226,22 @@ def train(model: nn.Module, data: Digits, spec: ModelSpec | str) -> nn.Module:
     steps = spec.epochs * math.ceil(samples / spec.batch_size)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
     model.train()
+    threads = torch.get_num_threads()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(spec.seed)
-        for _ in range(spec.epochs):
-            order = torch.randperm(samples, generator=shuffle)
-            for start in range(0, samples, spec.batch_size):
-                batch = order[start : start + spec.batch_size]
-                optimizer.zero_grad(set_to_none=True)
-                loss = loss_fn(model(data.train_x[batch]), data.train_y[batch])
-                loss.backward()
-                optimizer.step()
-                schedule.step()
+        torch.set_num_threads(spec.threads or threads)
+        try:
+            for _ in range(spec.epochs):
+                order = torch.randperm(samples, generator=shuffle)
+                for start in range(0, samples, spec.batch_size):
+                    batch = order[start : start + spec.batch_size]
+                    optimizer.zero_grad(set_to_none=True)
+                    loss = loss_fn(model(data.train_x[batch]), data.train_y[batch])
+                    loss.backward()
+                    optimizer.step()
+                    schedule.step()
+        finally:
+            torch.set_num_threads(threads)
     return model.eval()
 
 
@@ -260,7 +280,8 @@ def load(name: ModelSpec | str, *, retrain: bool = False) -> TrainedModel:
     Parameters
     ----------
     name:
-        A key of `SPECS` (``"mlp"``, ``"cnn"``, ``"transformer"``) or a `ModelSpec`.
+        A key of `SPECS` (``"mlp"``, ``"cnn"``, ``"transformer"``, ``"mobilenet"``) or a
+        `ModelSpec`.
     retrain:
         Train even when a checkpoint exists, and overwrite it.
 

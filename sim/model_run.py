@@ -8,7 +8,9 @@ with a progress bar. It reports:
 - accuracy of the float model, of torch's int8 model and of the offloaded model;
 - how many of the offloaded model's outputs equal torch's int8 outputs exactly (all of them, or
   the run fails);
-- per offloaded layer: GEMM shape, cycles summed over the batches, utilization, bytes moved;
+- per offloaded layer: GEMM shape (a grouped conv: one GEMM per chunk of groups), cycles summed
+  over the batches, the array's utilization and the useful one (the layer's own MACs, without a
+  chunk's block-diagonal zeros), bytes moved;
 - modeled latency at ``config.clock_mhz``, per batch and per image;
 - measured torch baselines (`host.baseline`): CPU fp32 and int8, CUDA fp32 and fp16 when a GPU is
   present.
@@ -19,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import time
 import warnings
-from collections import defaultdict
 
 import torch
 from rich.progress import Progress
@@ -27,23 +28,33 @@ from rich.progress import Progress
 from hdl.config import AccelConfig
 from host.device import BACKENDS as DEVICE_BACKENDS
 from host.device import Device
+from host.layer_runner import LayerReport
 from host.offload import OffloadWarning, offload
 from host.quant import quantize
 
 #: Workloads that run a reference model.
-MODELS = ("mlp", "cnn", "transformer")
+MODELS = ("mlp", "cnn", "transformer", "mobilenet")
 
 
 def run_model(
-    workload: str, backend: str, config: AccelConfig, *, batch: int, baselines: bool
+    workload: str,
+    backend: str,
+    config: AccelConfig,
+    *,
+    batch: int,
+    baselines: bool,
+    images: int | None = None,
 ) -> dict:
     """Run `workload` (one of `MODELS`) on `backend` and return the report's figures.
+
+    `images` limits the run (and the accuracies) to the first that many test images (default:
+    the whole split), to keep a run on a small array short.
 
     Raises
     ------
     ValueError
         An unknown workload, a backend that cannot run models (``pysim``: far too slow for a
-        whole test split), a batch size below 1.
+        whole test split), a batch size or image count below 1.
     """
     import models
 
@@ -59,10 +70,12 @@ def run_model(
         )
     if batch < 1:
         raise ValueError(f"batch must be at least 1, not {batch!r}")
+    if images is not None and images < 1:
+        raise ValueError(f"images must be at least 1, not {images!r}")
     started = time.perf_counter()
     model, data, info = models.load(workload)
     qmodel = quantize(model, data.calibration_x, engine="qnnpack")
-    test_x, test_y = data.test_x, data.test_y
+    test_x, test_y = data.test_x[:images], data.test_y[:images]
     float_accuracy = models.accuracy(model, test_x, test_y)
     int8_accuracy = models.accuracy(qmodel, test_x, test_y)
     with Device(backend, config) as device:
@@ -115,9 +128,8 @@ def _run_batches(offloaded, qmodel, test_x, test_y, batch: int):
     model_totals = dict.fromkeys(
         ("accelerator_macs", "cpu_macs", "bytes_to_device", "bytes_from_device"), 0
     )
-    totals: dict[str, dict] = {}
-    shapes: dict[str, list] = defaultdict(list)
-    correct = exact = outputs = batches = 0
+    forwards = []
+    correct = exact = outputs = 0
     images = test_x.shape[0]
     with Progress(transient=True) as progress:
         task = progress.add_task("test images through the accelerator", total=images)
@@ -129,35 +141,44 @@ def _run_batches(offloaded, qmodel, test_x, test_y, batch: int):
                 exact += int((logits == reference).sum())
                 outputs += logits.numel()
                 correct += int((logits.argmax(dim=1) == test_y[start : start + batch]).sum())
-                batches += 1
                 summary = offloaded.summary()
                 for key in model_totals:
                     model_totals[key] += getattr(summary, key)
-                for layer in offloaded.report():
-                    entry = totals.setdefault(
-                        layer.name,
-                        {
-                            "name": layer.name,
-                            "kind": layer.kind,
-                            "cycles": 0,
-                            "macs": 0,
-                            "bytes_read": 0,
-                            "bytes_written": 0,
-                            "cycle_model": layer.cycle_model,
-                        },
-                    )
-                    entry["cycles"] += layer.cycles
-                    entry["macs"] += layer.m * layer.n * layer.k
-                    entry["bytes_read"] += layer.bytes_read
-                    entry["bytes_written"] += layer.bytes_written
-                    shapes[layer.name].append((layer.m, layer.n, layer.k))
+                forwards.append(offloaded.report())
                 progress.advance(task, x.shape[0])
-    layers = []
-    for name, entry in totals.items():
-        m, n, k = shapes[name][0]
-        entry["shape"] = {"m": m, "n": n, "k": k}
-        layers.append(entry)
-    return layers, model_totals, correct, exact, outputs, batches
+    return layer_totals(forwards), model_totals, correct, exact, outputs, len(forwards)
+
+
+def layer_totals(forwards: list[list[LayerReport]]) -> list[dict]:
+    """Each offloaded layer's figures summed over `forwards` (each a forward's report): kind,
+    cycles, its own MACs, the array's MAC slots used (``array_macs``: M x N x K, a chunk's
+    block-diagonal zeros included), bytes read and written, the first forward's GEMM shape and
+    how many GEMMs it took (a grouped conv: one per chunk of groups)."""
+    totals: dict[str, dict] = {}
+    for forward, rows in enumerate(forwards):
+        for row in rows:
+            entry = totals.setdefault(
+                row.name,
+                {
+                    "name": row.name,
+                    "kind": row.kind.split(" chunk ")[0],
+                    "shape": {"m": row.m, "n": row.n, "k": row.k},
+                    "gemms": 0,
+                    "cycles": 0,
+                    "macs": 0,
+                    "array_macs": 0,
+                    "bytes_read": 0,
+                    "bytes_written": 0,
+                    "cycle_model": row.cycle_model,
+                },
+            )
+            entry["gemms"] += forward == 0
+            entry["cycles"] += row.cycles
+            entry["macs"] += row.macs
+            entry["array_macs"] += row.m * row.n * row.k
+            entry["bytes_read"] += row.bytes_read
+            entry["bytes_written"] += row.bytes_written
+    return list(totals.values())
 
 
 def _baselines(model, qmodel, inputs) -> list[dict]:
@@ -205,23 +226,40 @@ def render_model(report: dict, console) -> None:
     for name, value in rows:
         summary.add_row(name, value)
     console.print(summary)
-    layers = Table(title="offloaded layers, totals over the test split", header_style="bold")
-    for column in ("layer", "GEMM M x K x N", "cycles", "utilization", "read B", "written B"):
-        layers.add_column(column, justify="left" if column == "layer" else "right", no_wrap=True)
-    macs = config["rows"] * config["cols"]
+    console.print(layer_table(report, "offloaded layers, totals over the test split"))
+    if report["baselines"]:
+        console.print(_baseline_table(report))
+
+
+def layer_table(report: dict, title: str):
+    """`report`'s ``layers`` (`layer_totals`) as a table titled `title`: per offloaded layer its
+    GEMMs (a grouped conv: one per chunk of groups), cycles, the array's utilization (MAC slots
+    used, a chunk's block-diagonal zeros included), the useful utilization (the layer's own
+    MACs) and the bytes moved."""
+    from rich.table import Table
+
+    table = Table(title=title, header_style="bold")
+    table.caption = (
+        "utilization: the array's MAC slots busy (all), busy with the layer's own MACs (useful)"
+    )
+    columns = ("layer", "GEMM M x K x N", "cycles", "all", "useful", "read B", "written B")
+    for column in columns:
+        table.add_column(column, justify="left" if column == "layer" else "right", no_wrap=True)
+    macs = report["config"]["rows"] * report["config"]["cols"]
     for layer in report["layers"]:
         shape = layer["shape"]
-        layers.add_row(
+        gemm = f"{shape['m']} x {shape['k']} x {shape['n']}"
+        slots = layer["cycles"] * macs
+        table.add_row(
             f"{layer['name'].removeprefix('module.')} ({layer['kind']})",
-            f"{shape['m']} x {shape['k']} x {shape['n']}",
+            gemm if layer["gemms"] == 1 else f"{layer['gemms']} x ({gemm})",
             f"{layer['cycles']:,}",
-            f"{100 * layer['macs'] / (layer['cycles'] * macs):.1f} %",
+            f"{100 * layer['array_macs'] / slots:.1f} %",
+            f"{100 * layer['macs'] / slots:.1f} %",
             f"{layer['bytes_read']:,}",
             f"{layer['bytes_written']:,}",
         )
-    console.print(layers)
-    if report["baselines"]:
-        console.print(_baseline_table(report))
+    return table
 
 
 def _mac_shares(report: dict) -> str:

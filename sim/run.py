@@ -5,7 +5,21 @@ first time; then the weights come from the disk cache), quantizes it, runs the d
 through the accelerator on the verilator backend (16x16 array) and prints float vs int8 accuracy,
 the exact agreement with torch's int8 outputs, per-layer cycles and utilization, the modeled
 latency and measured torch baselines on the CPU (and CUDA when present); `sim.model_run`. The
-``cnn`` and ``transformer`` workloads do the same for the other reference models.
+``cnn``, ``transformer`` and ``mobilenet`` (depthwise-separable) workloads do the same for the
+other reference models; ``--images N`` keeps only the first N test images (a short run on a
+small array).
+
+``--model PATH.pt2``: your own model instead of a workload (`sim.exported_run`). The file is a
+program written by ``torch.export.save``: a model quantized by torchao's PT2E flow
+(``prepare_pt2e``, calibration, ``convert_pt2e``) and exported again with ``torch.export.export``.
+It is loaded with ``torch.export.load``, its quantized Linear/Conv layers go to the accelerator
+(`host.offload`), and it runs on seeded random inputs (``--seed``) of the shapes its example
+inputs record (``--input-shape`` when it records none and its shape is dynamic), beside torch's
+own execution of the program. The report: outputs equal to torch's and the largest difference in
+quantization steps (torch runs PT2E in float32, so a few outputs may be a step apart; the exit
+status does not depend on it), MACs on the accelerator vs the CPU, cycles, host<->device bytes and
+the per-layer table. A missing file, one that is not a ``.pt2`` program, or a program without
+quantized layers exits with a message naming the file and what it holds.
 
 The matrix workloads, each on a chosen backend (golden, pysim or verilator), with seeded random
 operands (the int8 extremes -128 and 127 planted in them) and the int32 result checked against an
@@ -44,6 +58,7 @@ from hdl.cli import add_array_arguments, config_from_args, given_config_options
 from hdl.config import AccelConfig
 from sim.backends import BACKENDS, get_backend
 from sim.cycles import array_cycles, scalesim_cycles, utilization
+from sim.exported_run import render_exported, run_exported
 from sim.golden.gemm import wrap_int32
 from sim.golden.sparse import random_sparse
 from sim.model_run import MODELS, render_model, run_model
@@ -72,6 +87,19 @@ def fraction(text: str) -> float:
     return value
 
 
+def shape(text: str) -> tuple[int, ...]:
+    """argparse type: comma-separated positive ints (``4,3,32,32``)."""
+    try:
+        sizes = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        sizes = ()
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected positive integers separated by commas (4,3,32,32), not {text!r}"
+        )
+    return sizes
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line of ``python -m sim.run``."""
     parser = argparse.ArgumentParser(
@@ -83,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Examples:\n"
         "  python -m sim.run                      # the MLP on the digits, verilator, 16x16\n"
         "  python -m sim.run --workload cnn --backend golden --rows 8 --cols 8\n"
+        "  python -m sim.run --workload mobilenet --backend golden --images 64\n"
+        "  python -m sim.run --model my_model.pt2 --backend golden   # your PT2E program\n"
         "  python -m sim.run --workload gemm --m 128 --n 64 --k 300 --rows 8 --cols 8 "
         "--dataflow os\n"
         "  python -m sim.run --workload spmm --n 256 --k 256 --m 64 --sparsity 0.9 "
@@ -92,9 +122,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--workload",
         choices=[*MODELS, "gemm", "spmm"],
-        default="mlp",
-        help="mlp, cnn, transformer = a reference model on the digits test split; gemm = A @ B "
-        "on the systolic array; spmm = sparse W @ dense X on the sparse engine (default: mlp)",
+        default=None,
+        help="mlp, cnn, transformer, mobilenet = a reference model on the digits test split; "
+        "gemm = A @ B on the systolic array; spmm = sparse W @ dense X on the sparse engine "
+        "(default: mlp)",
+    )
+    parser.add_argument(
+        "--model",
+        type=Path,
+        metavar="PATH.pt2",
+        help="instead of a workload: run your own model, a PT2E-quantized program (torchao's "
+        "prepare_pt2e / convert_pt2e, exported with torch.export.export and saved with "
+        "torch.export.save), on the accelerator with seeded random inputs of the shapes its "
+        "example inputs record, and compare it with torch running the same program: equal "
+        "outputs, largest difference in quantization steps, MACs on the accelerator and the CPU, "
+        "cycles",
+    )
+    parser.add_argument(
+        "--input-shape",
+        type=shape,
+        metavar="N,C,H,W",
+        help="--model: the shape of the program's one input, e.g. 4,3,32,32 (default: the "
+        "shape recorded in the program; needed when it records none and its shape is dynamic)",
     )
     parser.add_argument(
         "--m", type=positive_int, default=64, help="rows of A (gemm), columns of X (spmm); 64"
@@ -122,6 +171,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=positive_int,
         default=None,
         help="models: test images per forward pass (default: the whole test split at once)",
+    )
+    parser.add_argument(
+        "--images",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="models: run only the first N test images (default: the whole test split, 359)",
     )
     parser.add_argument(
         "--no-baselines",
@@ -351,8 +407,40 @@ def _console() -> Console:
     return Console() if sys.stdout.isatty() else Console(width=110)
 
 
+def run_model_file(parser: argparse.ArgumentParser, args: argparse.Namespace, config) -> dict:
+    """``--model``: run and print the exported program; a bad file, or an option that belongs
+    to the workloads, exits through ``parser.error``."""
+    given = [
+        flag
+        for flag, value in (
+            ("--workload", args.workload),
+            ("--batch", args.batch),
+            ("--images", args.images),
+            ("--trace", args.trace),
+            ("--no-baselines", args.no_baselines or None),
+        )
+        if value is not None
+    ]
+    if given:
+        parser.error(f"--model runs your program; {', '.join(given)} apply to the workloads")
+    try:
+        report = run_exported(
+            args.model,
+            args.backend or "verilator",
+            config,
+            seed=args.seed,
+            input_shape=args.input_shape,
+        )
+    except ValueError as error:
+        parser.error(str(error))
+    render_exported(report, _console())
+    return report
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the process exit status (1 if any output disagrees)."""
+    """Entry point; returns the process exit status: 1 if a workload's output disagrees with
+    its oracle; ``--model`` reports its agreement with torch (PT2E runs in float there, so a few
+    outputs may differ by a step) and returns 0."""
     # torch 2.13 announces the deprecation of its quantized tensors on every weight unpacking;
     # the models here use them on purpose (they are the int8 oracle).
     warnings.filterwarnings("ignore", message="torch.quantize_per_tensor, torch.quantize_per")
@@ -362,6 +450,14 @@ def main(argv: list[str] | None = None) -> int:
         config = config_from_fpga_report(parser, args)
     else:
         config = config_from_args(parser, args)
+    if args.model is not None:
+        report = run_model_file(parser, args, config)
+        if args.json is not None:
+            args.json.write_text(json.dumps(report, indent=2) + "\n")
+        return 0
+    if args.input_shape is not None:
+        parser.error("--input-shape gives the input of --model; the workloads make their own")
+    args.workload = args.workload or "mlp"
     if args.backend is None:
         args.backend = "verilator" if args.workload in MODELS else "golden"
     if args.trace is not None:
@@ -383,6 +479,7 @@ def main(argv: list[str] | None = None) -> int:
                 config,
                 batch=args.batch or 1 << 30,
                 baselines=not args.no_baselines,
+                images=args.images,
             )
         except ValueError as error:
             parser.error(str(error))

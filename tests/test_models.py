@@ -13,10 +13,19 @@ from torch import nn
 import host
 import models
 import models.training as training
-from models import CNN, MLP, NAMES, DigitTransformer, ModelCacheWarning, ModelSpec, digits
+from models import (
+    CNN,
+    MLP,
+    NAMES,
+    DigitTransformer,
+    MobileNet,
+    ModelCacheWarning,
+    ModelSpec,
+    digits,
+)
 
 #: Float accuracy every trained model must reach on the test split.
-FLOAT_ACCURACY = {"mlp": 0.90, "cnn": 0.90, "transformer": 0.85}
+FLOAT_ACCURACY = {"mlp": 0.90, "cnn": 0.90, "transformer": 0.85, "mobilenet": 0.90}
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +111,8 @@ def test_forward_shapes():
     assert list(dict(mlp.named_children())) == ["flatten", "fc1", "relu", "fc2"]
     assert CNN()(torch.rand(3, 1, 8, 8)).shape == (3, 10)
     assert CNN(28)(torch.rand(3, 1, 28, 28)).shape == (3, 10)
+    assert MobileNet()(torch.rand(3, 1, 8, 8)).shape == (3, 10)
+    assert MobileNet((4, 4, 8, 8), 3)(torch.rand(3, 1, 28, 28)).shape == (3, 3)
     transformer = DigitTransformer()
     assert transformer(torch.rand(3, 1, 8, 8)).shape == (3, 10)
     assert DigitTransformer(tokens=16, token_features=4)(torch.rand(3, 1, 8, 8)).shape == (3, 10)
@@ -111,7 +122,7 @@ def test_forward_shapes():
 
 def test_parameter_counts_match_the_docs():
     counts = {name: sum(p.numel() for p in models.build(name).parameters()) for name in NAMES}
-    assert counts == {"mlp": 101_770, "cnn": 3_818, "transformer": 9_482}
+    assert counts == {"mlp": 101_770, "cnn": 3_818, "transformer": 9_482, "mobilenet": 8_746}
 
 
 @pytest.mark.parametrize(
@@ -119,6 +130,7 @@ def test_parameter_counts_match_the_docs():
     [
         (MLP, {"hidden": 0}, r"^hidden must be a positive integer, not 0$"),
         (CNN, {"channels": (8,)}, r"^channels must be two positive integers, not \(8,\)$"),
+        (MobileNet, {"channels": (8, 0, 8, 8)}, r"^channels must be four positive integers, not"),
         (DigitTransformer, {"heads": 3}, r"^d_model must be a multiple of heads \(3\), not 32$"),
         (DigitTransformer, {"ffn": -1}, r"^ffn must be a positive integer, not -1$"),
     ],
@@ -134,6 +146,7 @@ def test_models_reject_bad_arguments(factory, arguments, message):
         ({"name": "../x"}, r"^name must be letters, digits, '_', '\.' or '-', not '\.\./x'$"),
         ({"epochs": 0}, r"^epochs must be a positive integer, not 0$"),
         ({"lr": 0.0}, r"^lr must be > 0 and weight_decay >= 0, not 0\.0 and 0\.0$"),
+        ({"threads": 0}, r"^threads must be None or a positive integer, not 0$"),
     ],
 )
 def test_spec_rejects_bad_values(changes, message):
@@ -162,15 +175,25 @@ def test_training_is_seeded_and_leaves_the_global_generator_alone():
     assert not torch.equal(first["fc1.weight"], reseeded["fc1.weight"])
 
 
+def test_training_on_set_threads_restores_the_thread_count():
+    spec = tiny_spec(threads=1)
+    model, seen = models.build(spec), []
+    model.register_forward_pre_hook(lambda _module, _inputs: seen.append(torch.get_num_threads()))
+    before = torch.get_num_threads()
+    models.train(model, spec.data(), spec)
+    assert set(seen) == {1} and torch.get_num_threads() == before
+
+
 def test_cache_key_covers_the_hyper_parameters():
     keys = {
         tiny_spec().cache_key(),
         tiny_spec(epochs=2).cache_key(),
         tiny_spec(lr=1e-2).cache_key(),
         tiny_spec(seed=3).cache_key(),
+        tiny_spec(threads=1).cache_key(),
         tiny_spec(kwargs={"in_features": 64, "hidden": 9}).cache_key(),
     }
-    assert len(keys) == 5
+    assert len(keys) == 6
     assert tiny_spec().cache_key() == tiny_spec().cache_key()
 
 
@@ -240,7 +263,7 @@ def test_every_linear_and_conv_is_quantized(trained, name):
     assert len(quantized_layers) == len(float_layers)
     assert not [m for m in qmodel.modules() if type(m) in (nn.Linear, nn.Conv2d)]
     fused = [m for m in qmodel.modules() if isinstance(m, nniq.LinearReLU | nniq.ConvReLU2d)]
-    assert len(fused) == {"mlp": 1, "cnn": 2, "transformer": 1}[name]
+    assert len(fused) == {"mlp": 1, "cnn": 2, "transformer": 1, "mobilenet": 7}[name]
     # host.layer_params extracts every quantized layer, as the offload path will.
     assert len(host.layer_params(qmodel, data.test_x[:4])) == len(float_layers)
 
@@ -257,3 +280,17 @@ def test_transformer_keeps_its_float_ops_float(trained):
         handle.remove()
     assert seen == [torch.float32] * 3
     assert output.dtype == torch.float32 and not output.is_quantized
+
+
+def test_mobilenet_convs_stay_depthwise_and_pointwise_in_int8(trained):
+    _, _, _, qmodel = trained["mobilenet"]
+    convs = [m for m in qmodel.modules() if isinstance(m, nnq.Conv2d)]
+    assert [(m.groups, m.kernel_size[0], m.stride[0]) for m in convs] == [
+        (1, 3, 1),  # stem
+        (16, 3, 1),  # dw1, pw1
+        (1, 1, 1),
+        (32, 3, 2),  # dw2 (stride 2), pw2
+        (1, 1, 1),
+        (64, 3, 1),  # dw3, pw3
+        (1, 1, 1),
+    ]

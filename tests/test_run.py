@@ -7,9 +7,11 @@ import sys
 
 import numpy as np
 import pytest
+from accel_checks import native_config
 
 from hdl.config import AccelConfig
 from sim import run
+from sim.model_run import run_model
 
 
 def test_default_run_is_the_mlp_on_the_verilator_backend(tmp_path, capsys):
@@ -43,6 +45,34 @@ def test_other_models_on_the_golden_backend_in_batches(workload, tmp_path):
     assert report["batches"] == 4 and report["baselines"] == []
     assert report["mismatches"] == 0 and report["outputs"] == 3590
     assert abs(report["float_accuracy"] - report["int8_accuracy"]) <= 0.01
+
+
+def test_mobilenet_on_the_golden_backend_is_bit_exact(tmp_path, capsys):
+    """The depthwise-separable CNN: every conv on the accelerator, the depthwise ones as
+    chunks of 8 groups on 8 columns, the average pool in torch."""
+    path = tmp_path / "mobilenet.json"
+    argv = ["--workload", "mobilenet", "--backend", "golden", "--rows", "8", "--cols", "8"]
+    assert run.main([*argv, "--no-baselines", "--json", str(path)]) == 0
+    assert "Tessera: mobilenet on the accelerator" in capsys.readouterr().out
+    report = json.loads(path.read_text())
+    assert report["mismatches"] == 0 and report["outputs"] == 3590
+    assert report["device_accuracy"] == report["int8_accuracy"] > 0.9
+    assert report["on_cpu"] == ["module.pool (AdaptiveAvgPool2d)"]
+    gemms = {layer["name"].removeprefix("module."): layer["gemms"] for layer in report["layers"]}
+    assert gemms == {"stem": 1, "dw1": 2, "pw1": 1, "dw2": 4, "pw2": 1, "dw3": 8, "pw3": 1, "fc": 1}
+    # per image: stem 64 x 16 x 9, dw 64 x 16 x 9 + 16 x (32 + 64) x 9, pw 64 x 16 x 32 +
+    # 16 x 32 x 64 + 16 x 64 x 64, fc 64 x 10
+    per_image = 9216 + 9216 + 4608 + 9216 + 32768 + 32768 + 65536 + 640
+    assert report["accelerator_macs"] == 359 * per_image and report["cpu_macs"] == 0
+
+
+def test_mobilenet_on_the_rtl_is_bit_exact_and_matches_the_cycle_model():
+    """32 test images through the shared 4x4 test build (64 KiB of memory: batches of 8)."""
+    rtl = run_model("mobilenet", "verilator", native_config(), batch=8, baselines=False, images=32)
+    golden = run_model("mobilenet", "golden", native_config(), batch=8, baselines=False, images=32)
+    assert rtl["mismatches"] == 0 and rtl["outputs"] == 320 and rtl["batches"] == 4
+    assert rtl["layers"][0]["cycle_model"] == "rtl"
+    assert abs(golden["cycles"] - rtl["cycles"]) <= 0.05 * rtl["cycles"]
 
 
 def test_json_report(tmp_path):
@@ -108,6 +138,8 @@ def test_a_wrong_backend_result_is_reported_as_mismatch(monkeypatch, capsys):
         (["--backend", "fpga"], "argument --backend: invalid choice: 'fpga'"),
         (["--backend", "pysim"], "the mlp workload runs on 'golden', 'verilator', not 'pysim'"),
         (["--batch", "0"], "argument --batch: expected a positive integer, not '0'"),
+        (["--images", "0"], "argument --images: expected a positive integer, not '0'"),
+        (["--input-shape", "1,8"], "--input-shape gives the input of --model; the workloads"),
         (["--trace", "x.vcd"], "--trace records the gemm and spmm workloads, not 'mlp'"),
     ],
 )
@@ -123,6 +155,9 @@ def test_module_entry_point_help():
         [sys.executable, "-m", "sim.run", "--help"], capture_output=True, text=True, check=True
     )
     assert "--dataflow" in done.stdout and "weight-stationary" in done.stdout
+    help_text = " ".join(done.stdout.split())
+    assert "--model PATH.pt2" in help_text and "saved with torch.export.save" in help_text
+    assert "--input-shape N,C,H,W" in help_text and "mobilenet" in help_text
 
 
 def test_spmm_workload_reports_exact_cycles_and_speedup(tmp_path, capsys):
