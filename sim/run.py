@@ -36,7 +36,12 @@ stream, the result stored back (golden: numpy results with the cycles of the ana
   accelerator's modeled cycles for the same product, the speed-up and the engine's MAC
   utilization.
 
-``--json`` writes the same figures for scripts.
+Modeled times use ``AccelConfig.clock_mhz``: with ``--fpga-report DIR/report.json`` (a board
+build's, ``python -m hdl.gen --board``) the build's configuration at its achieved Fmax (the
+slowest clock's), otherwise the default 100 MHz, which no build of ours reaches
+(docs/fpga.md). The last line of every run says which clock was used and why.
+
+``--json`` writes the same figures for scripts (and ``clock``: its MHz and source).
 """
 
 from __future__ import annotations
@@ -209,7 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_fpga_report(parser: argparse.ArgumentParser, args: argparse.Namespace):
     """``--fpga-report``: the built design's `AccelConfig`, clocked at the slowest clock's
-    achieved Fmax (`hdl.fpga.BoardReport`); a bad file or a clash exits through ``parser.error``."""
+    achieved Fmax (`hdl.fpga.BoardReport`), and where that clock comes from (`clock_line`); a
+    bad file or a clash exits through ``parser.error``."""
     given = given_config_options(args)
     if given:
         parser.error(
@@ -217,9 +223,14 @@ def config_from_fpga_report(parser: argparse.ArgumentParser, args: argparse.Name
         )
     try:
         report = json.loads(args.fpga_report.read_text())
-        fmax = min(report["fmax_mhz"].values())
+        clocks = report["fmax_mhz"]
+        slowest = min(clocks, key=clocks.get)
         config = AccelConfig.from_dict(report["config"])
-        return dataclasses.replace(config, clock_mhz=fmax)
+        source = (
+            f"the achieved Fmax of {args.fpga_report} ({report['board']}, clock {slowest}; "
+            f"the board runs it at {float(report['clock_mhz']):g} MHz)"
+        )
+        return dataclasses.replace(config, clock_mhz=float(clocks[slowest])), source
     except (OSError, ValueError, KeyError, TypeError) as error:
         parser.error(
             f"--fpga-report {str(args.fpga_report)!r} is not a board build's report.json "
@@ -447,13 +458,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.fpga_report is not None:
-        config = config_from_fpga_report(parser, args)
+        config, clock_source = config_from_fpga_report(parser, args)
     else:
-        config = config_from_args(parser, args)
+        config, clock_source = config_from_args(parser, args), ASSUMED_CLOCK
     if args.model is not None:
         report = run_model_file(parser, args, config)
-        if args.json is not None:
-            args.json.write_text(json.dumps(report, indent=2) + "\n")
+        finish(report, config, clock_source, args.json)
         return 0
     if args.input_shape is not None:
         parser.error("--input-shape gives the input of --model; the workloads make their own")
@@ -491,9 +501,24 @@ def main(argv: list[str] | None = None) -> int:
             )
         report = run_spmm(args, config) if args.workload == "spmm" else run_gemm(args, config)
         render(report, _console())
-    if args.json is not None:
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    finish(report, config, clock_source, args.json)
     return 0 if report["mismatches"] == 0 else 1
+
+
+#: Where the clock of the modeled times comes from when no ``--fpga-report`` is given.
+ASSUMED_CLOCK = (
+    "assumed (AccelConfig.clock_mhz's default), not a measured clock: give --fpga-report "
+    "DIR/report.json of a board build (python -m hdl.gen --board) for its achieved Fmax; "
+    "docs/fpga.md lists what the builds reach"
+)
+
+
+def finish(report: dict, config: AccelConfig, clock_source: str, json_path: Path | None) -> None:
+    """Say which clock the modeled times use and why, record it in the report, write the JSON."""
+    report["clock"] = {"mhz": config.clock_mhz, "source": clock_source}
+    _console().print(f"clock of the modeled times: {config.clock_mhz:g} MHz, {clock_source}")
+    if json_path is not None:
+        json_path.write_text(json.dumps(report, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -257,7 +257,8 @@ def board_report(tmp_path, fmax):
     config = AccelConfig(rows=2, cols=2, spad_bytes=256, acc_rows=16, bus_bytes=4)
     config = dataclasses.replace(config, mem_bytes=65536, mem_latency=2, clock_mhz=25.0)
     path = tmp_path / "report.json"
-    path.write_text(json.dumps({"config": config.to_dict(), "fmax_mhz": fmax}))
+    report = {"board": "ulx3s-85f", "clock_mhz": 25.0, "config": config.to_dict(), "fmax_mhz": fmax}
+    path.write_text(json.dumps(report))
     return path
 
 
@@ -270,6 +271,20 @@ def test_fpga_report_sets_the_configuration_and_the_clock(tmp_path):
     assert report["config"]["rows"] == 2 and report["config"]["mem_latency"] == 2
     assert report["config"]["clock_mhz"] == 31.25  # the slowest clock's Fmax
     assert report["modeled_us"] == pytest.approx(report["cycles"] / 31.25)
+    assert report["clock"]["mhz"] == 31.25
+    assert report["clock"]["source"].startswith(f"the achieved Fmax of {report_path} (ulx3s-85f")
+
+
+def test_without_a_report_the_clock_is_said_to_be_assumed(tmp_path, capsys):
+    out = tmp_path / "run.json"
+    assert (
+        run.main(["--workload", "gemm", "--m", "4", "--n", "4", "--k", "4", "--json", str(out)])
+        == 0
+    )
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "clock of the modeled times: 100 MHz, assumed" in printed
+    assert "--fpga-report" in printed
+    assert json.loads(out.read_text())["clock"]["source"] == run.ASSUMED_CLOCK
 
 
 @pytest.mark.parametrize(
