@@ -12,7 +12,6 @@ Run: ``python bench/offload_dynamic.py [--backend golden verilator] [--markdown]
 """
 
 import argparse
-import contextlib
 import sys
 import time
 import warnings
@@ -25,6 +24,7 @@ from torch import nn
 import models
 from hdl.config import AccelConfig
 from host.device import Device
+from host.dynamic import quantized_engine
 from host.offload import OffloadWarning, offload
 
 PACKING_ENGINE = {"fbgemm": "x86", "qnnpack": "qnnpack"}
@@ -54,16 +54,6 @@ class Tagger(nn.Module):
 
     def forward(self, x):
         return self.head(self.lstm(x)[0])
-
-
-@contextlib.contextmanager
-def quantized_engine(name: str):
-    before = torch.backends.quantized.engine
-    torch.backends.quantized.engine = name
-    try:
-        yield
-    finally:
-        torch.backends.quantized.engine = before
 
 
 def workloads():

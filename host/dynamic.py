@@ -23,8 +23,9 @@ A float16 dynamic Linear is not integer and stays on the CPU.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,6 +48,7 @@ __all__ = [
     "forward_rows",
     "host_product",
     "is_integer_dynamic_linear",
+    "quantized_engine",
     "run_dynamic_linear",
 ]
 
@@ -183,3 +185,15 @@ def _probe_rows(layer: DynamicLinear) -> torch.Tensor:
     crafted[largest] = 0.5
     random = torch.from_numpy(np.random.default_rng(0).standard_normal(k).astype(np.float32))
     return torch.stack([crafted, random])
+
+
+@contextlib.contextmanager
+def quantized_engine(name: str) -> Iterator[None]:
+    """torch's quantized engine set to `name` inside the block (``quantize_dynamic`` packs the
+    weights for the engine current then), restored after."""
+    before = torch.backends.quantized.engine
+    torch.backends.quantized.engine = name
+    try:
+        yield
+    finally:
+        torch.backends.quantized.engine = before

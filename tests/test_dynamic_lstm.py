@@ -8,12 +8,13 @@ import warnings
 import pytest
 import torch
 from accel_checks import native_config
-from test_dynamic_quant import PACKING_ENGINE, engine
+from test_dynamic_quant import PACKING_ENGINE
 from torch import nn
 
 import host
 from hdl.config import AccelConfig
 from host.device import Device
+from host.dynamic import quantized_engine
 from host.dynamic_lstm import DynamicLSTM
 from host.layer_runner import OffloadWarning
 from host.macs import operation_macs
@@ -47,7 +48,7 @@ class Tagger(nn.Module):
 )
 def test_lstm_equals_torch(kernel, layers, bidirectional, batch_first):
     torch.manual_seed(layers + 2 * bidirectional + 4 * batch_first)
-    with engine(PACKING_ENGINE[kernel]):
+    with quantized_engine(PACKING_ENGINE[kernel]):
         lstm = nn.LSTM(
             7, 5, num_layers=layers, bidirectional=bidirectional, batch_first=batch_first
         )

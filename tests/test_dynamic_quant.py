@@ -4,7 +4,6 @@ golden and verilator, bit for bit."""
 
 from __future__ import annotations
 
-import contextlib
 import warnings
 from fractions import Fraction
 
@@ -19,7 +18,7 @@ from torch.ao.quantization import default_dynamic_qconfig, per_channel_dynamic_q
 import host
 from hdl.config import AccelConfig
 from host.device import Device
-from host.dynamic import DynamicLinear, forward_rows, host_product
+from host.dynamic import DynamicLinear, forward_rows, host_product, quantized_engine
 from host.layer_runner import OffloadWarning
 from sim.golden.dynamic_quant import (
     KERNELS,
@@ -35,17 +34,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:Currently, qnnpack incorrectly i
 PACKING_ENGINE = {"fbgemm": "x86", "qnnpack": "qnnpack"}
 
 
-@contextlib.contextmanager
-def engine(name: str):
-    """torch's quantized engine set to `name` inside the block."""
-    before = torch.backends.quantized.engine
-    torch.backends.quantized.engine = name
-    try:
-        yield
-    finally:
-        torch.backends.quantized.engine = before
-
-
 def quantize_dynamic(model: nn.Module, per_channel: bool = False) -> nn.Module:
     qconfig = per_channel_dynamic_qconfig if per_channel else default_dynamic_qconfig
     with warnings.catch_warnings():
@@ -59,7 +47,7 @@ def random_case(rng: np.random.Generator, trial: int, kernel: str):
     or none, per-tensor or per-channel weights, inputs of any scale and offset, some all >= 0."""
     k, n, m = (int(rng.integers(1, top)) for top in (160, 40, 9))
     torch.manual_seed(trial)
-    with engine(PACKING_ENGINE[kernel]):
+    with quantized_engine(PACKING_ENGINE[kernel]):
         module = quantize_dynamic(nn.Sequential(nn.Linear(k, n, bias=trial % 3 > 0)), trial % 2)
     x = torch.randn(m, k) * float(rng.choice([0.01, 1.0, 100.0])) + float(rng.choice([0, 3, -3]))
     return module[0], torch.relu(x) if trial % 5 == 0 else x
@@ -88,7 +76,7 @@ def test_a_code_past_the_reduced_range_is_kept(kernel):
     """A batch spanning [-40, 40] has zero point 64 (63.5 rounded) and its maximum lands on
     127.5: fbgemm keeps code 128 (it clamps to uint8, not to the reduced range)."""
     torch.manual_seed(1)
-    with engine(PACKING_ENGINE[kernel]):
+    with quantized_engine(PACKING_ENGINE[kernel]):
         module = quantize_dynamic(nn.Sequential(nn.Linear(7, 20)))[0]
     x = torch.randn(24, 7) * 2
     x[0, :3] = torch.tensor([40.0, -40.0, 0.0])
@@ -165,7 +153,7 @@ class DynamicMLP(nn.Module):
 )
 def test_offloaded_dynamic_mlp_equals_torch(backend, kernel):
     torch.manual_seed(0)
-    with engine(PACKING_ENGINE[kernel]):
+    with quantized_engine(PACKING_ENGINE[kernel]):
         qmodel = quantize_dynamic(DynamicMLP().eval(), per_channel=backend == "golden")
         x = torch.randn(8, 64) * 2
         x[0, :4] = torch.tensor([0.0, -1e-3, 50.0, -50.0])  # range ends, an outlier pair
@@ -209,7 +197,7 @@ def test_bad_inputs_name_the_layer():
 
 def test_a_kernel_not_modeled_is_named_not_run():
     """onednn's dynamic Linear is not modeled: the probe finds no match and offload says so."""
-    with engine("onednn"):
+    with quantized_engine("onednn"):
         qmodel = quantize_dynamic(nn.Sequential(nn.Linear(6, 3)))
         assert DynamicLinear.of(qmodel[0]).kernel is None
         with (
