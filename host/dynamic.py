@@ -81,10 +81,10 @@ class DynamicLinear:
         probe = _probe_rows(layer)
         with torch.no_grad():
             expected = module(probe).numpy()
-        for kernel in KERNELS:
-            if np.array_equal(forward_rows(layer, kernel, probe, host_product), expected):
-                return dataclasses.replace(layer, kernel=kernel)
-        return layer
+        kernel = matching_kernel(
+            lambda name: forward_rows(layer, name, probe, host_product), expected
+        )
+        return dataclasses.replace(layer, kernel=kernel)
 
     @classmethod
     def from_weight(
@@ -120,6 +120,22 @@ class DynamicLinear:
     @property
     def out_features(self) -> int:
         return self.weight.shape[0]
+
+
+def matching_kernel(run: Callable[[str], object], expected: object) -> str | None:
+    """The kernel of `sim.golden.dynamic_quant.KERNELS` whose numerics (`run(kernel)`, a
+    probe's output) reproduce torch's `expected` output on that probe, or None. When both do
+    (weights the probe cannot tell apart), the current engine's kernel."""
+    matches = [kernel for kernel in KERNELS if _equal(run(kernel), expected)]
+    if len(matches) > 1:
+        return "qnnpack" if torch.backends.quantized.engine == "qnnpack" else "fbgemm"
+    return matches[0] if matches else None
+
+
+def _equal(ours: object, theirs: object) -> bool:
+    if isinstance(ours, torch.Tensor):
+        return torch.equal(ours, theirs)
+    return np.array_equal(ours, theirs)
 
 
 def is_integer_dynamic_linear(module: nn.Module) -> bool:
@@ -161,12 +177,22 @@ def forward_rows(
 ) -> np.ndarray:
     """float32 [M, N] of `layer` on float32 `rows` [M, K] as `kernel` computes it, the int8
     GEMM ``codes8 @ weight.T`` done by `product`."""
-    qmax = input_range(kernel, layer.reduce_range)
-    scale, zero_point = torch._choose_qparams_per_tensor(rows, qmax == 127)
+    scale, zero_point = batch_qparams(rows, input_range(kernel, layer.reduce_range) == 127)
     codes = quantize_input(rows.numpy(), scale, zero_point)
     accumulators = product((codes - 128).astype(np.int8), layer.weight)
     raw = raw_accumulators(accumulators, codes, zero_point, layer.weight, layer.weight_zero_points)
     return float_output(raw, scale, layer.weight_scales, layer.bias, kernel, layer.relu)
+
+
+def batch_qparams(rows: torch.Tensor, reduce_range: bool) -> tuple[float, int]:
+    """The batch's scale and zero point as the kernels choose them: torch's own
+    ``_choose_qparams_per_tensor``. That function ignores `reduce_range` while the quantized
+    engine is qnnpack, so a reduced range is chosen under the fbgemm engine, whatever engine
+    is current (it only exists where fbgemm does)."""
+    if not reduce_range:
+        return torch._choose_qparams_per_tensor(rows, False)
+    with quantized_engine("fbgemm"):
+        return torch._choose_qparams_per_tensor(rows, True)
 
 
 def host_product(codes8: np.ndarray, weight: np.ndarray) -> np.ndarray:
@@ -175,16 +201,16 @@ def host_product(codes8: np.ndarray, weight: np.ndarray) -> np.ndarray:
 
 
 def _probe_rows(layer: DynamicLinear) -> torch.Tensor:
-    """Two rows that tell fbgemm from qnnpack (module doc): row 0 is 1.0 at one column and 0.5
-    at the column of the largest weight (codes 64 of 127 against 128 of 255: 0.504 against
-    0.502 of the range), row 1 seeded normal values."""
+    """Three rows that tell fbgemm from qnnpack (module doc): 1.0 and 0.5 at the column of the
+    largest weight (the range is [0, 1]: code 64 of 127 against 128 of 255 for the 0.5, 0.504
+    against 0.502 of the range), and seeded normal values scaled into that range."""
     k = layer.in_features
     largest = int(np.abs(layer.weight.astype(np.int64)).max(axis=0).argmax())
-    crafted = torch.zeros(k)
-    crafted[(largest + 1) % k] = 1.0
-    crafted[largest] = 0.5
-    random = torch.from_numpy(np.random.default_rng(0).standard_normal(k).astype(np.float32))
-    return torch.stack([crafted, random])
+    crafted = torch.zeros(2, k)
+    crafted[0, largest] = 1.0
+    crafted[1, largest] = 0.5
+    random = np.random.default_rng(0).uniform(0, 1, (1, k)).astype(np.float32)
+    return torch.cat([crafted, torch.from_numpy(random)])
 
 
 @contextlib.contextmanager

@@ -30,9 +30,8 @@ import torch
 import torch.ao.nn.quantized.dynamic as nnqd
 from torch import nn
 
-from host.dynamic import DynamicLinear, forward_rows, host_product
+from host.dynamic import DynamicLinear, forward_rows, host_product, matching_kernel
 from host.layer_runner import LayerRunner
-from sim.golden.dynamic_quant import KERNELS
 
 __all__ = ["DynamicLSTM", "is_integer_dynamic_lstm", "run_dynamic_lstm"]
 
@@ -81,11 +80,10 @@ class DynamicLSTM:
             probe = probe.transpose(0, 1).contiguous()
         with torch.no_grad():
             expected = module(probe)[0]
-        for kernel in KERNELS:
-            got = lstm_forward(lstm, probe, None, _host_projection(kernel))[0]
-            if torch.equal(got, expected):
-                return dataclasses.replace(lstm, kernel=kernel)
-        return lstm
+        kernel = matching_kernel(
+            lambda name: lstm_forward(lstm, probe, None, _host_projection(name))[0], expected
+        )
+        return dataclasses.replace(lstm, kernel=kernel)
 
 
 def is_integer_dynamic_lstm(module: nn.Module) -> bool:

@@ -8,7 +8,7 @@ import warnings
 import pytest
 import torch
 from accel_checks import native_config
-from test_dynamic_quant import PACKING_ENGINE
+from test_dynamic_quant import PACKING_ENGINE, x86_engine  # noqa: F401 - autouse fixture
 from torch import nn
 
 import host
@@ -59,7 +59,7 @@ def test_lstm_equals_torch(kernel, layers, bidirectional, batch_first):
             offloaded = host.offload(qmodel, device)
             (out, (h, c)), (ref, (h_ref, c_ref)) = offloaded(x), qmodel(x)
             summary = offloaded.summary()
-    assert DynamicLSTM.of(qmodel[0]).kernel == kernel
+        assert DynamicLSTM.of(qmodel[0]).kernel == kernel
     assert torch.equal(out, ref) and torch.equal(h, h_ref) and torch.equal(c, c_ref)
     assert summary.cpu_macs == 0
     assert summary.accelerator_macs == operation_macs(qmodel[0], (x,), ref)

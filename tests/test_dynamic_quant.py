@@ -34,6 +34,14 @@ pytestmark = pytest.mark.filterwarnings("ignore:Currently, qnnpack incorrectly i
 PACKING_ENGINE = {"fbgemm": "x86", "qnnpack": "qnnpack"}
 
 
+@pytest.fixture(autouse=True)
+def x86_engine():
+    """Each test starts on the x86 engine, whatever an earlier test left (host.quantize sets
+    the engine its model needs and keeps it)."""
+    with quantized_engine("x86"):
+        yield
+
+
 def quantize_dynamic(model: nn.Module, per_channel: bool = False) -> nn.Module:
     qconfig = per_channel_dynamic_qconfig if per_channel else default_dynamic_qconfig
     with warnings.catch_warnings():
@@ -43,12 +51,12 @@ def quantize_dynamic(model: nn.Module, per_channel: bool = False) -> nn.Module:
 
 
 def random_case(rng: np.random.Generator, trial: int, kernel: str):
-    """A random dynamic Linear (packed for `kernel`) and an input batch: sizes from 1, biases
-    or none, per-tensor or per-channel weights, inputs of any scale and offset, some all >= 0."""
+    """A random dynamic Linear (packed under the current engine) and an input batch: sizes from
+    1, biases or none, per-tensor or per-channel weights, inputs of any scale and offset, some
+    all >= 0."""
     k, n, m = (int(rng.integers(1, top)) for top in (160, 40, 9))
     torch.manual_seed(trial)
-    with quantized_engine(PACKING_ENGINE[kernel]):
-        module = quantize_dynamic(nn.Sequential(nn.Linear(k, n, bias=trial % 3 > 0)), trial % 2)
+    module = quantize_dynamic(nn.Sequential(nn.Linear(k, n, bias=trial % 3 > 0)), trial % 2)
     x = torch.randn(m, k) * float(rng.choice([0.01, 1.0, 100.0])) + float(rng.choice([0, 3, -3]))
     return module[0], torch.relu(x) if trial % 5 == 0 else x
 
@@ -61,10 +69,11 @@ def test_numerics_equal_torch_kernels_bit_for_bit(kernel):
     other = next(name for name in KERNELS if name != kernel)
     other_differs = 0
     for trial in range(100):
-        module, x = random_case(rng, trial, kernel)
-        layer = DynamicLinear.of(module)
+        with quantized_engine(PACKING_ENGINE[kernel]):  # a module runs under its packing engine
+            module, x = random_case(rng, trial, kernel)
+            layer = DynamicLinear.of(module)
+            expected = module(x).detach().numpy()
         assert layer.kernel == kernel
-        expected = module(x).detach().numpy()
         got = forward_rows(layer, kernel, x, host_product)
         assert np.array_equal(got, expected), f"trial {trial}: {np.abs(got - expected).max()}"
         other_differs += not np.array_equal(forward_rows(layer, other, x, host_product), expected)
@@ -76,12 +85,24 @@ def test_a_code_past_the_reduced_range_is_kept(kernel):
     """A batch spanning [-40, 40] has zero point 64 (63.5 rounded) and its maximum lands on
     127.5: fbgemm keeps code 128 (it clamps to uint8, not to the reduced range)."""
     torch.manual_seed(1)
-    with quantized_engine(PACKING_ENGINE[kernel]):
-        module = quantize_dynamic(nn.Sequential(nn.Linear(7, 20)))[0]
     x = torch.randn(24, 7) * 2
     x[0, :3] = torch.tensor([40.0, -40.0, 0.0])
+    with quantized_engine(PACKING_ENGINE[kernel]):
+        module = quantize_dynamic(nn.Sequential(nn.Linear(7, 20)))[0]
+        expected = module(x).detach().numpy()
+        layer = DynamicLinear.of(module)
+    assert np.array_equal(forward_rows(layer, kernel, x, host_product), expected)
+
+
+def test_the_numerics_do_not_depend_on_the_current_engine():
+    """torch's qparams ignore reduce_range under the qnnpack engine; ours must not follow it:
+    an fbgemm layer computed while qnnpack is current still equals torch's x86 run."""
+    rng = np.random.default_rng(5)
+    module, x = random_case(rng, 1, "fbgemm")
     expected = module(x).detach().numpy()
-    assert np.array_equal(forward_rows(DynamicLinear.of(module), kernel, x, host_product), expected)
+    layer = DynamicLinear.of(module)
+    with quantized_engine("qnnpack"):
+        assert np.array_equal(forward_rows(layer, "fbgemm", x, host_product), expected)
 
 
 def test_fused_multiply_add_rounds_once():
