@@ -118,11 +118,15 @@ class LayerRunner:
         layer: QuantLayer,
         kind: str,
         macs_per_channel: int | None = None,
+        *,
+        int32: bool = False,
     ) -> np.ndarray:
         """int8 NCHW `x` through the conv `layer` (im2col here, GEMMs and requantization on the
         device): int8 NCHW. `kind` ("conv2d", "conv1d", ...) names the report rows;
         `macs_per_channel` replaces the GEMM's M x K as the layer's own MACs per output channel
-        (a transposed conv's, whose zero-inserted input adds MACs of its own)."""
+        (a transposed conv's, whose zero-inserted input adds MACs of its own). With `int32`,
+        the GEMMs' int32 accumulators come back instead (NCHW, the patches as they are: the
+        caller folds in the input zero point, which pads them)."""
         chunks = self._chunks(layer)
         outputs = []
         for index, chunk in enumerate(chunks):
@@ -138,27 +142,42 @@ class LayerRunner:
             if macs_per_channel is not None:
                 per_channel = macs_per_channel
             macs = per_channel * len(chunk.out_channels)
-            outputs.append(self.host_gemm(name, row_kind, patches, chunk.layer, macs))
+            if int32:
+                out = self.matmul_int32(name, patches, chunk.layer.weight, row_kind, macs)
+            else:
+                out = self.host_gemm(name, row_kind, patches, chunk.layer, macs)
+            outputs.append(out)
         rows = outputs[0] if len(outputs) == 1 else np.concatenate(outputs, axis=1)
         return col2im_output(rows, x.shape[0], out_hw)
 
-    def conv1d(self, name: str, x: np.ndarray, layer: QuantLayer) -> np.ndarray:
-        """int8 NCL `x` through a Conv1d `layer` (a Conv2d of height 1): int8 NCL."""
+    def conv1d(self, name: str, x: np.ndarray, layer: QuantLayer, *, int32=False) -> np.ndarray:
+        """int8 NCL `x` through a Conv1d `layer` (a Conv2d of height 1): int8 NCL (`conv`'s
+        `int32`: the accumulators)."""
         if x.ndim != 3:
             shape = list(x.shape)
             raise ValueError(f"{name}: a Conv1d takes [batch, channels, length], not {shape}")
-        return self.conv(name, x[:, :, None, :], layer, "conv1d")[:, :, 0, :]
+        return self.conv(name, x[:, :, None, :], layer, "conv1d", int32=int32)[:, :, 0, :]
 
-    def matmul_int32(self, name: str, rows: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    def matmul_int32(
+        self,
+        name: str,
+        rows: np.ndarray,
+        weight: np.ndarray,
+        kind: str = "dynamic linear",
+        macs: int | None = None,
+    ) -> np.ndarray:
         """int8 `rows` [M, K] from the host times the int8 `weight` [N, K] transposed on the
         device: the int32 [M, N] accumulators back on the host (a dynamic-quantized Linear's
-        GEMM, `host.dynamic`)."""
+        GEMM, `host.dynamic`; a PT2E layer with a float output, `host.pt2e`); `macs` as in
+        `host_gemm`."""
+        if macs is None:
+            macs = rows.shape[0] * weight.shape[0] * rows.shape[1]
         buffer = self.device.upload(np.ascontiguousarray(rows))
         try:
             out = self.device.matmul_int32(buffer, weight, name=name)
         finally:
             self.device.release(buffer)
-        self._runs.append((name, "dynamic linear", rows.shape[0] * weight.shape[0] * rows.shape[1]))
+        self._runs.append((name, kind, macs))
         return out
 
     def report(self) -> list[LayerReport]:

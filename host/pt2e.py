@@ -11,8 +11,12 @@ torch in float. `offload_pt2e` finds each quantized layer in it:
 and replaces the pattern by one call of an `AcceleratorLayer` on ``x_q``: the integer layer
 (`host.quant.integer_layer`: symmetric int8 weights, the bias quantized to int32 with the input
 zero point folded in, torch's float32 requantization multiplier) run on the device, returning
-``y_q``. Everything else stays in the graph and runs in torch on the CPU; `offload_pt2e` warns
-once, naming each such operation (and each conv/linear left there, with the reason).
+``y_q``. A layer whose output torch keeps in float (X86InductorQuantizer does so when no
+quantized operation consumes it) runs too: the int32 accumulators come back from the device and
+the host applies ``(acc - z * sum(w)) * fp32(sx * sw) + bias`` (and a ReLU) in float32, which
+agrees with torch's float conv to float32 rounding. Everything else stays in the graph and runs
+in torch on the CPU; `offload_pt2e` warns once, naming each such operation (and each conv/linear
+left there, with the reason).
 
 Quantized tensors are plain int8 (XNNPACKQuantizer) or uint8 (X86InductorQuantizer) tensors
 with their scale and zero point on the Q/DQ nodes; uint8 q maps to the accelerator's int8 as
@@ -77,10 +81,20 @@ class AcceleratorLayer(nn.Module):
     same dtype; Linear takes [..., K] (leading dimensions are GEMM rows), a conv NCHW (NCL).
     """
 
-    def __init__(self, name: str, kind: str, layer: QuantLayer, dtype, runner: LayerRunner):
+    def __init__(
+        self,
+        name: str,
+        kind: str,
+        layer: QuantLayer,
+        dtype,
+        runner: LayerRunner,
+        float_bias: np.ndarray | None = None,
+        float_output: bool = False,
+    ):
         super().__init__()
         self.layer_name, self.kind, self.layer, self.runner = name, kind, layer, runner
         self.dtype = dtype
+        self.float_bias, self.float_output = float_bias, float_output
         _, _, self.offset, self.numpy_dtype = _ACTIVATIONS[dtype]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -90,6 +104,8 @@ class AcceleratorLayer(nn.Module):
                 f"{getattr(x, 'dtype', type(x))}"
             )
         data = (x.numpy().astype(np.int16) + self.offset).astype(np.int8)
+        if self.float_output:
+            return self._float_forward(data)
         if self.kind == "linear":
             rows = self.runner.host_gemm(
                 self.layer_name, "linear", data.reshape(-1, data.shape[-1]), self.layer
@@ -101,6 +117,33 @@ class AcceleratorLayer(nn.Module):
             out = self.runner.conv(self.layer_name, data, self.layer, "conv2d")
         return torch.from_numpy((out.astype(np.int16) - self.offset).astype(self.numpy_dtype))
 
+    def _float_forward(self, data: np.ndarray) -> torch.Tensor:
+        """A layer whose output torch keeps in float: the int32 accumulators from the device,
+        then ``(acc - z * sum(w)) * fp32(sx * sw) + bias`` (and the ReLU) in float32 here."""
+        layer = self.layer
+        if self.kind == "linear":
+            rows = data.reshape(-1, data.shape[-1])
+            acc = self.runner.matmul_int32(self.layer_name, rows, layer.weight, "linear, float out")
+            acc = acc.reshape(*data.shape[:-1], layer.out_features)
+            channel_axis = -1
+        else:
+            if self.kind == "conv1d":
+                acc = self.runner.conv1d(self.layer_name, data, layer, int32=True)
+            else:
+                acc = self.runner.conv(self.layer_name, data, layer, "conv2d", int32=True)
+            channel_axis = 1
+        shape = [1] * acc.ndim
+        shape[channel_axis] = layer.out_features
+        sums = layer.weight.astype(np.int64).sum(axis=1).reshape(shape)
+        raw = (acc.astype(np.int64) - layer.in_zero_point * sums).astype(np.float32)
+        multiplier = (np.float32(layer.in_scale) * layer.weight_scales).reshape(shape)
+        out = raw * multiplier
+        if self.float_bias is not None:
+            out = out + self.float_bias.reshape(shape)
+        if layer.requant.relu:
+            out = np.maximum(out, np.float32(0))
+        return torch.from_numpy(np.ascontiguousarray(out, dtype=np.float32))
+
 
 @dataclass(frozen=True)
 class _Pattern:
@@ -110,8 +153,10 @@ class _Pattern:
     kind: str
     layer: QuantLayer
     input_node: fx.Node  # the int8/uint8 tensor entering the layer
-    output_node: fx.Node  # the quantize_per_tensor node giving its result
+    output_node: fx.Node  # the quantize_per_tensor node giving its result (float: the layer's)
     dtype: torch.dtype
+    float_bias: np.ndarray | None = None  # a float-output layer's bias
+    float_output: bool = False
 
 
 class OffloadedPT2E(nn.Module):
@@ -210,11 +255,13 @@ def _match(graph: fx.GraphModule, node: fx.Node, index: int) -> _Pattern | str:
     last, relu = node, False
     if len(node.users) == 1 and _is(next(iter(node.users)), *_RELUS):
         last, relu = next(iter(node.users)), True
-    if len(last.users) != 1 or not _is(next(iter(last.users)), _QUANTIZE):
-        return "its output is not quantized"
-    y_q = next(iter(last.users))
+    float_output = len(last.users) != 1 or not _is(next(iter(last.users)), _QUANTIZE)
+    y_q = last if float_output else next(iter(last.users))
     x_scale, x_zero, x_min, x_max, x_dtype = x_dq.args[1:6]
-    y_scale, y_zero, y_min, y_max, y_dtype = y_q.args[1:6]
+    if float_output:  # torch keeps the output float: our float epilogue, no requantization
+        y_scale, y_zero, y_min, y_max, y_dtype = None, 0, x_min, x_max, x_dtype
+    else:
+        y_scale, y_zero, y_min, y_max, y_dtype = y_q.args[1:6]
     if x_dtype not in _ACTIVATIONS or y_dtype != x_dtype:
         return f"activations of {x_dtype} / {y_dtype} (int8 or uint8 are lowered)"
     qmin, qmax, offset, _ = _ACTIVATIONS[x_dtype]
@@ -234,17 +281,23 @@ def _match(graph: fx.GraphModule, node: fx.Node, index: int) -> _Pattern | str:
         if isinstance(geometry, str):
             return geometry
         kind = "conv1d" if dims == 1 else "conv2d"
+    float_bias = None if bias is None else bias.detach().float().numpy()
+    if float_output:  # an output scale the unused requantizer accepts (multipliers <= 0.5)
+        y_scale = 2 * float(x_scale) * float(scales.max(initial=np.float32(1e-30)))
     layer = integer_layer(
         weight_int8.reshape(weight_int8.shape[0], -1),
         scales,
-        None if bias is None else bias.detach().float().numpy(),
+        None if float_output else float_bias,
         in_qparams=(float(x_scale), int(x_zero) + offset),
         out_qparams=(float(y_scale), int(y_zero) + offset),
         relu=relu,
         conv=geometry,
         engine="qnnpack",  # its reciprocal form is the quantize node's x * (1.0 / scale)
     )
-    return _Pattern(f"{kind}{index}:{node.name}", kind, layer, x_dq.args[0], y_q, x_dtype)
+    name = f"{kind}{index}:{node.name}"
+    if float_output:
+        return _Pattern(name, kind, layer, x_dq.args[0], y_q, x_dtype, float_bias, True)
+    return _Pattern(name, kind, layer, x_dq.args[0], y_q, x_dtype)
 
 
 def _weights(graph: fx.GraphModule, w_dq: fx.Node):
@@ -290,9 +343,16 @@ def _replace(
     nodes only the pattern used; `replaced` maps earlier layers' quantize nodes to their calls
     (a layer's input may be the previous layer's output)."""
     target = f"_accelerator_{index}"
-    graph.add_submodule(
-        target, AcceleratorLayer(pattern.name, pattern.kind, pattern.layer, pattern.dtype, runner)
+    accelerator = AcceleratorLayer(
+        pattern.name,
+        pattern.kind,
+        pattern.layer,
+        pattern.dtype,
+        runner,
+        pattern.float_bias,
+        pattern.float_output,
     )
+    graph.add_submodule(target, accelerator)
     source = replaced.get(pattern.input_node, pattern.input_node)
     with graph.graph.inserting_before(pattern.output_node):
         call = graph.graph.call_module(target, (source,))
