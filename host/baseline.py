@@ -24,15 +24,15 @@ Example::
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import statistics
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from host.dynamic import quantized_engine
 
 __all__ = ["DEVICES", "DTYPES", "Timing", "baselines", "is_quantized", "time_model"]
 
@@ -267,7 +267,7 @@ def baselines(
     if quantized_model is None:
         timings.append(_skipped("cpu int8", "cpu", "int8", batch, "no quantized model given"))
     else:
-        with _quantized_engine(engine):
+        with quantized_engine(engine):
             timings.append(time_model(quantized_model, inputs, device="cpu", **common))
     for dtype in (torch.float32, torch.float16):
         if torch.cuda.is_available():
@@ -314,13 +314,3 @@ def _skipped(label: str, device: str, dtype: str, batch: int, reason: str) -> Ti
         min_s=None,
         skipped=reason,
     )
-
-
-@contextlib.contextmanager
-def _quantized_engine(engine: str) -> Iterator[None]:
-    previous = torch.backends.quantized.engine
-    torch.backends.quantized.engine = engine
-    try:
-        yield
-    finally:
-        torch.backends.quantized.engine = previous
