@@ -16,10 +16,6 @@ from sim.exported_run import run_exported
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # torchao's notices about its CUDA kernels and XNNPACK's move
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
-    from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
-        X86InductorQuantizer,
-        get_default_x86_inductor_quantization_config,
-    )
     from torchao.testing.pt2e._xnnpack_quantizer import (
         XNNPACKQuantizer,
         get_symmetric_quantization_config,
@@ -52,8 +48,8 @@ EXPECTED_MACS = 2 * 36 * 4 * (27 + 9) + 2 * 5 * 144
 def programs(tmp_path_factory):
     """Saved programs: ``static`` (PT2E, XNNPACK, example inputs [2, 3, 6, 6] recorded),
     ``dynamic`` (the same with a dynamic batch and no example inputs), ``float`` (exported,
-    never quantized) and ``unlowered`` (one conv by X86InductorQuantizer, which leaves its
-    output float: no pattern the accelerator runs)."""
+    never quantized) and ``unlowered`` (one conv quantized by XNNPACK to activations in
+    [-127, 127], not the full int8 range the accelerator's layers take)."""
     folder = tmp_path_factory.mktemp("programs")
     x = torch.randn(2, 3, 6, 6, generator=torch.Generator().manual_seed(0))
     model = Separable().eval()
@@ -73,8 +69,12 @@ def programs(tmp_path_factory):
     dynamic.example_inputs = None
     torch.export.save(dynamic, paths["dynamic"])
     torch.export.save(torch.export.export(model, (x,)), paths["float"])
-    x86 = X86InductorQuantizer().set_global(get_default_x86_inductor_quantization_config())
-    prepared = prepare_pt2e(torch.export.export(model.conv, (x,)).module(), x86)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "XNNPACKQuantizer is deprecated!"
+        narrow = XNNPACKQuantizer().set_global(
+            get_symmetric_quantization_config(is_per_channel=True, act_qmin=-127, act_qmax=127)
+        )
+    prepared = prepare_pt2e(torch.export.export(model.conv, (x,)).module(), narrow)
     prepared(x)
     torch.export.save(torch.export.export(convert_pt2e(prepared), (x,)), paths["unlowered"])
     return paths
@@ -151,7 +151,7 @@ def _written(name: str, write):
             "unlowered",
             [],
             r"unlowered\.pt2: GraphModule holds no PT2E-quantized Linear or Conv layer "
-            r"\(conv2d: its output is not quantized\)",
+            r"\(conv2d: activation range \[-127, 127\] is not the full torch.int8 range\)",
         ),
         ("static", ["--workload", "cnn"], r"--model runs your program; --workload apply to"),
         ("static", ["--input-shape", "4,x"], r"--input-shape: expected positive integers"),
