@@ -35,6 +35,7 @@ import torch.ao.nn.quantized.dynamic as nnqd
 from torch import nn
 
 from host.layer_runner import LayerRunner
+from host.quant import weight_scales_and_zero_points
 from sim.golden.dynamic_quant import (
     KERNELS,
     float_output,
@@ -92,22 +93,11 @@ class DynamicLinear:
     ) -> DynamicLinear:
         """The layer of a qint8 `weight` [N, K] (per tensor, or per channel along axis 0) and a
         float `bias`, its kernel not yet known."""
-        if weight.dtype != torch.qint8:
-            raise ValueError(f"dynamic weights must be torch.qint8, not {weight.dtype}")
-        n = weight.shape[0]
-        if weight.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric):
-            if weight.q_per_channel_axis() != 0:
-                axis = weight.q_per_channel_axis()
-                raise ValueError(f"per-channel weights must be quantized along axis 0, not {axis}")
-            scales = weight.q_per_channel_scales().numpy()
-            zero_points = weight.q_per_channel_zero_points().numpy()
-        else:
-            scales = np.full(n, weight.q_scale())
-            zero_points = np.full(n, weight.q_zero_point())
+        scales, zero_points = weight_scales_and_zero_points(weight, weight.shape[0])
         return cls(
             weight=weight.int_repr().numpy().astype(np.int8),
-            weight_zero_points=zero_points.astype(np.int64),
-            weight_scales=scales.astype(np.float32),
+            weight_zero_points=zero_points,
+            weight_scales=scales,
             bias=None if bias is None else bias.detach().numpy().astype(np.float32),
             relu=relu,
             reduce_range=reduce_range,

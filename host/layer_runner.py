@@ -14,7 +14,9 @@ is one report row.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
@@ -24,6 +26,8 @@ from sim.golden.grouped_conv import GroupChunk, group_chunks, groups_per_chunk
 from sim.golden.layers import QuantLayer, conv_patches
 
 __all__ = ["LayerReport", "LayerRunner", "OffloadSummary", "OffloadWarning"]
+
+T = TypeVar("T")
 
 
 class OffloadWarning(UserWarning):
@@ -172,11 +176,7 @@ class LayerRunner:
         `host_gemm`."""
         if macs is None:
             macs = rows.shape[0] * weight.shape[0] * rows.shape[1]
-        buffer = self.device.upload(np.ascontiguousarray(rows))
-        try:
-            out = self.device.matmul_int32(buffer, weight, name=name)
-        finally:
-            self.device.release(buffer)
+        out = self._from_host(rows, lambda x: self.device.matmul_int32(x, weight, name=name))
         self._runs.append((name, kind, macs))
         return out
 
@@ -235,12 +235,16 @@ class LayerRunner:
         to the host; `macs` of the GEMM are the layer's own (default M x N x K)."""
         if macs is None:
             macs = rows.shape[0] * layer.out_features * layer.in_features
-        buffer = self.device.upload(np.ascontiguousarray(rows))
-        try:
-            out = self.device.linear(buffer, layer, name=name)
-        finally:
-            self.device.release(buffer)
+        out = self._from_host(rows, lambda x: self.device.linear(x, layer, name=name))
         self._runs.append((name, kind, macs))
         rows = self.device.download(out)
         self.device.release(out)
         return rows
+
+    def _from_host(self, rows: np.ndarray, run: Callable[[DeviceBuffer], T]) -> T:
+        """`run` on `rows` uploaded into a device buffer, which is released after."""
+        buffer = self.device.upload(np.ascontiguousarray(rows))
+        try:
+            return run(buffer)
+        finally:
+            self.device.release(buffer)

@@ -134,8 +134,8 @@ class AcceleratorLayer(nn.Module):
             channel_axis = 1
         shape = [1] * acc.ndim
         shape[channel_axis] = layer.out_features
-        sums = layer.weight.astype(np.int64).sum(axis=1).reshape(shape)
-        raw = (acc.astype(np.int64) - layer.in_zero_point * sums).astype(np.float32)
+        # the layer was made without a bias, so bias32 is the zero-point fold -z * sum(w)
+        raw = (acc.astype(np.int64) + layer.bias32.reshape(shape)).astype(np.float32)
         multiplier = (np.float32(layer.in_scale) * layer.weight_scales).reshape(shape)
         out = raw * multiplier
         if self.float_bias is not None:

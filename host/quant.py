@@ -240,13 +240,26 @@ def _weight_int8_and_scales(module: nn.Module) -> tuple[np.ndarray, np.ndarray]:
     """The module's int8 weight as torch stores it and a float32 scale per output channel
     (a ConvTranspose2d stores [C_in, C_out / g, ...] and takes per-tensor weights only)."""
     weight = module.weight()
+    transposed = isinstance(module, nnq.ConvTranspose2d)
+    per_channel = weight.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric)
+    if transposed and per_channel:
+        raise ValueError("a ConvTranspose2d's weights must be quantized per tensor")
+    n = int(module.out_channels) if transposed else weight.shape[0]
+    scales, zero_points = weight_scales_and_zero_points(weight, n)
+    if np.any(zero_points != 0):
+        raise ValueError(
+            f"weights must be symmetric (zero point 0), not zero points {sorted(set(zero_points))}"
+        )
+    return weight.int_repr().numpy().astype(np.int8), scales.astype(np.float32)
+
+
+def weight_scales_and_zero_points(weight: torch.Tensor, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The float32 scale and int64 zero point of each of the `n` output channels of a qint8
+    `weight`, quantized per tensor or per channel along axis 0 (another axis or dtype is a
+    `ValueError`)."""
     if weight.dtype != torch.qint8:
         raise ValueError(f"weights must be torch.qint8, not {weight.dtype}")
-    transposed = isinstance(module, nnq.ConvTranspose2d)
-    n = int(module.out_channels) if transposed else weight.shape[0]
     if weight.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric):
-        if transposed:
-            raise ValueError("a ConvTranspose2d's weights must be quantized per tensor")
         if weight.q_per_channel_axis() != 0:
             raise ValueError(
                 f"per-channel weights must be quantized along axis 0, not "
@@ -257,11 +270,7 @@ def _weight_int8_and_scales(module: nn.Module) -> tuple[np.ndarray, np.ndarray]:
     else:
         scales = np.full(n, weight.q_scale())
         zero_points = np.full(n, weight.q_zero_point())
-    if np.any(zero_points != 0):
-        raise ValueError(
-            f"weights must be symmetric (zero point 0), not zero points {sorted(set(zero_points))}"
-        )
-    return weight.int_repr().numpy().astype(np.int8), scales.astype(np.float32)
+    return scales.astype(np.float32), zero_points.astype(np.int64)
 
 
 def transpose_geometry(module: nnq.ConvTranspose2d) -> TransposeGeometry:
