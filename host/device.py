@@ -43,6 +43,7 @@ from sim.golden.param_records import pack_param_records
 from sim.isa_model import IsaModel
 from sim.perf import program_estimate
 from sim.schedule import gemm_schedule
+from sim.spmm_schedule import PackedSparseWeight, pack_sparse_weight, spmm_layout, spmm_schedule
 
 __all__ = [
     "BACKENDS",
@@ -216,6 +217,16 @@ class LayerRun:
 
 
 @dataclass
+class _SparseWeights:
+    """A sparse weight's packed nonzeros (`sim.spmm_schedule.pack_sparse_weight`), resident in
+    device memory at `addresses`, and the array they were made from (`owner`)."""
+
+    packed: PackedSparseWeight
+    addresses: list[int]
+    owner: object
+
+
+@dataclass
 class _Weights:
     """A layer's weights (K x N) and parameter records (None for an int32-output GEMM),
     resident in device memory, and the object they were made from (`owner`)."""
@@ -271,6 +282,7 @@ class Device:
         self.bytes_from_device = 0
         self._pool = RowPool(transport.memory_bytes // GRANULE, name="main memory")
         self._weights: dict[int, _Weights] = {}
+        self._sparse: dict[int, _SparseWeights] = {}
 
     # Memory -------------------------------------------------------------------------------
     def allocate(self, nbytes: int) -> int:
@@ -355,6 +367,41 @@ class Device:
         self.bytes_from_device += 4 * m * n
         return data.view(np.dtype("<i4")).reshape(m, n).astype(np.int32)
 
+    def spmm_int32(self, xt: DeviceBuffer, weight: np.ndarray, *, name: str = "spmm") -> np.ndarray:
+        """int8 ``weight`` [N, K] times int8 ``xt`` [K, M] (in device memory) on the sparse
+        engine, which multiplies only the weight's nonzeros: the int32 [N, M] accumulators
+        ``weight @ xt``, brought back to the host (`sim.spmm_schedule.spmm_schedule`).
+
+        The weight's nonzeros are packed into the engine's beats and uploaded on its first use
+        (per array object) and stay.
+
+        Raises
+        ------
+        TypeError, ValueError
+            ``xt`` is not a DeviceBuffer, its K differs from the weight's, K > 65536, or the
+            configuration has no sparse engine.
+        DeviceError
+            The accelerator stopped with an error.
+        """
+        if not isinstance(xt, DeviceBuffer):
+            raise TypeError(f"xt must be a DeviceBuffer, not {xt!r}")
+        weight = require_array("weight", weight, np.int8, 2)
+        (k, m), n = xt.shape, weight.shape[0]
+        if k != weight.shape[1]:
+            raise ValueError(
+                f"{name}: the input has {k} rows, the weight {weight.shape[1]} columns"
+            )
+        resident = self._resident_sparse(weight)
+        out = self.allocate(4 * n * m)
+        try:
+            layout = spmm_layout(resident.packed, m, xt.address, out, resident.addresses)
+            self._run(name, (m, n, k), spmm_schedule(layout))
+            data = self.transport.read(out, 4 * n * m)
+        finally:
+            self.free(out)
+        self.bytes_from_device += 4 * n * m
+        return data.view(np.dtype("<i4")).reshape(n, m).astype(np.int32)
+
     def _gemm(self, name: str, x: DeviceBuffer, resident: _Weights, n: int) -> int:
         """Run ``x @ weights`` into a new region (int8 requantized with the resident parameter
         records, else int32) and return its address."""
@@ -402,6 +449,31 @@ class Device:
             uploaded = self.upload(np.ascontiguousarray(weight.T))
             self._weights[key] = _Weights(uploaded.address, None, weight)
         return self._weights[key]
+
+    def drop_sparse(self, weight: np.ndarray) -> None:
+        """Free the packed nonzeros `spmm_int32` keeps for `weight` (nothing if none)."""
+        entry = self._sparse.pop(id(weight), None)
+        if entry is not None:
+            for address in entry.addresses:
+                self.free(address)
+
+    def _resident_sparse(self, weight: np.ndarray) -> _SparseWeights:
+        """An int8 weight [N, K]'s packed nonzeros in device memory."""
+        key = id(weight)
+        entry = self._sparse.get(key)
+        if entry is None or entry.owner is not weight:
+            packed = pack_sparse_weight(weight, self.config)
+            entry = _SparseWeights(packed, [], weight)
+            self._sparse[key] = entry
+            try:
+                for piece in packed.pieces:
+                    entry.addresses.append(self.allocate(max(1, piece.size)))
+                    self.transport.write(entry.addresses[-1], piece)
+                    self.bytes_to_device += piece.size
+            except BaseException:
+                self.drop_sparse(weight)  # never keep a partly uploaded weight
+                raise
+        return entry
 
     def _run(self, name: str, shape: tuple[int, int, int], program: list[Instruction]) -> None:
         run = self.transport.execute(program)

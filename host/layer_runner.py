@@ -10,20 +10,34 @@ forward, `report()` gives one `LayerReport` per GEMM and `summary()` the model's
 A grouped conv (depthwise included) runs as one GEMM per chunk of groups whose output channels
 fill the array's columns, with a block-diagonal weight (`sim.golden.grouped_conv`); each chunk
 is one report row.
+
+Each int8-output GEMM (a Linear, a conv or a chunk of one) runs on the engine
+`host.engine_choice.choose_engine` picks from the predicted cycles, or the one the ``engine``
+argument forces (one for every layer, or per layer name): the systolic array with the
+requantizer, or the sparse engine (`host.device.Device.spmm_int32`: W @ X^T on the layer's
+packed nonzeros, the int32 accumulators requantized on the host by the requantizer's own
+integer procedure, `sim.isa_model.requantize_lanes`, so the int8 result is the same either way).
+Each report row names its engine and why.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from functools import partial
 from typing import TypeVar
 
 import numpy as np
 
+from hdl.isa import PARAM_RECORD_BYTES
 from host.device import Device, DeviceBuffer
+from host.engine_choice import EngineChoice, choose_engine, require_engine
+from sim.alloc import PoolExhaustedError
 from sim.golden.conv import col2im_output
 from sim.golden.grouped_conv import GroupChunk, group_chunks, groups_per_chunk
 from sim.golden.layers import QuantLayer, conv_patches
+from sim.golden.param_records import pack_param_records
+from sim.isa_model import decode_param_records, requantize_lanes
 
 __all__ = ["LayerReport", "LayerRunner", "OffloadSummary", "OffloadWarning"]
 
@@ -38,7 +52,10 @@ class OffloadWarning(UserWarning):
 class LayerReport:
     """One offloaded layer in the last forward: the GEMM M x K by K x N it became, and the
     layer's own MACs in it (`macs`: M x N x K but for a chunk of groups, whose block-diagonal
-    zeros are not the layer's work)."""
+    zeros are not the layer's work). `engine` ran it (``"dense"``: the systolic array;
+    ``"sparse"``: the sparse engine) for `engine_reason`; `engine_macs` are the MACs the engine
+    did (M x N x K dense; M x the weight's nonzeros sparse), `utilization` those per cycle over
+    the array's MACs."""
 
     name: str
     kind: str
@@ -52,6 +69,9 @@ class LayerReport:
     bytes_read: int
     bytes_written: int
     modeled_us: float
+    engine: str = "dense"
+    engine_reason: str = ""
+    engine_macs: int = 0
 
 
 @dataclass(frozen=True)
@@ -88,11 +108,15 @@ class OffloadSummary:
 class LayerRunner:
     """Runs int8 layers on `device` and keeps what the current forward ran (module doc)."""
 
-    def __init__(self, device: Device):
+    def __init__(self, device: Device, engine: str | Mapping[str, str] = "auto"):
         if not isinstance(device, Device):
             raise TypeError(f"device must be a host.device.Device, not {type(device)!r}")
         self.device = device
-        self._runs: list[tuple[str, str, int]] = []  # name, kind, the layer's own MACs
+        self.engine = _engine_policy(engine)
+        # name, kind, the layer's own MACs, the engine choice (None: an int32 GEMM, dense)
+        self._runs: list[tuple[str, str, int, EngineChoice | None]] = []
+        self._choices: dict[tuple[str, int, int], tuple[np.ndarray, EngineChoice]] = {}
+        self._lanes: dict[int, tuple[QuantLayer, np.ndarray]] = {}
         self._cpu_macs: dict[str, int] = {}
         self._first_run = 0
         self._bytes_at_start = (0, 0)
@@ -110,9 +134,21 @@ class LayerRunner:
             self._cpu_macs[operation] = self._cpu_macs.get(operation, 0) + macs
 
     def linear(self, name: str, x: DeviceBuffer, layer: QuantLayer) -> DeviceBuffer:
-        """int8 `x` [M, K] in device memory through `layer`: int8 [M, N] in device memory."""
-        out = self.device.linear(x, layer, name=name)
-        self._runs.append((name, "linear", x.shape[0] * layer.out_features * layer.in_features))
+        """int8 `x` [M, K] in device memory through `layer`: int8 [M, N] in device memory (on
+        the sparse engine: brought to the host and back, module docstring)."""
+        (m, k), n = x.shape, layer.out_features
+        if k != layer.in_features:
+            raise ValueError(
+                f"{name}: the input has {k} features, the layer expects {layer.in_features}"
+            )
+        choice = self._choose(name, layer, m)
+        if choice.engine == "sparse":
+            rows = self._sparse_rows(name, self.device.download(x), layer)
+            choice = self._choose(name, layer, m)  # dense after all if memory ran out
+            out = self.device.upload(rows) if rows is not None else None
+        if choice.engine == "dense":
+            out = self.device.linear(x, layer, name=name)
+        self._runs.append((name, "linear", m * n * k, choice))
         return out
 
     def conv(
@@ -177,7 +213,7 @@ class LayerRunner:
         if macs is None:
             macs = rows.shape[0] * weight.shape[0] * rows.shape[1]
         out = self._from_host(rows, lambda x: self.device.matmul_int32(x, weight, name=name))
-        self._runs.append((name, kind, macs))
+        self._runs.append((name, kind, macs, None))
         return out
 
     def report(self) -> list[LayerReport]:
@@ -185,7 +221,12 @@ class LayerRunner:
         config = self.device.config
         runs = self.device.runs[self._first_run :]
         reports = []
-        for (name, kind, macs), run in zip(self._runs, runs, strict=True):
+        for (name, kind, macs, choice), run in zip(self._runs, runs, strict=True):
+            engine, reason, done = "dense", "int32 output (the dense array)", run.m * run.n * run.k
+            if choice is not None:
+                engine, reason = choice.engine, choice.reason
+                if engine == "sparse":
+                    done = run.m * choice.nonzeros
             reports.append(
                 LayerReport(
                     name=name,
@@ -196,10 +237,13 @@ class LayerRunner:
                     macs=macs,
                     cycles=run.cycles,
                     cycle_model=run.cycle_model,
-                    utilization=run.m * run.n * run.k / (run.cycles * config.macs),
+                    utilization=done / (run.cycles * config.macs),
                     bytes_read=run.counters.get("bytes_read", 0),
                     bytes_written=run.counters.get("bytes_written", 0),
                     modeled_us=run.cycles / config.clock_mhz,
+                    engine=engine,
+                    engine_reason=reason,
+                    engine_macs=done,
                 )
             )
         return reports
@@ -235,11 +279,53 @@ class LayerRunner:
         to the host; `macs` of the GEMM are the layer's own (default M x N x K)."""
         if macs is None:
             macs = rows.shape[0] * layer.out_features * layer.in_features
-        out = self._from_host(rows, lambda x: self.device.linear(x, layer, name=name))
-        self._runs.append((name, kind, macs))
-        rows = self.device.download(out)
-        self.device.release(out)
-        return rows
+        choice = self._choose(name, layer, rows.shape[0])
+        if choice.engine == "sparse":
+            out = self._sparse_rows(name, rows, layer)
+            choice = self._choose(name, layer, rows.shape[0])  # dense after all if memory ran out
+        if choice.engine == "dense":
+            buffer = self._from_host(rows, lambda x: self.device.linear(x, layer, name=name))
+            out = self.device.download(buffer)
+            self.device.release(buffer)
+        self._runs.append((name, kind, macs, choice))
+        return out
+
+    def _choose(self, name: str, layer: QuantLayer, m: int) -> EngineChoice:
+        """The engine for `m` rows through `layer` (made once per layer and M)."""
+        key = (name, id(layer.weight), m)
+        cached = self._choices.get(key)
+        if cached is None or cached[0] is not layer.weight:
+            requested = self.engine.get(name, self.engine.get("*", "auto"))
+            choice = choose_engine(layer.weight, m, self.device.config, requested)
+            self._choices[key] = cached = (layer.weight, choice)
+        return cached[1]
+
+    def _sparse_rows(self, name: str, rows: np.ndarray, layer: QuantLayer) -> np.ndarray | None:
+        """int8 `rows` [M, K] through `layer` on the sparse engine: int8 [M, N] on the host,
+        the accumulators requantized as the device's requantizer does. None when its operands
+        do not fit in the device memory left: the layer's choice then becomes dense for good
+        (its packed nonzeros freed)."""
+        # X^T's rows start on bus words (its columns padded with zeros to whole words), so the
+        # X loads move one word per C-byte row instead of two.
+        m, bus = rows.shape[0], self.device.config.bus_bytes
+        xt = np.zeros((rows.shape[1], -(-m // bus) * bus), np.int8)
+        xt[:, :m] = rows.T
+        try:
+            run = partial(self.device.spmm_int32, weight=layer.weight, name=name)
+            acc = self._from_host(xt, run)[:, :m]
+        except PoolExhaustedError as error:
+            self.device.drop_sparse(layer.weight)
+            key = (name, id(layer.weight), rows.shape[0])
+            weight, choice = self._choices[key]
+            fallback = f"operands did not fit in device memory ({error})"
+            self._choices[key] = (weight, replace(choice, engine="dense", fallback=fallback))
+            return None
+        key = id(layer)
+        if key not in self._lanes or self._lanes[key][0] is not layer:
+            records = pack_param_records(layer.bias32, layer.requant)
+            lanes = decode_param_records(records.reshape(-1, PARAM_RECORD_BYTES))
+            self._lanes[key] = (layer, lanes)
+        return requantize_lanes(acc.T, self._lanes[key][1])
 
     def _from_host(self, rows: np.ndarray, run: Callable[[DeviceBuffer], T]) -> T:
         """`run` on `rows` uploaded into a device buffer, which is released after."""
@@ -248,3 +334,13 @@ class LayerRunner:
             return run(buffer)
         finally:
             self.device.release(buffer)
+
+
+def _engine_policy(engine: str | Mapping[str, str]) -> dict[str, str]:
+    """`engine` as {layer name: engine}, ``"*"`` for every other layer (ValueError naming a bad
+    value)."""
+    if isinstance(engine, str):
+        return {"*": require_engine("every layer", engine)}
+    if not isinstance(engine, Mapping):
+        raise TypeError(f"engine must be a str or a mapping of layer names, not {engine!r}")
+    return {str(name): require_engine(repr(name), value) for name, value in engine.items()}

@@ -41,6 +41,7 @@ operation, `host.macs`), accelerator cycles, and the bytes that crossed between 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -79,8 +80,14 @@ class _QValue:
     buffer: DeviceBuffer | None = None
 
 
-def offload(qmodel: nn.Module, device: Device) -> OffloadedModel | OffloadedPT2E:
+def offload(
+    qmodel: nn.Module, device: Device, *, engine: str | Mapping[str, str] = "auto"
+) -> OffloadedModel | OffloadedPT2E:
     """An ``nn.Module`` running `qmodel` with its quantized layers on `device` (module doc).
+
+    `engine` picks the engine of each int8-output GEMM (`host.engine_choice`): ``"auto"`` (the
+    fewer predicted cycles), ``"dense"`` or ``"sparse"`` for every layer, or a mapping from
+    layer names (as the report names them) to those, ``"*"`` for the rest (default auto).
 
     Raises
     ------
@@ -88,14 +95,15 @@ def offload(qmodel: nn.Module, device: Device) -> OffloadedModel | OffloadedPT2E
         `qmodel` is not an ``nn.Module`` or `device` not a `host.device.Device`.
     ValueError
         `qmodel` holds no quantized Linear or Conv2d (quantize it first: `host.quantize` or
-        torch.ao's convert), or torch.fx cannot trace it (the message says why).
+        torch.ao's convert), or torch.fx cannot trace it (the message says why); an `engine`
+        that is not one of ``"auto"``, ``"dense"``, ``"sparse"``.
     """
     if not isinstance(qmodel, nn.Module):
         raise TypeError(f"qmodel must be a torch.nn.Module, not {type(qmodel)!r}")
     if not isinstance(device, Device):
         raise TypeError(f"device must be a host.device.Device, not {type(device)!r}")
     if is_pt2e(qmodel):
-        return offload_pt2e(qmodel, device)
+        return offload_pt2e(qmodel, device, engine)
     try:
         graph = fx.symbolic_trace(qmodel)
     except Exception as error:  # torch.fx raises many kinds; say which model and why
@@ -145,7 +153,7 @@ def offload(qmodel: nn.Module, device: Device) -> OffloadedModel | OffloadedPT2E
             OffloadWarning,
             stacklevel=2,
         )
-    return OffloadedModel(graph, device, on_cpu, dynamic)
+    return OffloadedModel(graph, device, on_cpu, dynamic, engine)
 
 
 def _layers_on_device(
@@ -194,6 +202,7 @@ class OffloadedModel(nn.Module):
         device: Device,
         on_cpu: list[str],
         dynamic: dict[str, DynamicLinear | DynamicLSTM] | None = None,
+        engine: str | Mapping[str, str] = "auto",
     ):
         super().__init__()
         self.graph_module = graph
@@ -202,7 +211,7 @@ class OffloadedModel(nn.Module):
         self._modules_by_name = dict(graph.named_modules())
         self._layers: dict[tuple[str, float, int], QuantLayer] = {}
         self._dynamic = {name: layer for name, layer in (dynamic or {}).items() if layer.kernel}
-        self.layers = LayerRunner(device)
+        self.layers = LayerRunner(device, engine)
         self._holders: dict[DeviceBuffer, int] = {}  # values sharing a buffer, when above 1
 
     def forward(self, *inputs: torch.Tensor):

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import copy
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -194,9 +195,11 @@ class OffloadedPT2E(nn.Module):
         return self.runner.summary()
 
 
-def offload_pt2e(model: fx.GraphModule, device: Device) -> OffloadedPT2E:
+def offload_pt2e(
+    model: fx.GraphModule, device: Device, engine: str | Mapping[str, str] = "auto"
+) -> OffloadedPT2E:
     """`model` (converted by ``convert_pt2e``) with its quantized layers on `device` (module
-    doc); `model` itself is not modified.
+    doc); `model` itself is not modified. `engine` as for `host.offload.offload`.
 
     Raises
     ------
@@ -207,7 +210,7 @@ def offload_pt2e(model: fx.GraphModule, device: Device) -> OffloadedPT2E:
     """
     if not isinstance(model, fx.GraphModule):
         raise TypeError(f"model must be a torch.fx.GraphModule, not {type(model)!r}")
-    runner = LayerRunner(device)
+    runner = LayerRunner(device, engine)
     with warnings.catch_warnings():
         # torch 2.13's own pytree code warns about its LeafSpec while copying an exported model
         warnings.filterwarnings("ignore", message=r".*LeafSpec", category=FutureWarning)

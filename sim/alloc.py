@@ -32,6 +32,10 @@ def _require_int(name: str, value: object) -> int:
     return value
 
 
+class PoolExhaustedError(ValueError):
+    """`RowPool.allocate` found no free run of the rows asked for."""
+
+
 class RowPool:
     """First-fit allocator of the rows [0, `rows`) of one memory, optionally split into banks.
 
@@ -125,8 +129,9 @@ class RowPool:
         TypeError
             `n_rows` or `bank` is not an int.
         ValueError
-            `n_rows` < 1, `bank` out of range, or no free run of `n_rows` rows (the message
-            names the request, the rows free and the largest free run there).
+            `n_rows` < 1, `bank` out of range, or no free run of `n_rows` rows
+            (`PoolExhaustedError`; the message names the request, the rows free and the largest
+            free run there).
         """
         n_rows = _require_int("n_rows", n_rows)
         if n_rows < 1:
@@ -139,7 +144,7 @@ class RowPool:
                 self._free[index : index + 1] = [(a, b) for a, b in pieces if b > a]
                 self._allocated[first] = first + n_rows
                 return first
-        raise ValueError(self._full_message(n_rows, bank, span))
+        raise PoolExhaustedError(self._full_message(n_rows, bank, span))
 
     def _full_message(self, n_rows: int, bank: int | None, span: range) -> str:
         """Why `n_rows` rows do not fit in `span`."""

@@ -14,6 +14,11 @@ with a progress bar. It reports:
 - modeled latency at ``config.clock_mhz``, per batch and per image;
 - measured torch baselines (`host.baseline`): CPU fp32 and int8, CUDA fp32 and fp16 when a GPU is
   present.
+
+With a ``sparsity``, the trained model is first pruned and fine-tuned (`sim.pruned_run`), and
+each layer runs on the engine ``engine`` asks for (default: the one with fewer predicted cycles,
+`host.engine_choice`; the layer table names it); the same pruned int8 model then runs again with
+every layer on the dense array, for the speed-up.
 """
 
 from __future__ import annotations
@@ -28,9 +33,11 @@ from rich.progress import Progress
 from hdl.config import AccelConfig
 from host.device import BACKENDS as DEVICE_BACKENDS
 from host.device import Device
+from host.engine_choice import require_engine
 from host.layer_runner import LayerReport
 from host.offload import OffloadWarning, offload
 from host.quant import quantize
+from sim.pruned_run import pruned_model
 
 #: Workloads that run a reference model.
 MODELS = ("mlp", "cnn", "transformer", "mobilenet")
@@ -44,17 +51,22 @@ def run_model(
     batch: int,
     baselines: bool,
     images: int | None = None,
+    sparsity: float | None = None,
+    pattern: str = "unstructured",
+    engine: str = "auto",
 ) -> dict:
     """Run `workload` (one of `MODELS`) on `backend` and return the report's figures.
 
     `images` limits the run (and the accuracies) to the first that many test images (default:
-    the whole split), to keep a run on a small array short.
+    the whole split), to keep a run on a small array short. `sparsity` and `pattern` prune the
+    model first, `engine` picks the engines (module docstring).
 
     Raises
     ------
     ValueError
         An unknown workload, a backend that cannot run models (``pysim``: far too slow for a
-        whole test split), a batch size or image count below 1.
+        whole test split), a batch size or image count below 1, a sparsity or pattern that
+        `host.prune.prune` refuses, an engine other than auto, dense or sparse.
     """
     import models
 
@@ -73,21 +85,29 @@ def run_model(
     if images is not None and images < 1:
         raise ValueError(f"images must be at least 1, not {images!r}")
     started = time.perf_counter()
+    require_engine("every layer", engine)
     model, data, info = models.load(workload)
-    qmodel = quantize(model, data.calibration_x, engine="qnnpack")
     test_x, test_y = data.test_x[:images], data.test_y[:images]
+    pruning = None
+    if sparsity is not None:
+        unpruned_accuracy = models.accuracy(model, test_x, test_y)
+        model, pruning = pruned_model(workload, model, data, sparsity, pattern)
+        pruning["unpruned_float_accuracy"] = unpruned_accuracy
+    qmodel = quantize(model, data.calibration_x, engine="qnnpack")
     float_accuracy = models.accuracy(model, test_x, test_y)
     int8_accuracy = models.accuracy(qmodel, test_x, test_y)
     with Device(backend, config) as device:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", OffloadWarning)
-            offloaded = offload(qmodel, device)
+            offloaded = offload(qmodel, device, engine=engine)
         on_cpu = list(offloaded.on_cpu)
         layers, totals, correct, exact, outputs, batches = _run_batches(
             offloaded, qmodel, test_x, test_y, batch
         )
     del caught
     cycles = sum(layer["cycles"] for layer in layers)
+    if pruning is not None:
+        pruning.update(_dense_run(qmodel, backend, config, test_x, test_y, batch, cycles))
     report = {
         "workload": workload,
         "backend": backend,
@@ -107,6 +127,7 @@ def run_model(
         "outputs": outputs,
         "mismatches": outputs - exact,
         "layers": layers,
+        "pruning": pruning,
         "on_cpu": on_cpu,
         **totals,
         "cycles": cycles,
@@ -119,6 +140,21 @@ def run_model(
         report["baselines"] = _baselines(model, qmodel, test_x[:batch])
     report["wall_s"] = time.perf_counter() - started
     return report
+
+
+def _dense_run(qmodel, backend: str, config: AccelConfig, test_x, test_y, batch, cycles) -> dict:
+    """The pruned int8 model again with every layer on the dense array: its cycles, outputs
+    equal to torch's, and the speed-up of the run that chose the engines (`cycles`)."""
+    with Device(backend, config) as device, warnings.catch_warnings():
+        warnings.simplefilter("ignore", OffloadWarning)
+        offloaded = offload(qmodel, device, engine="dense")
+        layers, _, _, exact, outputs, _ = _run_batches(offloaded, qmodel, test_x, test_y, batch)
+    dense = sum(layer["cycles"] for layer in layers)
+    return {
+        "dense_cycles": dense,
+        "dense_mismatches": outputs - exact,
+        "speedup": dense / cycles,
+    }
 
 
 def _run_batches(offloaded, qmodel, test_x, test_y, batch: int):
@@ -151,9 +187,12 @@ def _run_batches(offloaded, qmodel, test_x, test_y, batch: int):
 
 def layer_totals(forwards: list[list[LayerReport]]) -> list[dict]:
     """Each offloaded layer's figures summed over `forwards` (each a forward's report): kind,
-    cycles, its own MACs, the array's MAC slots used (``array_macs``: M x N x K, a chunk's
-    block-diagonal zeros included), bytes read and written, the first forward's GEMM shape and
-    how many GEMMs it took (a grouped conv: one per chunk of groups)."""
+    cycles, its own MACs, the engine's MAC slots used (``array_macs``: M x N x K on the dense
+    array, a chunk's block-diagonal zeros included; M x the nonzeros on the sparse engine), the
+    useful ones (``useful_macs``: the layer's own, a pruned layer's nonzero ones), bytes read
+    and written, the first forward's GEMM shape and
+    how many GEMMs it took (a grouped conv: one per chunk of groups), the engines that ran it
+    and the first one's reason."""
     totals: dict[str, dict] = {}
     for forward, rows in enumerate(forwards):
         for row in rows:
@@ -167,15 +206,21 @@ def layer_totals(forwards: list[list[LayerReport]]) -> list[dict]:
                     "cycles": 0,
                     "macs": 0,
                     "array_macs": 0,
+                    "useful_macs": 0,
                     "bytes_read": 0,
                     "bytes_written": 0,
                     "cycle_model": row.cycle_model,
+                    "engines": [],
                 },
             )
+            if row.engine not in entry["engines"]:
+                entry["engines"].append(row.engine)
+                entry.setdefault("engine_reason", row.engine_reason)
             entry["gemms"] += forward == 0
             entry["cycles"] += row.cycles
             entry["macs"] += row.macs
-            entry["array_macs"] += row.m * row.n * row.k
+            entry["array_macs"] += row.engine_macs
+            entry["useful_macs"] += min(row.macs, row.engine_macs)
             entry["bytes_read"] += row.bytes_read
             entry["bytes_written"] += row.bytes_written
     return list(totals.values())
@@ -216,6 +261,7 @@ def render_model(report: dict, console) -> None:
             f"{report['modeled_us_per_image']:.2f} us per image",
         ),
         ("MACs on the accelerator / on the CPU", _mac_shares(report)),
+        *_pruning_rows(report),
         (
             "host -> device / device -> host",
             f"{report['bytes_to_device']:,} B / {report['bytes_from_device']:,} B",
@@ -240,9 +286,19 @@ def layer_table(report: dict, title: str):
 
     table = Table(title=title, header_style="bold")
     table.caption = (
-        "utilization: the array's MAC slots busy (all), busy with the layer's own MACs (useful)"
+        "utilization: the engine's MAC slots busy (all), busy with the layer's own MACs (useful; "
+        "a pruned layer's nonzero ones)"
     )
-    columns = ("layer", "GEMM M x K x N", "cycles", "all", "useful", "read B", "written B")
+    columns = (
+        "layer",
+        "GEMM M x K x N",
+        "engine",
+        "cycles",
+        "all",
+        "useful",
+        "read B",
+        "written B",
+    )
     for column in columns:
         table.add_column(column, justify="left" if column == "layer" else "right", no_wrap=True)
     macs = report["config"]["rows"] * report["config"]["cols"]
@@ -253,13 +309,34 @@ def layer_table(report: dict, title: str):
         table.add_row(
             f"{layer['name'].removeprefix('module.')} ({layer['kind']})",
             gemm if layer["gemms"] == 1 else f"{layer['gemms']} x ({gemm})",
+            "+".join(layer["engines"]),
             f"{layer['cycles']:,}",
             f"{100 * layer['array_macs'] / slots:.1f} %",
-            f"{100 * layer['macs'] / slots:.1f} %",
+            f"{100 * layer['useful_macs'] / slots:.1f} %",
             f"{layer['bytes_read']:,}",
             f"{layer['bytes_written']:,}",
         )
     return table
+
+
+def _pruning_rows(report: dict) -> list[tuple[str, str]]:
+    """Summary rows of a pruned run: the pruning, its accuracy cost, the dense run's cycles and
+    the speed-up."""
+    pruning = report.get("pruning")
+    if not pruning:
+        return []
+    zeros = ", ".join(f"{100 * z:.1f}" for z in pruning["layer_zeros"].values())
+    how = f"{pruning['steps']} steps x {pruning['epochs_per_step']} epochs of fine-tuning"
+    dense = f"{pruning['dense_cycles']:,}"
+    if pruning["dense_mismatches"]:
+        dense += f" ({pruning['dense_mismatches']} MISMATCHES)"
+    return [
+        ("pruning", f"{pruning['pattern']} to {100 * pruning['sparsity']:g} % zeros, {how}"),
+        ("zero weights per layer (float)", f"{zeros} %"),
+        ("float accuracy before pruning", f"{100 * pruning['unpruned_float_accuracy']:.2f} %"),
+        ("cycles with every layer dense", dense),
+        ("speed-up over the dense array", f"{pruning['speedup']:.2f}x"),
+    ]
 
 
 def _mac_shares(report: dict) -> str:

@@ -198,10 +198,12 @@ class _Machine:
         self.matmul_dones: list[float] = []
         self.sparse_free = 0.0  # the compute unit after an SPMM
         self.store_free = 0.0
-        # Request sequences (first cycle, period, count) competing on the request channel:
-        # those of stores and SPMMs delay loads' requests, those of loads delay SPMMs'.
+        # Request sequences (first cycle, period, count) competing on the request channel
+        # (round-robin): those of stores and SPMMs delay loads' requests, those of loads and
+        # stores delay SPMMs'.
         self.other_requests: list[tuple[float, float, int]] = []
         self.load_requests: list[tuple[float, float, int]] = []
+        self.store_requests: list[tuple[float, float, int]] = []
         self.compute_cycles = 0
         self.macs = 0
         self.bytes_read = 0
@@ -308,7 +310,8 @@ class _Machine:
         words = _row_words(instruction.nz_addr, beat_bytes, beats, beat_bytes, bus)
         self.bytes_read += words * bus
         request = start + _SPMM_REQUEST
-        stolen = self._requests_taken(self.load_requests, request, beats)
+        competing = self.load_requests + self.store_requests
+        stolen = self._requests_taken(competing, request, beats)
         last_request = self.nonzero_window.issue(request, beats) + stolen
         self._record(self.other_requests, request, (last_request - request + 1) / beats, beats)
         # The beats enter the sparse engine once its X block is in (k rows, one per cycle); the
@@ -340,6 +343,7 @@ class _Machine:
         last = self.writes.transfer(first + 2, words)
         done = max(last, first + (rows - 1) * per_row + words / rows + 1)
         self._record(self.other_requests, first, per_row, rows)
+        self._record(self.store_requests, first, per_row, rows)
         self.store_free = done + 1
         return start, done
 

@@ -31,6 +31,13 @@ stream, the result stored back (golden: numpy results with the cycles of the ana
 - ``gemm``: A (M x K) @ B (K x N) through the systolic array; the table reports the
   end-to-end cycles beside the analytical model's prediction, the bare array's streaming cycles
   and SCALE-Sim's convention, utilization, what bounds the run, and the bytes moved;
+With ``--sparsity S`` a model workload is pruned first (`host.prune`: unstructured, or
+``--pattern 2:4``) and fine-tuned on the digits (`sim.pruned_run`); each layer runs on the
+engine with fewer predicted cycles, the dense array or the sparse engine (``--engine`` forces
+one; the layer table names each layer's), and the same pruned int8 model runs again all dense:
+the report adds the pruning, the accuracies and the speed-up, and the outputs are checked
+against torch's pruned int8 model bit for bit.
+
 - ``spmm``: W (N x K, ``--sparsity`` zeros) @ X (K x M) through the sparse engine, which
   multiplies only W's nonzeros; the table reports its cycles beside the model's and the dense
   accelerator's modeled cycles for the same product, the speed-up and the engine's MAC
@@ -61,6 +68,8 @@ from rich.table import Table
 
 from hdl.cli import add_array_arguments, config_from_args, given_config_options
 from hdl.config import AccelConfig
+from host.engine_choice import ENGINES
+from host.prune import PATTERNS
 from sim.backends import BACKENDS, get_backend
 from sim.cycles import array_cycles, scalesim_cycles, utilization
 from sim.exported_run import render_exported, run_exported
@@ -120,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
         "  python -m sim.run --model my_model.pt2 --backend golden   # your PT2E program\n"
         "  python -m sim.run --workload gemm --m 128 --n 64 --k 300 --rows 8 --cols 8 "
         "--dataflow os\n"
+        "  python -m sim.run --workload mlp --sparsity 0.9 --backend golden\n"
         "  python -m sim.run --workload spmm --n 256 --k 256 --m 64 --sparsity 0.9 "
         "--backend verilator",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -160,8 +170,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--sparsity",
         type=fraction,
-        default=0.9,
-        help="spmm: fraction of W's entries that are zero, in [0, 1] (default 0.9)",
+        default=None,
+        help="spmm: fraction of W's entries that are zero, in [0, 1] (default 0.9); models: "
+        "prune the model to this fraction of zero weights in [0, 1) and fine-tune it first "
+        "(default: no pruning)",
+    )
+    parser.add_argument(
+        "--pattern",
+        choices=PATTERNS,
+        default="unstructured",
+        help="models with --sparsity: unstructured (the smallest weights of each layer) or 2:4 "
+        "(two of every four consecutive weights; --sparsity 0.5) (default unstructured)",
+    )
+    parser.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="auto",
+        help="models: run every layer on the engine with fewer predicted cycles (auto), on the "
+        "dense array, or on the sparse engine (default auto)",
     )
     parser.add_argument(
         "--backend",
@@ -294,7 +320,7 @@ def run_spmm(args: argparse.Namespace, config: AccelConfig) -> dict:
     """Run one sparse product W (N x K) @ X (K x M) as the arguments ask; the report's figures."""
     rng = np.random.default_rng(args.seed)
     (m, n, k) = args.m, args.n, args.k
-    w = random_sparse(rng, n, k, args.sparsity)
+    w = random_sparse(rng, n, k, args.sparsity)  # main() sets the default
     _, x = random_operands(rng, 1, m, k)  # X: K x M
     backend = make_backend(args, config)
     start = time.perf_counter()
@@ -429,6 +455,9 @@ def run_model_file(parser: argparse.ArgumentParser, args: argparse.Namespace, co
             ("--images", args.images),
             ("--trace", args.trace),
             ("--no-baselines", args.no_baselines or None),
+            ("--sparsity", args.sparsity),
+            ("--pattern", None if args.pattern == "unstructured" else args.pattern),
+            ("--engine", None if args.engine == "auto" else args.engine),
         )
         if value is not None
     ]
@@ -468,6 +497,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.input_shape is not None:
         parser.error("--input-shape gives the input of --model; the workloads make their own")
     args.workload = args.workload or "mlp"
+    if args.workload not in MODELS:
+        if args.pattern != "unstructured" or args.engine != "auto":
+            parser.error("--pattern and --engine apply to the model workloads")
+        args.sparsity = 0.9 if args.sparsity is None else args.sparsity
+    elif args.sparsity is None and args.pattern != "unstructured":
+        parser.error("--pattern prunes the model: give --sparsity too (0.5 for 2:4)")
     if args.backend is None:
         args.backend = "verilator" if args.workload in MODELS else "golden"
     if args.trace is not None:
@@ -490,6 +525,9 @@ def main(argv: list[str] | None = None) -> int:
                 batch=args.batch or 1 << 30,
                 baselines=not args.no_baselines,
                 images=args.images,
+                sparsity=args.sparsity,
+                pattern=args.pattern,
+                engine=args.engine,
             )
         except ValueError as error:
             parser.error(str(error))

@@ -18,7 +18,7 @@ import numpy as np
 
 from hdl.config import AccelConfig
 from hdl.isa import MAX_ROWS, Instruction, Op
-from sim.golden.checks import require_gemm_operands
+from sim.golden.checks import require_array, require_gemm_operands
 from sim.golden.sparse import csr_compress
 from sim.program_builder import (
     Draft,
@@ -60,6 +60,92 @@ class SpmmLayout:
         return data.view("<i4").reshape(self.n, self.m).astype(np.int32)
 
 
+@dataclass(frozen=True)
+class PackedSparseWeight:
+    """A sparse int8 W (N x K) as the SPMM instructions read it, packed once (`pack_sparse_weight`).
+
+    W's rows are split into `row_groups` ((first row, rows); at most half the accumulator each)
+    and K into `chunks` ((first k, rows); at most ``sparse_depth`` and one weight bank);
+    ``beats[g][c]`` is the uint32 array of the ``nonzeros`` beats of group g restricted to chunk
+    c (`sim.sparse_program.nonzero_beats`, indices relative to the chunk).
+    """
+
+    config: AccelConfig
+    n: int
+    k: int
+    row_groups: tuple[tuple[int, int], ...]
+    chunks: tuple[tuple[int, int], ...]
+    beats: tuple[tuple[np.ndarray, ...], ...]
+
+    @property
+    def pieces(self) -> list[np.ndarray]:
+        """The beats of every (group, chunk) as bytes, in the order of `beats`."""
+        return [b.astype("<u4").view(np.uint8).reshape(-1) for g in self.beats for b in g]
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of main memory the packed beats take (without alignment)."""
+        return sum(piece.size for piece in self.pieces)
+
+
+def pack_sparse_weight(w: np.ndarray, config: AccelConfig) -> PackedSparseWeight:
+    """W's nonzeros packed into the sparse engine's beats, per row group and K-chunk.
+
+    Raises
+    ------
+    TypeError, ValueError
+        `w` is not an int8 matrix, K > 65536, or a configuration whose weight banks have no rows
+        or that has no sparse engine.
+    """
+    config = require_config(config)
+    config.require_sparse_engine("pack_sparse_weight")
+    w = require_array("w", w, np.int8, 2)
+    n, k = w.shape
+    group_rows = min(n, config.acc_rows // 2, MAX_ROWS)
+    depth = min(config.sparse_depth, bank_rows(config)[1], MAX_ROWS)
+    if depth < 1:
+        raise ValueError(f"spad_bytes = {config.spad_bytes} leaves weight banks without rows")
+    groups = tuple((r0, min(group_rows, n - r0)) for r0 in range(0, n, group_rows))
+    chunks = tuple((k0, min(depth, k - k0)) for k0 in range(0, k, depth))
+    beats = tuple(
+        tuple(
+            nonzero_beats(csr_compress(w[r0 : r0 + rows]), k0, k0 + kc, config) for k0, kc in chunks
+        )
+        for r0, rows in groups
+    )
+    return PackedSparseWeight(config, n, k, groups, chunks, beats)
+
+
+def spmm_layout(
+    packed: PackedSparseWeight, m: int, x_addr: int, y_addr: int, nonzeros_addr: list[int]
+) -> SpmmLayout:
+    """The `SpmmLayout` of `packed` times a K x `m` X at `x_addr` into Y at `y_addr`, the beats
+    of each (group, chunk) at the addresses `nonzeros_addr` (in `PackedSparseWeight.pieces`
+    order). ``size`` is the end of the highest region."""
+    m = require_int("m", m, 1)
+    pieces = packed.pieces
+    if len(nonzeros_addr) != len(pieces):
+        raise ValueError(
+            f"{len(pieces)} nonzeros regions need as many addresses, not {len(nonzeros_addr)}"
+        )
+    addresses = iter(nonzeros_addr)
+    nonzeros = tuple(tuple((next(addresses), b.shape[0]) for b in g) for g in packed.beats)
+    ends = [x_addr + packed.k * m, y_addr + 4 * packed.n * m]
+    ends += [a + piece.size for a, piece in zip(nonzeros_addr, pieces, strict=True)]
+    return SpmmLayout(
+        packed.config,
+        packed.n,
+        packed.k,
+        m,
+        x_addr,
+        y_addr,
+        packed.row_groups,
+        packed.chunks,
+        nonzeros,
+        max(ends),
+    )
+
+
 def spmm_memory(
     w: np.ndarray, x: np.ndarray, config: AccelConfig, *, align: int = 16
 ) -> tuple[np.ndarray, SpmmLayout]:
@@ -86,26 +172,15 @@ def spmm_memory(
     config.require_sparse_engine("spmm_memory")
     w, x = require_gemm_operands(w, x, ("w", "x"))
     align = require_int("align", align, 1)
-    (n, k), m = w.shape, x.shape[1]
-    group_rows = min(n, config.acc_rows // 2, MAX_ROWS)
-    depth = min(config.sparse_depth, bank_rows(config)[1], MAX_ROWS)
-    if depth < 1:
-        raise ValueError(f"spad_bytes = {config.spad_bytes} leaves weight banks without rows")
-    groups = tuple((r0, min(group_rows, n - r0)) for r0 in range(0, n, group_rows))
-    chunks = tuple((k0, min(depth, k - k0)) for k0 in range(0, k, depth))
-    beats = [
-        [nonzero_beats(csr_compress(w[r0 : r0 + rows]), k0, k0 + kc, config) for k0, kc in chunks]
-        for r0, rows in groups
-    ]
-    flat = [x.reshape(-1)] + [b.astype("<u4").view(np.uint8).reshape(-1) for g in beats for b in g]
+    packed = pack_sparse_weight(w, config)
+    (n, _), m = w.shape, x.shape[1]
+    pieces = packed.pieces
+    flat = [x.reshape(-1), *pieces]
     starts, end = place([piece.size for piece in flat] + [4 * n * m], align)
     memory = np.zeros(end, np.uint8)
     for start, piece in zip(starts[:-1], flat, strict=True):
         memory[start : start + piece.size] = piece.view(np.uint8)
-    addresses = iter(starts[1:-1])
-    nonzeros = tuple(tuple((next(addresses), b.shape[0]) for b in g) for g in beats)
-    layout = SpmmLayout(config, n, k, m, starts[0], starts[-1], groups, chunks, nonzeros, end)
-    return memory, layout
+    return memory, spmm_layout(packed, m, starts[0], starts[-1], starts[1:-1])
 
 
 def spmm_schedule(layout: SpmmLayout) -> list[Instruction]:

@@ -21,7 +21,7 @@ ALLOWED = {
 }
 
 #: The application layer: `python -m sim.run` and the runs it drives, which may use everything.
-APPLICATION = {"sim/run.py", "sim/model_run.py", "sim/exported_run.py"}
+APPLICATION = {"sim/run.py", "sim/model_run.py", "sim/exported_run.py", "sim/pruned_run.py"}
 
 FIRST_PARTY = set(ALLOWED) | {"bench", "tests"}
 

@@ -77,7 +77,9 @@ def test_offloaded_models_equal_torch_bit_for_bit(make, backend):
     assert len(report) == len(layers)
     for entry in report:
         assert entry.cycles > 0 and 0 < entry.utilization <= 1
-        assert entry.bytes_read > 0 and entry.bytes_written == entry.m * entry.n
+        # int8 out of the dense array's requantizer; int32 accumulators out of the sparse engine
+        out_bytes = 1 if entry.engine == "dense" else 4
+        assert entry.bytes_read > 0 and entry.bytes_written == entry.m * entry.n * out_bytes
         assert entry.modeled_us == entry.cycles / device.config.clock_mhz
         assert entry.cycle_model == ("rtl" if backend == "verilator" else "perf")
 
