@@ -65,6 +65,7 @@ def field_limits(config: AccelConfig) -> dict[Op, dict[str, int]]:
             "k": min(config.sparse_depth, wgt_rows),
             "acc_row": config.acc_rows - 1,
             "accumulate": 1,
+            "nz_cache": 2,
         },
         Op.STORE: {
             "acc_row": config.acc_rows - 1,

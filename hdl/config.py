@@ -187,6 +187,13 @@ class AccelConfig:
             )
 
     @property
+    def sparse_cache_beats(self) -> int:
+        """``nonzeros`` beats the sparse engine's cache holds (SPMM ``nz_cache``, docs/isa.md):
+        2 * ``sparse_depth`` with a sparse engine (a pass of ``sparse_depth`` rows whose every
+        row has up to 2G nonzeros), 0 without one."""
+        return 2 * self.sparse_depth if self.has_sparse_engine else 0
+
+    @property
     def sparse_groups(self) -> int:
         """Nonzeros the sparse engine multiplies per cycle: G = sparse_lanes / cols."""
         return self.sparse_lanes // self.cols

@@ -11,6 +11,13 @@ pass's last row (the engine's ``last``) has been written.
 ``macs`` is the number of useful multiply-accumulates the engine starts this cycle: C times the
 nonzero values of the ``nonzeros`` beat it takes (padding entries are zeros).
 
+The cache (``nz_cache``, `hdl.isa.NzCache`): ``config.sparse_cache_beats`` entries of one beat
+each (block RAM). A FILL pass writes every beat it takes from memory to entry i (its position in
+the pass); a REPLAY pass reads entries 0 .. ``nz_beats`` - 1 instead of memory, through a read
+port and a 3-entry FIFO that keeps one beat a cycle under back-pressure (a read is issued while
+the FIFO's beats plus the read in flight are fewer than 3; the first beat is ready 2 cycles
+after the command). The checks keep ``nz_beats`` of a FILL or REPLAY within the cache.
+
 A pass takes exactly ``nz_beats`` beats: the engine sees ``last`` (and ``row_end``) on beat
 ``nz_beats - 1`` and on no other, whatever the beats in memory hold, so a malformed stream
 neither hangs the engine nor leaves beats for the next pass.
@@ -26,18 +33,23 @@ One command runs at a time; ``cmd.ready`` is high when the engine is idle.
 
 from amaranth.hdl import Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hdl.accumulator import accumulator_write_layout
 from hdl.config import AccelConfig
 from hdl.dma_load import LoadDma
-from hdl.isa import DRAM_ADDRESS_BITS, ROWS_BITS
+from hdl.isa import DRAM_ADDRESS_BITS, ROWS_BITS, NzCache
 from hdl.memport import request_layout
 from hdl.scratchpad import row_index_bits
 from hdl.sparse import SparseEngine, nonzero_beat_bytes, nonzeros_layout
 
 #: ``nonzeros`` beats (read bursts) the engine's reader keeps in flight.
 NONZERO_READS = 32
+
+#: Beats of the FIFO between the cache's read port and the engine.
+REPLAY_FIFO = 3
 
 
 def spmm_command_layout(wgt_rows: int, acc_rows: int) -> data.StructLayout:
@@ -50,6 +62,7 @@ def spmm_command_layout(wgt_rows: int, acc_rows: int) -> data.StructLayout:
             "k": ROWS_BITS,
             "acc_row": row_index_bits(acc_rows),
             "accumulate": 1,
+            "nz_cache": 2,
         }
     )
 
@@ -107,11 +120,12 @@ class SpmmEngine(wiring.Component):
         reader_pending = Signal()
         x_left = Signal(ROWS_BITS + 1)
         x_row = Signal.like(self.x_req.payload)
+        replay = command.nz_cache == NzCache.REPLAY
         with m.If(start):
             m.d.sync += [
                 busy.eq(1),
                 command.eq(self.cmd.payload),
-                reader_pending.eq(1),
+                reader_pending.eq(self.cmd.payload.nz_cache != NzCache.REPLAY),
                 x_left.eq(self.cmd.payload.k),
                 x_row.eq(self.cmd.payload.x_row),
             ]
@@ -133,17 +147,29 @@ class SpmmEngine(wiring.Component):
         # leaves beats behind), and a beat whose `last` disagrees, or a final beat without
         # `row_end`, is a format error.
         layout = nonzeros_layout(config)
-        beat = data.View(layout, reader.write.payload.data.as_value()[: layout.size])
+        cache, replayed = self._replay(m, start, command.nz_beats, layout.size)
+        incoming = Signal(layout.size)
+        m.d.comb += incoming.eq(
+            Mux(replay, replayed.r_data, reader.write.payload.data.as_value()[: layout.size])
+        )
+        beat = data.View(layout, incoming)
         beats_taken = Signal(len(command.nz_beats))
         final = beats_taken == command.nz_beats - 1
         taken = sparse.nonzeros.valid & sparse.nonzeros.ready
         stream_error = Signal()
         m.d.comb += [
-            sparse.nonzeros.valid.eq(reader.write.valid),
+            sparse.nonzeros.valid.eq(Mux(replay, replayed.r_rdy, reader.write.valid)),
             sparse.nonzeros.payload.entries.eq(beat.entries),
             sparse.nonzeros.payload.row_end.eq(beat.row_end | final),
             sparse.nonzeros.payload.last.eq(final),
-            reader.write.ready.eq(sparse.nonzeros.ready),
+            reader.write.ready.eq(sparse.nonzeros.ready & ~replay),
+            replayed.r_en.eq(sparse.nonzeros.ready & replay),
+        ]
+        fill = cache.write_port()
+        m.d.comb += [
+            fill.addr.eq(beats_taken[: len(fill.addr)]),  # the checks bound nz_beats by the cache
+            fill.data.eq(incoming),
+            fill.en.eq(taken & (command.nz_cache == NzCache.FILL)),
         ]
         with m.If(taken):
             m.d.sync += beats_taken.eq(Mux(final, 0, beats_taken + 1))
@@ -191,3 +217,24 @@ class SpmmEngine(wiring.Component):
                 m.d.comb += self.done.eq(1)
         m.d.comb += self.format_error.eq(sparse.error | stream_error)
         return m
+
+    def _replay(self, m: Module, start, beats, width: int) -> tuple[Memory, SyncFIFO]:
+        """The cache and the reader of a REPLAY pass: from `start`, `beats` entries from 0 up,
+        one read a cycle while the FIFO has room for it; returns the cache and the FIFO the
+        beats leave by."""
+        depth = self.config.sparse_cache_beats
+        m.submodules.cache = cache = Memory(shape=width, depth=depth, init=[])
+        m.submodules.replay_fifo = fifo = SyncFIFO(width=width, depth=REPLAY_FIFO)
+        read = cache.read_port()
+        left = Signal.like(beats)
+        address = Signal(range(depth))
+        in_flight = Signal()
+        issue = (left != 0) & (fifo.level + in_flight < REPLAY_FIFO)
+        m.d.comb += [read.addr.eq(address), read.en.eq(issue)]
+        m.d.sync += in_flight.eq(issue)
+        with m.If(issue):
+            m.d.sync += [address.eq(address + 1), left.eq(left - 1)]
+        with m.If(start & (self.cmd.payload.nz_cache == NzCache.REPLAY)):
+            m.d.sync += [address.eq(0), left.eq(self.cmd.payload.nz_beats)]
+        m.d.comb += [fifo.w_en.eq(in_flight), fifo.w_data.eq(read.data)]
+        return cache, fifo

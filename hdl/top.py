@@ -433,6 +433,7 @@ class Accelerator(wiring.Component):
             command.k.eq(sparse.k),
             command.acc_row.eq(sparse.acc_row),
             command.accumulate.eq(sparse.accumulate),
+            command.nz_cache.eq(sparse.nz_cache),
         ]
         self._spmm_index = Signal(INDEX_BITS)
         self._spmm_reported = Signal()

@@ -12,7 +12,7 @@ from amaranth.hdl import Const, Module, Mux, Signal, Value
 from amaranth.lib import data
 
 from hdl.config import AccelConfig, Dataflow
-from hdl.isa import LAYOUTS, PARAM_RECORD_BYTES, ErrorCode, Op, scratchpad_rows
+from hdl.isa import LAYOUTS, PARAM_RECORD_BYTES, ErrorCode, NzCache, Op, scratchpad_rows
 from hdl.sparse import nonzero_beat_bytes
 
 
@@ -90,8 +90,15 @@ def word_error(m: Module, word, config: AccelConfig, span) -> Signal:
         ],
         Op.SPMM: [
             (word[LAYOUTS[Op.SPMM].size :].any(), ErrorCode.BAD_FIELD),
-            ((spmm.nz_beats == 0) | (spmm.k == 0), ErrorCode.BAD_FIELD),
-            (spmm.k > config.sparse_depth, ErrorCode.TILE_TOO_LARGE),
+            (
+                (spmm.nz_beats == 0) | (spmm.k == 0) | (spmm.nz_cache > NzCache.REPLAY),
+                ErrorCode.BAD_FIELD,
+            ),
+            (
+                (spmm.k > config.sparse_depth)
+                | ((spmm.nz_cache != NzCache.STREAM) & (spmm.nz_beats > config.sparse_cache_beats)),
+                ErrorCode.TILE_TOO_LARGE,
+            ),
             (past(spmm.x_row, spmm.k, wgt_rows), ErrorCode.SPAD_RANGE),
             (past(spmm.acc_row, 1, config.acc_rows), ErrorCode.ACC_RANGE),
             (

@@ -20,6 +20,10 @@ Semantics beyond docs/isa.md, chosen here:
 - STORE with ``int8`` = 1: lane c requantizes s = acc[c] + bias[c] with the lane's m24, shift,
   zero point and ReLU by the golden integer procedure (`requantize_lanes`, equal to
   `sim.golden.requant.requantize_int`), also for the 33-bit sums outside int32.
+- SPMM ``nz_cache`` (`hdl.isa.NzCache`): a FILL copies the pass's ``nz_beats`` beats (raw
+  bytes, malformed ones included: the engine takes every beat) to cache entries 0 ..
+  ``nz_beats`` - 1; a REPLAY takes its beats from those entries and reads no memory. The cache
+  starts zeroed and keeps its entries across runs, as the hardware's block RAM does.
 - SPMM: the pass is ``nz_beats`` beats (the engine takes all of them and counts their MACs,
   whatever they hold). A beat is malformed (SPARSE_FORMAT) when an entry's index is at or past
   ``k`` (zero-valued padding entries included, as in `hdl.sparse.SparseEngine`), when its
@@ -51,6 +55,7 @@ from hdl.isa import (
     ErrorCode,
     Geometry,
     Instruction,
+    NzCache,
     Op,
     ProgramError,
     Queue,
@@ -183,6 +188,8 @@ class IsaModel:
         self.wgt = np.zeros((geometry.wgt_rows, geometry.wgt_row_bytes), np.int8)
         self.acc = np.zeros((config.acc_rows, config.cols), np.int32)
         self.lanes = np.zeros(config.cols, LANE_DTYPE)
+        beat_bytes = nonzero_beat_bytes(config) if config.has_sparse_engine else 1
+        self.nz_cache = np.zeros((config.sparse_cache_beats, beat_bytes), np.uint8)
 
     def run(self, program: list[Instruction], *, check_races: bool = True) -> Counters:
         """Execute `program` (in a legal schedule, see the module doc) and return what it did.
@@ -303,7 +310,8 @@ class IsaModel:
     def _spmm(self, ins: Instruction, counters: Counters) -> int:
         """One sparse-engine pass; returns the accumulator rows it wrote (see the module doc)."""
         values, indices, row_end, last = self._nonzero_beats(ins)
-        counters.bytes_loaded += ins.nz_beats * nonzero_beat_bytes(self.config)
+        if ins.nz_cache != NzCache.REPLAY:
+            counters.bytes_loaded += ins.nz_beats * nonzero_beat_bytes(self.config)
         counters.macs += self.config.cols * int(np.count_nonzero(values))  # every beat is taken
         final = np.arange(ins.nz_beats) == ins.nz_beats - 1
         bad_index = (indices >= ins.k).any(axis=1)
@@ -337,10 +345,17 @@ class IsaModel:
 
     def _nonzero_beats(self, ins: Instruction) -> tuple[np.ndarray, ...]:
         """(values int64 [B, G], indices int64 [B, G], row_end bool [B], last bool [B]) of the
-        SPMM's beats, unpacked from main memory as `sim.stream_program.pack_beats` packs them."""
+        SPMM's beats, unpacked from main memory (or the cache) as
+        `sim.stream_program.pack_beats` packs them; a FILL copies them to the cache."""
         size = nonzero_beat_bytes(self.config)
-        raw = self.memory[ins.nz_addr : ins.nz_addr + ins.nz_beats * size]
-        bits = np.unpackbits(raw.reshape(ins.nz_beats, size), axis=1, bitorder="little")
+        if ins.nz_cache == NzCache.REPLAY:
+            raw = self.nz_cache[: ins.nz_beats]
+        else:
+            raw = self.memory[ins.nz_addr : ins.nz_addr + ins.nz_beats * size]
+            raw = raw.reshape(ins.nz_beats, size)
+            if ins.nz_cache == NzCache.FILL:
+                self.nz_cache[: ins.nz_beats] = raw
+        bits = np.unpackbits(raw, axis=1, bitorder="little")
         groups, width = self.config.sparse_groups, index_bits(self.config)
         entries = bits[:, : groups * (8 + width)].reshape(ins.nz_beats, groups, 8 + width)
         values = entries[..., :8].astype(np.int64) @ (1 << np.arange(8))

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hdl.config import AccelConfig, Dataflow
-from hdl.isa import PARAM_RECORD_BYTES, Instruction, Op, Queue
+from hdl.isa import PARAM_RECORD_BYTES, Instruction, NzCache, Op, Queue
 from hdl.requant import LATENCY as REQUANT_LATENCY
 from hdl.sparse import LATENCY as SPARSE_LATENCY
 from hdl.sparse import nonzero_beat_bytes
@@ -307,6 +307,12 @@ class _Machine:
         start = earliest
         beat_bytes = nonzero_beat_bytes(config)
         beats = instruction.nz_beats
+        if instruction.nz_cache == NzCache.REPLAY:  # from the cache, a beat a cycle, no memory
+            entered = start + _SPMM_X + instruction.k + beats - 1
+            self.compute_cycles += instruction.k + beats
+            done = entered + SPARSE_LATENCY
+            self.sparse_free = done + 1
+            return start, done
         words = _row_words(instruction.nz_addr, beat_bytes, beats, beat_bytes, bus)
         self.bytes_read += words * bus
         request = start + _SPMM_REQUEST

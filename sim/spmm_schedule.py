@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hdl.config import AccelConfig
-from hdl.isa import MAX_ROWS, Instruction, Op
+from hdl.isa import MAX_ROWS, Instruction, NzCache, Op
 from sim.golden.checks import require_array, require_gemm_operands
 from sim.golden.sparse import csr_compress
 from sim.program_builder import (
@@ -183,12 +183,22 @@ def spmm_memory(
     return memory, spmm_layout(packed, m, starts[0], starts[-1], starts[1:-1])
 
 
-def spmm_schedule(layout: SpmmLayout) -> list[Instruction]:
+def spmm_schedule(layout: SpmmLayout, *, cache: bool = True) -> list[Instruction]:
     """The program computing Y = W @ X for a `spmm_memory` layout, int32 output.
 
-    For each column block of C columns of X, for each row group of W: one accumulator block;
-    per K-chunk one step (LOAD_WGT of the chunk's rows of X into bank step % 2, one SPMM,
-    accumulating after the first chunk); then one STORE. Tokens as for `gemm_schedule`.
+    For each row group of W, the column blocks of C columns of X, each one accumulator block:
+    per K-chunk one step (LOAD_WGT of the chunk's rows of the block of X into bank step % 2,
+    one SPMM, accumulating after the first chunk), and one STORE per block. Tokens as for
+    `gemm_schedule`.
+
+    W's nonzeros are fetched from memory once per group and chunk for as many column blocks as
+    can use them (`cache`, when the chunk's beats fit ``config.sparse_cache_beats``): the first
+    block's SPMM FILLs the sparse engine's cache, the next blocks' REPLAY it
+    (`hdl.isa.NzCache`). With one K-chunk every block of a group replays the one fetch, each
+    block stored as soon as its SPMM is done; with several, the blocks go in sets that fit half
+    the accumulator together, each set's blocks accumulating chunk after chunk (so a chunk's
+    nonzeros serve the whole set) and stored after its last chunk. Without `cache` (or beats
+    that do not fit) every SPMM streams its nonzeros from memory.
 
     Raises
     ------
@@ -203,33 +213,64 @@ def spmm_schedule(layout: SpmmLayout) -> list[Instruction]:
     check_strides({"X": layout.m, "Y": 4 * layout.m})
     builder = ProgramBuilder(config)
     block_rows = max(rows for _, rows in layout.row_groups)
-    for j0 in range(0, layout.m, config.cols):
-        width = min(config.cols, layout.m - j0)
-        for (r0, rows), nonzeros in zip(layout.row_groups, layout.nonzeros, strict=True):
-            acc_row = builder.begin_block(block_rows)
-            _spmm_block_steps(builder, layout, nonzeros, (j0, width), acc_row)
-            builder.store(
-                acc_row,
-                rows=rows,
-                dram_addr=layout.y_addr + 4 * (r0 * layout.m + j0),
-                dram_stride=4 * layout.m,
-                int8=0,
-                width=width,
-            )
+    blocks = [(j0, min(config.cols, layout.m - j0)) for j0 in range(0, layout.m, config.cols)]
+    together = len(blocks)
+    if len(layout.chunks) > 1:
+        together = max(1, config.acc_rows // 2 // block_rows)
+    for group, nonzeros in zip(layout.row_groups, layout.nonzeros, strict=True):
+        for first in range(0, len(blocks), together):
+            chosen = blocks[first : first + together]
+            if len(layout.chunks) == 1:
+                for index, columns in enumerate(chosen):
+                    acc_row = builder.begin_block(block_rows)
+                    mode = _cache_mode(config, cache, nonzeros[0][1], index, len(chosen))
+                    step = _spmm_step(builder, layout, 0, nonzeros[0], columns, acc_row, mode)
+                    builder.step(*step, first=True, last=True)
+                    _store(builder, layout, group, columns, acc_row)
+                continue
+            opened = [builder.allocate_block(block_rows) for _ in chosen]
+            last = len(layout.chunks) - 1
+            for c, chunk_nonzeros in enumerate(nonzeros):
+                for index, (columns, (acc_row, reuses)) in enumerate(
+                    zip(chosen, opened, strict=True)
+                ):
+                    mode = _cache_mode(config, cache, chunk_nonzeros[1], index, len(chosen))
+                    step = _spmm_step(builder, layout, c, chunk_nonzeros, columns, acc_row, mode)
+                    builder.step(*step, first=c == 0, last=c == last, reuses=reuses)
+            for columns, (acc_row, _) in zip(chosen, opened, strict=True):
+                _store(builder, layout, group, columns, acc_row)
     return builder.finish()
 
 
-def _spmm_block_steps(builder, layout: SpmmLayout, nonzeros, columns, acc_row: int) -> None:
-    """SPMM steps of one block: per K-chunk, its rows of X's column block, one SPMM."""
-    j0, width = columns
-    last = len(layout.chunks) - 1
-    for c, ((k0, depth), (nz_addr, beats)) in enumerate(zip(layout.chunks, nonzeros, strict=True)):
-        _, x_row = builder.operand_rows(0, depth)
-        x_addr = layout.x_addr + k0 * layout.m + j0
-        load = Draft(
-            Op.LOAD_WGT,
-            dict(dram_addr=x_addr, dram_stride=layout.m, rows=depth, spad_row=x_row, width=width),
-        )
-        fields = dict(nz_addr=nz_addr, nz_beats=beats, x_row=x_row, k=depth, acc_row=acc_row)
-        compute = Draft(Op.SPMM, {**fields, "accumulate": c > 0})
-        builder.step([load], compute, first=c == 0, last=c == last)
+def _cache_mode(config: AccelConfig, cache: bool, beats: int, index: int, blocks: int) -> int:
+    """The ``nz_cache`` of the `index`-th of `blocks` SPMMs that share one chunk's nonzeros."""
+    if not cache or blocks == 1 or beats > config.sparse_cache_beats:
+        return NzCache.STREAM
+    return NzCache.FILL if index == 0 else NzCache.REPLAY
+
+
+def _spmm_step(builder, layout: SpmmLayout, c: int, nonzeros, columns, acc_row: int, mode):
+    """The loads and the SPMM of K-chunk `c` of one block (its rows of X's column block), for
+    `ProgramBuilder.step`."""
+    (k0, depth), (nz_addr, beats), (j0, width) = layout.chunks[c], nonzeros, columns
+    _, x_row = builder.operand_rows(0, depth)
+    x_addr = layout.x_addr + k0 * layout.m + j0
+    load = Draft(
+        Op.LOAD_WGT,
+        dict(dram_addr=x_addr, dram_stride=layout.m, rows=depth, spad_row=x_row, width=width),
+    )
+    fields = dict(nz_addr=nz_addr, nz_beats=beats, x_row=x_row, k=depth, acc_row=acc_row)
+    return [load], Draft(Op.SPMM, {**fields, "accumulate": c > 0, "nz_cache": int(mode)})
+
+
+def _store(builder, layout: SpmmLayout, group, columns, acc_row: int) -> None:
+    """The STORE of one block: the group's rows of Y's column block, int32."""
+    (r0, rows), (j0, width) = group, columns
+    builder.store(
+        acc_row,
+        rows=rows,
+        dram_addr=layout.y_addr + 4 * (r0 * layout.m + j0),
+        dram_stride=4 * layout.m,
+        int8=0,
+        width=width,
+    )

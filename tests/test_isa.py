@@ -226,7 +226,7 @@ def test_each_rule_reports_its_code_and_index(program, index, code, message):
 
 
 def test_spmm_limits_k_and_nonzero_bytes():
-    spmm = dict(nz_addr=0, nz_beats=4, x_row=0, k=32, acc_row=0, accumulate=0)
+    spmm = dict(nz_addr=0, nz_beats=4, x_row=0, k=32, acc_row=0, accumulate=0, nz_cache=0)
     check_program([Instruction(Op.SPMM, **spmm)], CONFIG, MEMORY)
     with pytest.raises(ProgramError, match=r"k 33 > sparse_depth 32") as caught:
         check_program([Instruction(Op.SPMM, **{**spmm, "k": 33})], CONFIG, MEMORY)
@@ -273,7 +273,9 @@ def test_a_bad_word_behind_a_stuck_fence_is_never_reached():
 def test_words_decode_opcode_first():
     """SPMM on an accelerator without a sparse engine is BAD_OPCODE, stray bits or not, as the
     dispatcher checks the opcode first; other stray bits are BAD_FIELD."""
-    spmm = Instruction(Op.SPMM, nz_addr=0, nz_beats=1, x_row=0, k=1, acc_row=0, accumulate=0)
+    spmm = Instruction(
+        Op.SPMM, nz_addr=0, nz_beats=1, x_row=0, k=1, acc_row=0, accumulate=0, nz_cache=0
+    )
     no_engine = AccelConfig(rows=4, cols=8, spad_bytes=1024, acc_rows=64, sparse_lanes=0)
     stray = spmm.encode() | 1 << 127
     for config, word, code in [

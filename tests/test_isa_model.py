@@ -6,7 +6,16 @@ import numpy as np
 import pytest
 
 from hdl.config import AccelConfig
-from hdl.isa import ErrorCode, Instruction, Op, ProgramError, Queue, encode_program
+from hdl.isa import (
+    ErrorCode,
+    Instruction,
+    NzCache,
+    Op,
+    ProgramError,
+    Queue,
+    check_program,
+    encode_program,
+)
 from sim.golden.gemm import gemm
 from sim.golden.requant import RequantParams, decompose_multiplier, requantize_float
 from sim.isa_model import IsaModel
@@ -37,7 +46,7 @@ def store(**changes):
 
 
 def spmm(**changes):
-    fields = dict(nz_addr=0, nz_beats=1, x_row=0, k=3, acc_row=0, accumulate=0)
+    fields = dict(nz_addr=0, nz_beats=1, x_row=0, k=3, acc_row=0, accumulate=0, nz_cache=0)
     return Instruction(Op.SPMM, **{**fields, **changes})
 
 
@@ -232,6 +241,49 @@ def test_spmm_reads_the_sparse_engines_own_nonzeros_beats():
     model.wgt[20:24] = x
     model.run([spmm(nz_beats=words.shape[0], x_row=20, k=4, acc_row=3)])
     np.testing.assert_array_equal(model.acc[3:12], gemm(w, x))
+
+
+def test_a_replay_takes_the_beats_the_last_fill_kept_and_reads_no_memory():
+    rng = np.random.default_rng(3)
+    w = rng.integers(-128, 128, (5, 4), dtype=np.int8)
+    w[rng.random(w.shape) < 0.5] = 0
+    x = rng.integers(-128, 128, (4, 3), dtype=np.int8)
+    words = spmm_program(w, x, WS).inputs["nonzeros"]
+    beats = words.astype("<u4").view(np.uint8).reshape(-1)
+    memory = np.zeros(MEMORY, np.uint8)
+    memory[: beats.size] = beats
+    model = IsaModel(WS, memory)
+    model.wgt[20:24] = x
+    model.wgt[40:44] = -x
+    n = words.shape[0]
+    filled = model.run([spmm(nz_beats=n, x_row=20, k=4, acc_row=0, nz_cache=NzCache.FILL)])
+    memory_before = model.memory.copy()
+    model.memory[: beats.size] = 0  # a REPLAY must not read these
+    replayed = model.run([spmm(nz_beats=n, x_row=40, k=4, acc_row=5, nz_cache=NzCache.REPLAY)])
+    np.testing.assert_array_equal(model.acc[0:5], gemm(w, x))
+    np.testing.assert_array_equal(model.acc[5:10], gemm(w, -x))
+    assert filled.bytes_loaded == beats.size and replayed.bytes_loaded == 0
+    assert replayed.macs == filled.macs
+    # A STREAM after the memory changed sees the new (zero) beats: no cache involved.
+    assert not np.array_equal(memory_before, model.memory)
+    with pytest.raises(ProgramError, match=f"beat {n - 1} has last = 0"):
+        model.run([spmm(nz_beats=n, x_row=20, k=4, acc_row=0)])
+
+
+def test_nz_cache_3_and_a_fill_past_the_cache_are_refused():
+    with pytest.raises(ProgramError, match="nz_cache 3 is not 0, 1 or 2") as caught:
+        IsaModel(WS, MEMORY).run([spmm(nz_cache=3)])
+    assert caught.value.code is ErrorCode.BAD_FIELD
+    cache = WS.sparse_cache_beats
+    assert cache == 2 * WS.sparse_depth
+    check_program([spmm(nz_beats=cache, nz_cache=NzCache.REPLAY)], WS, MEMORY)
+    for mode in (NzCache.FILL, NzCache.REPLAY):
+        with pytest.raises(
+            ProgramError, match=f"nz_beats {cache + 1} > the {cache} beats"
+        ) as caught:
+            IsaModel(WS, MEMORY).run([spmm(nz_beats=cache + 1, nz_cache=mode)])
+        assert caught.value.code is ErrorCode.TILE_TOO_LARGE
+    check_program([spmm(nz_beats=cache + 1)], WS, MEMORY)  # a STREAM has no such bound
 
 
 @pytest.mark.parametrize(

@@ -282,7 +282,9 @@ def test_fence_orders_without_tokens():
             ErrorCode.BAD_DEPS,
         ),
         (
-            Instruction(Op.SPMM, nz_addr=0, nz_beats=1, x_row=0, k=17, acc_row=0, accumulate=0),
+            Instruction(
+                Op.SPMM, nz_addr=0, nz_beats=1, x_row=0, k=17, acc_row=0, accumulate=0, nz_cache=0
+            ),
             ErrorCode.TILE_TOO_LARGE,
         ),
     ],
@@ -342,6 +344,7 @@ def spmm_program_in_memory(w, x, config, memory):
             k=k,
             acc_row=1,
             accumulate=0,
+            nz_cache=0,
             pop_prev=True,
             push_next=True,
         ),

@@ -22,6 +22,7 @@ from hdl.isa.layout import (
     QUEUE_DEPTH,
     WORD_BITS,
     ErrorCode,
+    NzCache,
     Op,
     Queue,
     scratchpad_rows,
@@ -255,8 +256,18 @@ def _check_fields(index, ins: Instruction, g: Geometry, config, memory_bytes) ->
             index, ErrorCode.ACC_RANGE, "accumulator rows", f["acc_row"], out_rows, g.acc_rows
         )
     elif ins.op is Op.SPMM:
+        if f["nz_cache"] > NzCache.REPLAY:
+            _fail(index, ErrorCode.BAD_FIELD, f"SPMM.nz_cache {f['nz_cache']} is not 0, 1 or 2")
         if f["k"] > g.sparse_depth:
             _fail(index, ErrorCode.TILE_TOO_LARGE, f"k {f['k']} > sparse_depth {g.sparse_depth}")
+        cache = config.sparse_cache_beats
+        if f["nz_cache"] != NzCache.STREAM and f["nz_beats"] > cache:
+            _fail(
+                index,
+                ErrorCode.TILE_TOO_LARGE,
+                f"nz_beats {f['nz_beats']} > the {cache} beats of the nonzeros cache "
+                f"(nz_cache {NzCache(f['nz_cache']).name})",
+            )
         _check_range(index, ErrorCode.SPAD_RANGE, "weight rows", f["x_row"], f["k"], g.wgt_rows)
         _check_range(index, ErrorCode.ACC_RANGE, "accumulator rows", f["acc_row"], 1, g.acc_rows)
         size = f["nz_beats"] * nonzero_beat_bytes(config)

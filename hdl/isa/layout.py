@@ -29,6 +29,20 @@ class Op(enum.Enum, shape=4):
     STORE = 6  # accumulator rows -> (requantizer ->) DRAM (store queue)
 
 
+class NzCache(enum.IntEnum):
+    """Where an SPMM's ``nonzeros`` beats come from (its ``nz_cache`` field; 3 is malformed).
+
+    ``STREAM``: from main memory at ``nz_addr``. ``FILL``: from main memory, and each beat is
+    also written to the sparse engine's cache (beat i at entry i). ``REPLAY``: from the cache,
+    entries 0 .. ``nz_beats`` - 1 as the latest FILL left them (zeros after power-on); no
+    memory is read, so later column blocks of X reuse one fetch of W's nonzeros.
+    """
+
+    STREAM = 0
+    FILL = 1
+    REPLAY = 2
+
+
 class Queue(enum.IntEnum):
     """The three instruction queues; loads, compute and stores run concurrently."""
 
@@ -136,6 +150,7 @@ LAYOUTS: dict[Op, data.StructLayout] = {
             "k": ROWS_BITS,
             "acc_row": ACC_ROW_BITS,
             "accumulate": 1,
+            "nz_cache": 2,
         }
     ),
     Op.STORE: data.StructLayout(

@@ -31,6 +31,7 @@ from hdl.isa import (
     PARAM_RECORD_BYTES,
     ErrorCode,
     Instruction,
+    NzCache,
     Op,
     ProgramError,
     check_instruction,
@@ -100,6 +101,8 @@ def dma_bytes_read(program: list[Instruction], config: AccelConfig) -> int:
             start, rows = f["dram_addr"], f["lanes"]
             width = stride = PARAM_RECORD_BYTES
         elif ins.op is Op.SPMM:
+            if f["nz_cache"] == NzCache.REPLAY:  # from the engine's cache, not memory
+                continue
             start, rows = f["nz_addr"], f["nz_beats"]
             width = stride = nonzero_beat_bytes(config)
         else:
