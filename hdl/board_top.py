@@ -55,9 +55,10 @@ class BoardTop(wiring.Component):
         Clock cycles per UART bit (at least 2).
     idle_bits : int
         Bit times with no byte received after which the bridge ends a frame early or stops
-        discarding after an error (`hdl.bridge.HostBridge`'s ``idle_cycles`` /
-        ``divisor``). The default, 1024, is 8.9 ms at 115200 baud: longer than the gaps a USB
-        serial adapter leaves inside one write, shorter than a host's port timeout.
+        discarding after an error (`hdl.bridge.HostBridge`'s ``idle_cycles`` is
+        ``idle_bits * divisor``), at least 20. The default, 1024, is 8.9 ms at 115200 baud:
+        longer than the gaps a USB serial adapter leaves inside one write, shorter than a
+        host's port timeout.
     """
 
     rx: In(1, init=1)

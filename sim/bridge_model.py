@@ -64,8 +64,9 @@ class BridgeModel:
 
     @property
     def receiving(self) -> bool:
-        """Whether the bridge takes a byte (not while an answer is still going out)."""
-        return not self.out
+        """Whether the bridge takes a byte: not while an answer goes out, but again once its
+        last byte waits in the transmitter's register (behind the one on the line)."""
+        return len(self.out) <= 1
 
     def step(self, byte: int | None) -> None:
         """One byte time, in which `byte` (or nothing) arrived at the receiver."""

@@ -91,6 +91,9 @@ CASES = {
     "PUSH answer truncated": (PLAN, [Fault(FROM_BOARD, "truncate", 86)], 4),
     "WRITE answer late": (PLAN, [Fault(FROM_BOARD, "timeout", 1)], 4),
     "DROPPED answer lost": (STOPPING, [Fault(FROM_BOARD, "drop", 86)], 4),
+    # The extra byte is the crc's high byte: STATUS passes, its real high byte is left over (a
+    # BAD_COMMAND taken while the answer goes out, which then swallows the next frame).
+    "STATUS crc byte doubled": (PLAN, [Fault(TO_BOARD, "extra", 71, crc16(b"\x04") >> 8)], 4),
     "PUSH damaged in both tries: raises": (
         PLAN,
         [Fault(TO_BOARD, "flip", 30, 1), Fault(TO_BOARD, "flip", 50, 1)],
