@@ -1,6 +1,6 @@
 """Inject faults into the host link: SerialTransport against the bridge model, count the outcomes.
 
-Runs `sim.link_campaign.run_trials` (the trial, its workload and its outcomes are defined there;
+Runs `host.link_campaign.run_trials` (the trial, its workload and its outcomes are defined there;
 tests/test_link_faults.py shows the model ends every fault case of its list as the RTL does):
 ``--trials`` trials with one fault each, ``--multi`` trials with three, ``--storms`` with 40 (so
 that some exchange runs out of retries and raises). Prints the faults applied by direction and
@@ -15,7 +15,7 @@ import argparse
 import sys
 import time
 
-from sim.link_campaign import CAMPAIGN_TIMING, Tally, run_trials
+from host.link_campaign import CAMPAIGN_TIMING, Tally, run_trials
 from sim.link_faults import DIRECTIONS, KINDS
 
 OUTCOMES = ("clean", "retried", "raised", "wrong")

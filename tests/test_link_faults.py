@@ -11,9 +11,9 @@ from bridge_standin import BridgeStandIn
 from uart_board import run_port
 
 from hdl.crc import CRC_INIT, Crc16, crc16
+from host.link_campaign import CAMPAIGN_TIMING, CONFIG, MEMORY_BYTES, Plan, run_plan, run_trials
 from host.serial_transport import SerialProtocolError, SerialTransport
 from sim.bridge_model import STOP_BYTE
-from sim.link_campaign import CAMPAIGN_TIMING, CONFIG, MEMORY_BYTES, Plan, run_plan, run_trials
 from sim.link_faults import DIRECTIONS, FROM_BOARD, KINDS, TO_BOARD, Fault, FaultyPort
 
 # The fastest line the bridge supports: a byte every 20 cycles against the CRC's 9.

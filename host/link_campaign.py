@@ -1,5 +1,6 @@
 """Fault campaigns on the host link: `host.serial_transport.SerialTransport` against
-`sim.bridge_model.BridgeModel` through `sim.link_faults.FaultyPort`.
+`sim.bridge_model.BridgeModel` through `sim.link_faults.FaultyPort` (here, not in sim/, because
+it drives the host's transport).
 
 Each trial draws a workload (`Plan`: a WRITE of up to 48 bytes, the READ of them back, a PUSH of
 1-4 instruction words, sometimes one that stops the stand-in accelerator, STATUS and COUNTERS,
