@@ -171,15 +171,17 @@ class HostBridge(wiring.Component):
         opcode = Signal(8)
         # Bytes of the frame still to receive, its crc's two included. Header bytes go straight
         # into place: the one received with `need` = n is byte 8 - n of addr u32, length u16 in
-        # a WRITE or READ; every header byte also shifts into `word`, whose low byte is a PUSH's
-        # seq once the frame is in (the other commands leave `word` unused).
+        # a WRITE or READ; every header byte also shifts into `word`, which holds a PUSH's seq
+        # in its low byte and the instruction word above once the frame is in (the other
+        # commands leave `word` unused, a PUSH `address` and `length`).
         need = Signal(range(max(HEADER_BYTES.values()) + CRC_BYTES + 1))
         address = Signal(self.address_bits)
         length = Signal(16)
         word = Signal(8 + WORD_BITS)
         crc_low_ok = Signal()  # the crc's first byte matched
         written = Signal()  # a WRITE's data are in: its second crc is the last
-        # Cycles left before the line counts as quiet (reloaded by each byte taken).
+        # Cycles left before the line counts as quiet: reloaded by each byte taken and while the
+        # bridge takes none (answering, or the CRC busy), then counted down to 0, where it stays.
         quiet = Signal(range(self.idle_cycles), init=self.idle_cycles - 1)
         # The answer is chosen by `reply_kind` and `reply_left` (bytes still to send) rather than
         # held in a register: the STATUS fields and `taken` do not change while it goes out (the
@@ -195,6 +197,8 @@ class HostBridge(wiring.Component):
         sample_left = Signal(range(COUNTER_BYTES + 1))  # bytes of `sample` still to send
         counter_index = Signal(range(len(COUNTERS) + 1))
         counter_values = Array(self.counters[name] for name in COUNTERS)
+        # Words `cmd` took since reset, modulo 256 (a PUSH's seq). The counter moves in the cycle
+        # after a word is taken, at least 9 cycles before an answer's second byte goes out.
         taken = self.counters["instructions"][:8]
 
         after_crc, after_read, after_counters = 0, 1, 2

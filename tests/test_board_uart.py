@@ -20,6 +20,7 @@ from hdl.uart import UartRx, UartTx
 from host.device import Device, DeviceError
 from host.serial_transport import SerialTransport
 from sim.golden.layers import linear_forward
+from sim.link_faults import FROM_BOARD, TO_BOARD, Fault, FaultyPort
 
 DIVISOR = 4
 MEMORY_BYTES = 4096
@@ -111,6 +112,29 @@ def test_a_bad_command_byte_and_a_frame_cut_short_are_answered_once_the_line_is_
     for answer, code in ((bad, Status.BAD_COMMAND), (cut, Status.TIMEOUT)):
         assert answer == bytes([code]) + crc16(bytes([code])).to_bytes(2, "little")
     assert status == (ErrorCode.NONE, 0)
+
+
+def test_a_lost_push_answer_and_a_damaged_status_are_retried_on_the_board():
+    """Through the real accelerator: the first PUSH's answer loses a byte (the host resends the
+    word, which the bridge does not offer again: ``instructions`` counts it once), then a bit of
+    STATUS's crc flips (``CRC_ERROR``, resent)."""
+    config = board_config()
+    program = [Instruction(Op.FENCE), Instruction(Op.FENCE)]
+    # From the board: COUNTERS [0, 69), the first PUSH's answer [69, 73). To it: COUNTERS
+    # [0, 3), PUSH [3, 23), its resend [23, 43), PUSH [43, 63), STATUS [63, 66).
+    faults = [Fault(FROM_BOARD, "drop", 71), Fault(TO_BOARD, "flip", 64, 3)]
+
+    def host(port):
+        faulty = FaultyPort(port, faults, gap_bits=0)
+        transport = SerialTransport(faulty, config, MEMORY_BYTES)
+        return transport.execute(program), transport.retried, faulty.applied
+
+    # The fastest line (2 cycles a bit) and short timeouts keep the simulation small.
+    run, retried, applied = run_board(
+        config, MEMORY_BYTES, host, divisor=2, idle_bits=40, timeout_cycles=400
+    )
+    assert applied == faults and retried == 2
+    assert run.counters["instructions"] == len(program)
 
 
 # UART units -----------------------------------------------------------------------------------
