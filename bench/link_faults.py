@@ -3,11 +3,14 @@
 Runs `host.link_campaign.run_trials` (the trial, its workload and its outcomes are defined there;
 tests/test_link_faults.py shows the model ends every fault case of its list as the RTL does):
 ``--trials`` trials with one fault each, ``--multi`` trials with three, ``--storms`` with 40 (so
-that some exchange runs out of retries and raises). Prints the faults applied by direction and
-kind with the outcomes of the trials they were in, then the totals: faults injected, trials
-clean / retried OK / raised / silent wrong, exchanges sent again, words taken twice.
+that some exchange runs out of retries and raises), ``--slow`` with one fault on an accelerator
+busy for up to 40 byte times after each word (past the host's timeout). Prints the faults
+applied by direction and kind with the outcomes of the trials they were in, then the totals:
+faults injected, trials clean / retried OK / raised / silent wrong, exchanges sent again, words
+taken twice.
 
-Run: ``python bench/link_faults.py [--trials 10000] [--multi 2000] [--storms 200] [--seed 1]``.
+Run: ``python bench/link_faults.py [--trials 10000] [--multi 2000] [--storms 200] [--slow 2000]
+[--seed 1]``.
 Exits with status 1 when any trial gave a silent wrong result or a word was taken twice.
 """
 
@@ -43,13 +46,16 @@ def main(argv=None) -> int:
     parser.add_argument("--trials", type=int, default=10_000, help="one-fault trials (10000)")
     parser.add_argument("--multi", type=int, default=2000, help="three-fault trials (2000)")
     parser.add_argument("--storms", type=int, default=200, help="40-fault trials (200)")
+    parser.add_argument("--slow", type=int, default=2000, help="slow-accelerator trials (2000)")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
     print(f"timing (byte times): {CAMPAIGN_TIMING}; 4 retries; seed {args.seed}")
     total, started = Tally(), time.perf_counter()
-    for trials, faults in ((args.trials, 1), (args.multi, 3), (args.storms, 40)):
-        tally = run_trials(trials, faults, args.seed)
-        report(f"{trials} trials of {faults} fault{'s' * (faults > 1)}", tally)
+    series = [(args.trials, 1, False), (args.multi, 3, False), (args.storms, 40, False)]
+    for trials, faults, slow in [*series, (args.slow, 1, True)]:
+        tally = run_trials(trials, faults, args.seed, slow=slow)
+        accelerator = ", slow accelerator" if slow else ""
+        report(f"{trials} trials of {faults} fault{'s' * (faults > 1)}{accelerator}", tally)
         for name in ("faults", "outcomes", "by_kind"):
             getattr(total, name).update(getattr(tally, name))
         total.retried_exchanges += tally.retried_exchanges

@@ -13,7 +13,10 @@ with faults at random bytes of the streams. A trial ends
 - ``raised``: `SerialProtocolError` (the link gave up, loudly), or
 - ``wrong``: any other results, memory contents or accelerator words (a silent wrong result).
 
-Every trial also checks that the accelerator took each pushed word once (``duplicated``).
+Every trial also checks that the accelerator took each pushed word once (``duplicated``). With
+``slow``, the stand-in accelerator is busy for 0-40 byte times after each word (`Plan.hold`):
+longer than the host's timeout, so the host sends PUSH and STATUS frames again while the bridge
+still waits for ``cmd`` or ``idle`` and cannot take their bytes.
 `CAMPAIGN_TIMING` is the line timing, in byte times, tests/test_link_faults.py's RTL runs use.
 """
 
@@ -39,15 +42,17 @@ CAMPAIGN_TIMING = {"idle_bytes": 4, "timeout": 12, "gap_bytes": 10}
 @dataclass(frozen=True)
 class Plan:
     """One trial's workload: `data` written at `address` and read back, `words` pushed (bytes
-    of 16), on a bridge that took `before` words already."""
+    of 16), on a bridge that took `before` words already, in front of a stand-in accelerator
+    busy for `hold` byte times after each word."""
 
     address: int
     data: bytes
     words: tuple[bytes, ...]
     before: int
+    hold: int = 0
 
     @classmethod
-    def draw(cls, rng: np.random.Generator) -> "Plan":
+    def draw(cls, rng: np.random.Generator, slow: bool = False) -> "Plan":
         size = int(rng.integers(1, 49))
         address = int(rng.integers(0, MEMORY_BYTES - size + 1))
         data = rng.integers(0, 256, size, dtype=np.uint8).tobytes()
@@ -56,7 +61,9 @@ class Plan:
             word[0] = word[0] % STOP_BYTE  # never the stop byte, but for the one below
         if rng.random() < 0.2:
             words[int(rng.integers(0, len(words)))][0] = STOP_BYTE
-        return cls(address, data, tuple(w.tobytes() for w in words), int(rng.integers(0, 300)))
+        hold = int(rng.integers(0, 41)) if slow else 0
+        words = tuple(w.tobytes() for w in words)
+        return cls(address, data, words, int(rng.integers(0, 300)), hold)
 
     def run(self, transport: SerialTransport) -> tuple:
         """The host's results: data read back, words taken, STATUS, the instructions count."""
@@ -68,7 +75,7 @@ class Plan:
         return back, taken, code, index, transport.counters()["instructions"]
 
     def bridge(self, idle_bytes: int) -> BridgeModel:
-        bridge = BridgeModel(MEMORY_BYTES, idle_bytes)
+        bridge = BridgeModel(MEMORY_BYTES, idle_bytes, self.hold)
         bridge.words = [bytes(16)] * self.before
         return bridge
 
@@ -99,12 +106,15 @@ def run_plan(plan: Plan, faults: list[Fault], retries: int = 4):
         return error, bridge, port, transport
 
 
-def run_trials(trials: int, faults_per_trial: int, seed: int, tally: Tally | None = None) -> Tally:
-    """`trials` seeded trials of `faults_per_trial` faults each, counted into `tally`."""
+def run_trials(
+    trials: int, faults_per_trial: int, seed: int, tally: Tally | None = None, slow: bool = False
+) -> Tally:
+    """`trials` seeded trials of `faults_per_trial` faults each (on a `slow` accelerator),
+    counted into `tally`."""
     tally = Tally() if tally is None else tally
     for trial in range(trials):
-        rng = np.random.default_rng([seed, faults_per_trial, trial])
-        plan = Plan.draw(rng)
+        rng = np.random.default_rng([seed, faults_per_trial, int(slow), trial])
+        plan = Plan.draw(rng, slow)
         expected, _, clean_port, _ = run_plan(plan, [])
         lengths = {"to board": clean_port.sent, FROM_BOARD: clean_port.received}
         faults = []
@@ -126,7 +136,7 @@ def run_trials(trials: int, faults_per_trial: int, seed: int, tally: Tally | Non
             or (bytes(bridge.memory[plan.address : plan.address + len(plan.data)]) != plan.data)
         ):
             verdict = "wrong"
-            tally.wrong_trials.append(([seed, faults_per_trial, trial], port.applied))
+            tally.wrong_trials.append(([seed, faults_per_trial, int(slow), trial], port.applied))
         else:
             verdict = "retried" if transport.retried else "clean"
         tally.outcomes[verdict] += 1

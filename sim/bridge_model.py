@@ -7,11 +7,12 @@ a stand-in accelerator (`STOP_BYTE`). `ModelPort` is a serial port (``write``, `
 instead of clock cycles: in each byte time at most one byte arrives at the bridge and one leaves
 it, and a ``read`` that sees nothing on either line for ``timeout`` byte times returns short.
 
-Stand-in accelerator: ``cmd`` takes every word offered at once; a word whose first byte is
-`STOP_BYTE` is taken and then stops it with `STOP_CODE` (like an instruction that fails its
-checks), so later words are ``DROPPED``. ``idle`` is always high; the ``instructions`` counter
-counts the words taken, every other counter reads 0. tests/bridge_standin.py is the same
-stand-in in Amaranth, so the model and the RTL can be run on the same faults.
+Stand-in accelerator: after each word it takes it is busy for ``hold_bytes`` (``cmd.ready``
+and ``idle`` low; 0 by default), else ``cmd`` takes a word offered at once; a word whose first
+byte is `STOP_BYTE` is taken and then stops it with `STOP_CODE` (like an instruction that fails
+its checks), so later words are ``DROPPED``. The ``instructions`` counter counts the words
+taken, every other counter reads 0. tests/bridge_standin.py is the same stand-in in Amaranth
+(its ``hold`` in cycles), so the model and the RTL can be run on the same faults.
 """
 
 from collections import deque
@@ -41,11 +42,15 @@ class BridgeModel:
     idle_bytes : int
         Byte times with no byte taken that end a frame or the discarding (the bridge's
         ``idle_cycles``).
+    hold_bytes : int
+        Byte times the stand-in accelerator is busy after each word it takes.
     """
 
-    def __init__(self, memory_bytes: int, idle_bytes: int):
+    def __init__(self, memory_bytes: int, idle_bytes: int, hold_bytes: int = 0):
         self.memory = bytearray(memory_bytes)
         self.idle_bytes = idle_bytes
+        self.hold_bytes = hold_bytes
+        self._busy = 0  # byte times the stand-in is still busy
         self.words: list[bytes] = []  # the words cmd took, in order
         self.error = ErrorCode.NONE
         self.error_index = 0
@@ -64,14 +69,20 @@ class BridgeModel:
 
     @property
     def receiving(self) -> bool:
-        """Whether the bridge takes a byte: not while an answer goes out, but again once its
-        last byte waits in the transmitter's register (behind the one on the line)."""
-        return len(self.out) <= 1
+        """Whether the bridge takes a byte: not while it waits for the accelerator or an
+        answer goes out, but again once the answer's last byte waits in the transmitter's
+        register (behind the one on the line)."""
+        return len(self.out) <= 1 and self._state not in ("OFFER", "WAIT")
 
     def step(self, byte: int | None) -> None:
         """One byte time, in which `byte` (or nothing) arrived at the receiver."""
         if byte is not None:
             self._rx = byte  # a byte not taken yet is overwritten, as in hdl.uart.UartRx
+        self._busy = max(self._busy - 1, 0)
+        if self._state == "OFFER" and not self._busy:
+            self._offer()
+        elif self._state == "WAIT" and not self._busy:
+            self._status()
         if not self.receiving:
             self._quiet = self.idle_bytes
             return
@@ -146,18 +157,31 @@ class BridgeModel:
             elif self.error is not ErrorCode.NONE:
                 self._answer(bytes([Status.DROPPED, taken]), crc)
             else:
-                word = header[1:]
-                self.words.append(word)
-                if word[0] == STOP_BYTE:
-                    self.error, self.error_index = STOP_CODE, len(self.words) - 1
-                self._answer(bytes([Status.OK, len(self.words) & 0xFF]), crc)
+                self._state = "OFFER"
+                if not self._busy:
+                    self._offer()
         elif opcode == Command.STATUS:
-            fields = bytes([Status.OK, self.error.value]) + self.error_index.to_bytes(4, "little")
-            self._answer(fields, crc)
+            self._state = "WAIT"
+            if not self._busy:
+                self._status()
         else:  # COUNTERS
             counters = {name: 0 for name in COUNTERS} | {"instructions": len(self.words)}
             data = b"".join(counters[name].to_bytes(COUNTER_BYTES, "little") for name in COUNTERS)
             self._answer(bytes([Status.OK]) + data, crc)
+
+    def _offer(self) -> None:
+        """The PUSH word taken, once the stand-in is not busy."""
+        word = bytes(self._header[1:])
+        self.words.append(word)
+        self._busy = self.hold_bytes
+        if word[0] == STOP_BYTE:
+            self.error, self.error_index = STOP_CODE, len(self.words) - 1
+        self._answer(bytes([Status.OK, len(self.words) & 0xFF]), self._crc)
+
+    def _status(self) -> None:
+        """STATUS once the stand-in is idle."""
+        fields = bytes([Status.OK, self.error.value]) + self.error_index.to_bytes(4, "little")
+        self._answer(fields, self._crc)
 
 
 class ModelPort:

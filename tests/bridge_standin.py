@@ -22,13 +22,18 @@ class BridgeStandIn(wiring.Component):
     memory_bytes, divisor, idle_bits : as `hdl.board_top.BoardTop`'s.
     before : int
         Words the stand-in has taken at reset (its ``instructions`` counter's start).
+    hold : int
+        Cycles the stand-in is busy (``cmd.ready`` and ``idle`` low) after each word it takes.
     """
 
     rx: In(1, init=1)
     tx: Out(1, init=1)
 
-    def __init__(self, memory_bytes: int, divisor: int, idle_bits: int, before: int = 0):
-        self.memory_bytes, self.divisor, self.before = memory_bytes, divisor, before
+    def __init__(
+        self, memory_bytes: int, divisor: int, idle_bits: int, before: int = 0, hold: int = 0
+    ):
+        self.memory_bytes, self.divisor = memory_bytes, divisor
+        self.before, self.hold = before, hold
         self.bridge = HostBridge(address_bits(memory_bytes), idle_bits * divisor)
         super().__init__()
 
@@ -46,15 +51,18 @@ class BridgeStandIn(wiring.Component):
         taken = Signal(32, init=self.before)
         error = Signal(4)
         error_index = Signal(32)
+        busy = Signal(range(self.hold + 1))  # cycles still busy
         m.d.comb += [
-            bridge.cmd.ready.eq(1),
-            bridge.idle.eq(1),
+            bridge.cmd.ready.eq(busy == 0),
+            bridge.idle.eq(busy == 0),
             bridge.error.eq(error),
             bridge.error_index.eq(error_index),
             bridge.counters.instructions.eq(taken),
         ]
-        with m.If(bridge.cmd.valid):
-            m.d.sync += taken.eq(taken + 1)
+        with m.If(bridge.cmd.valid & bridge.cmd.ready):
+            m.d.sync += [taken.eq(taken + 1), busy.eq(self.hold)]
             with m.If(bridge.cmd.payload[:8] == STOP_BYTE):
                 m.d.sync += [error.eq(STOP_CODE.value), error_index.eq(taken)]
+        with m.Elif(busy != 0):
+            m.d.sync += busy.eq(busy - 1)
         return m
