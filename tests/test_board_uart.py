@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 from accel_checks import random_layer, small_config
 from amaranth.sim import Simulator
-from uart_board import LineDecoder, frame_levels, run_board
+from uart_board import LineDecoder, SimulatedSerialPort, frame_levels, run_board
 
+from hdl.board_top import BoardTop
 from hdl.boards import BOARDS
-from hdl.bridge import Command, Status
+from hdl.bridge import Command, HostBridge, Status
 from hdl.config import AccelConfig
 from hdl.crc import crc16
 from hdl.isa import ErrorCode, Instruction, Op, encode_program
@@ -207,6 +208,16 @@ def test_uart_tx_sends_random_bytes_with_idle_gaps(divisor):
     sim.add_testbench(monitor)
     sim.run()
     assert received == sent
+
+
+def test_the_link_rejects_bad_timing_and_retry_settings():
+    config = board_config()
+    with pytest.raises(ValueError, match=r"^idle_cycles must be at least 16, not 15$"):
+        HostBridge(idle_cycles=15)
+    with pytest.raises(ValueError, match=r"^idle_bits must be at least 20, not 19$"):
+        BoardTop(config, MEMORY_BYTES, DIVISOR, idle_bits=19)
+    with pytest.raises(ValueError, match=r"^retries must be an int >= 0, not -1$"):
+        SerialTransport(SimulatedSerialPort(DIVISOR), config, MEMORY_BYTES, retries=-1)
 
 
 def test_uart_rejects_a_bad_divisor():
