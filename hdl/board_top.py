@@ -1,11 +1,12 @@
 """The accelerator on a board: on-chip memory, a host bridge and a UART, two pins to the host.
 
-`BoardTop(config, memory_bytes, divisor)` holds
+`BoardTop(config, memory_bytes, divisor, idle_bits)` holds
 
 - `hdl.top.Accelerator` (config),
 - `hdl.onchip_memory.OnchipMemory` of ``memory_bytes`` bytes on its ``mem`` port,
 - `hdl.bridge.HostBridge` (the byte protocol of docs/bridge.md) on the memory's host port and
-  the accelerator's ``cmd``, status and counters,
+  the accelerator's ``cmd``, status and counters; a frame that stops for ``idle_bits`` bit times
+  is cut short,
 - `hdl.uart.UartRx` / `hdl.uart.UartTx` (8N1, ``divisor`` clocks per bit) between the bridge
   and the ``rx`` / ``tx`` pins.
 
@@ -32,9 +33,12 @@ from hdl.bridge import HostBridge
 from hdl.config import AccelConfig, address_bits
 from hdl.onchip_memory import OnchipMemory, check_size
 from hdl.top import Accelerator, longest_burst
-from hdl.uart import UartRx, UartTx, check_divisor
+from hdl.uart import FRAME_BITS, UartRx, UartTx, check_divisor
 
-__all__ = ["BoardTop"]
+__all__ = ["IDLE_BITS", "BoardTop"]
+
+#: Default bit times of silence that end a frame (`BoardTop`'s ``idle_bits``).
+IDLE_BITS = 1024
 
 
 class BoardTop(wiring.Component):
@@ -49,17 +53,30 @@ class BoardTop(wiring.Component):
         Bytes of on-chip main memory (a power of two).
     divisor : int
         Clock cycles per UART bit (at least 2).
+    idle_bits : int
+        Bit times with no byte received after which the bridge ends a frame early or stops
+        discarding after an error (`hdl.bridge.HostBridge`'s ``idle_cycles`` is
+        ``idle_bits * divisor``), at least 20. The default, 1024, is 8.9 ms at 115200 baud:
+        longer than the gaps a USB serial adapter leaves inside one write, shorter than a
+        host's port timeout.
     """
 
     rx: In(1, init=1)
     tx: Out(1, init=1)
 
-    def __init__(self, config: AccelConfig, memory_bytes: int, divisor: int):
+    def __init__(
+        self, config: AccelConfig, memory_bytes: int, divisor: int, idle_bits: int = IDLE_BITS
+    ):
         if not isinstance(config, AccelConfig):
             raise TypeError(f"config must be an AccelConfig, not {type(config)!r}")
         self.config = config
         self.memory_bytes = memory_bytes
         self.divisor = check_divisor(divisor)
+        if isinstance(idle_bits, bool) or not isinstance(idle_bits, int):
+            raise TypeError(f"idle_bits must be an int, not {idle_bits!r}")
+        if idle_bits < 2 * FRAME_BITS:
+            raise ValueError(f"idle_bits must be at least {2 * FRAME_BITS}, not {idle_bits}")
+        self.idle_bits = idle_bits
         check_size(memory_bytes, config.bus_bytes)
         super().__init__()
 
@@ -70,7 +87,9 @@ class BoardTop(wiring.Component):
         m.submodules.memory = memory = OnchipMemory(
             self.memory_bytes, self.config.bus_bytes, max_beats=longest_burst(self.config)
         )
-        m.submodules.bridge = bridge = HostBridge(address_bits(self.memory_bytes))
+        m.submodules.bridge = bridge = HostBridge(
+            address_bits(self.memory_bytes), self.idle_bits * self.divisor
+        )
         m.submodules.uart_rx = uart_rx = UartRx(self.divisor)
         m.submodules.uart_tx = uart_tx = UartTx(self.divisor)
 

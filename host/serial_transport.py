@@ -3,13 +3,26 @@
 `SerialTransport(port, config, memory_bytes)` speaks the byte protocol of `hdl.bridge`
 (docs/bridge.md) over `port`: any object with ``write(data: bytes)`` and
 ``read(n: int) -> bytes`` (pyserial's ``serial.Serial`` has both; so does the simulated port of
-tests/test_board_uart.py). A read that returns fewer than ``n`` bytes (a port timeout) raises
-`SerialProtocolError` naming what was expected, as does an answer with an unexpected status.
+tests/uart_board.py).
+
+Every command is one exchange: the host writes the whole frame (its CRC fields included) and
+reads the answer, whose CRC runs on from the command's bytes, so an answer is taken only for the
+command that produced it. An exchange fails when the answer is short (a port timeout), its CRC
+does not match, or the bridge answers ``CRC_ERROR``, ``TIMEOUT`` or ``BAD_COMMAND`` (it took
+the frame damaged). The host then drains the port (reads until a read returns nothing, so the
+bridge has finished discarding and answering) and sends the frame again, at most ``retries``
+times; then it raises `SerialProtocolError` naming every failure. Every command can be sent
+again: WRITE, READ, STATUS and COUNTERS are idempotent, and a PUSH carries the count of words
+the accelerator had taken before it, so the bridge never offers a word twice.
 
 Example::
 
-    port = serial.Serial("/dev/ttyUSB0", 115200, timeout=5)
+    port = serial.Serial("/dev/ttyUSB0", 115200, timeout=0.1)
     device = Device(config=config, transport=SerialTransport(port, config, 1 << 16))
+
+The port's timeout must be longer than the bridge's ``idle_bits`` (8.9 ms at 115200 baud by
+default) and than the longest wait of an answer (STATUS waits until the accelerator is idle; a
+PUSH word waits while the accelerator's queues are full).
 """
 
 from __future__ import annotations
@@ -20,20 +33,38 @@ from collections.abc import Callable
 
 import numpy as np
 
-from hdl.bridge import COUNTER_BYTES, Command, Status
+from hdl.bridge import COUNTER_BYTES, CRC_BYTES, Command, Status
 from hdl.config import AccelConfig
+from hdl.crc import crc16
 from hdl.isa import ErrorCode, Instruction, encode_program
 from hdl.top_ports import COUNTERS
 from host.device import DeviceError, ProgramRun, Transport
 
-__all__ = ["MAX_CHUNK", "SerialProtocolError", "SerialTransport"]
+__all__ = ["MAX_CHUNK", "RETRIES", "SerialProtocolError", "SerialTransport"]
 
 #: Most bytes one WRITE or READ command moves (its length field is 16 bits).
 MAX_CHUNK = 0xFFFF
+#: Default times an exchange is sent again after a failure.
+RETRIES = 4
+#: Bytes asked of each read while draining, and reads before a port that never falls quiet is
+#: given up on.
+_DRAIN_BYTES, _DRAIN_READS = 4096, 64
+#: Statuses of a frame the bridge rejected (their answer carries a CRC of its own).
+_REJECTED = (Status.CRC_ERROR, Status.TIMEOUT, Status.BAD_COMMAND)
 
 
 class SerialProtocolError(RuntimeError):
-    """The board's answer was short (a port timeout) or not what the protocol says."""
+    """The board gave no good answer (short, damaged or rejected) in every try, or an answer
+    the protocol does not allow."""
+
+
+class _TryFailedError(Exception):
+    """One exchange failed in a way another try can mend."""
+
+
+def _with_crc(data: bytes, value: int) -> bytes:
+    """`data` and the CRC `value` of everything before it in the exchange (low byte first)."""
+    return data + value.to_bytes(CRC_BYTES, "little")
 
 
 class SerialTransport(Transport):
@@ -52,6 +83,10 @@ class SerialTransport(Transport):
         Seconds, read before and after each `execute` to tell whether a counter could have
         wrapped (at most ``config.clock_mhz`` cycles per microsecond pass on the board). A
         simulated board passes its simulated time.
+    retries : int
+        Times an exchange is sent again after a failure (module docstring).
+
+    ``retried`` counts the exchanges sent again so far.
     """
 
     def __init__(
@@ -60,6 +95,7 @@ class SerialTransport(Transport):
         config: AccelConfig,
         memory_bytes: int,
         clock: Callable[[], float] = time.monotonic,
+        retries: int = RETRIES,
     ):
         if not (callable(getattr(port, "write", None)) and callable(getattr(port, "read", None))):
             raise TypeError(f"port must have write(bytes) and read(n) methods, not {port!r}")
@@ -69,10 +105,16 @@ class SerialTransport(Transport):
             raise TypeError(f"memory_bytes must be an int, not {memory_bytes!r}")
         if memory_bytes < 1:
             raise ValueError(f"memory_bytes must be positive, not {memory_bytes!r}")
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise ValueError(f"retries must be an int >= 0, not {retries!r}")
         self.port = port
         self.config = config
         self.clock = clock
+        self.retries = retries
+        self.retried = 0
         self._memory_bytes = memory_bytes
+        # The low byte of the board's `instructions` counter (a PUSH's seq); None until read.
+        self._taken: int | None = None
 
     @property
     def memory_bytes(self) -> int:
@@ -82,18 +124,64 @@ class SerialTransport(Transport):
     def _read(self, count: int, what: str) -> bytes:
         data = bytes(self.port.read(count))
         if len(data) != count:
-            raise SerialProtocolError(
-                f"expected {count} bytes ({what}) from the board, got {len(data)}: {data.hex()}"
-            )
+            raise _TryFailedError(f"expected {count} bytes ({what}), got {len(data)}: {data.hex()}")
         return data
 
-    def _expect_ok(self, what: str) -> None:
-        status = self._read(1, f"the status byte of {what}")[0]
-        if status != Status.OK:
-            name = Status(status).name if status in Status._value2member_map_ else "unknown"
-            raise SerialProtocolError(
-                f"{what}: expected status OK (0x00) from the board, got {status:#04x} ({name})"
-            )
+    def _drain(self) -> None:
+        """Read until the port falls quiet: the bridge is waiting for a command again."""
+        for _ in range(_DRAIN_READS):
+            if not self.port.read(_DRAIN_BYTES):
+                return
+        raise SerialProtocolError(
+            f"the board kept sending: {_DRAIN_READS} reads of {_DRAIN_BYTES} bytes did not "
+            "drain the port"
+        )
+
+    def _exchange(
+        self,
+        frame: bytes,
+        covered: bytes,
+        length: int,
+        what: str,
+        statuses: tuple[Status, ...] = (Status.OK,),
+    ) -> bytes:
+        """Send `frame` and return its answer's `length` bytes (the status byte first), trying
+        up to ``1 + retries`` times. `covered` is every byte of `frame` but its CRC fields: the
+        answer's CRC runs on from them."""
+        failures = []
+        for attempt in range(1 + self.retries):
+            if attempt:
+                self.retried += 1
+                self._drain()
+            try:
+                self.port.write(frame)
+                answer = self._answer(covered, length)
+            except _TryFailedError as failure:
+                failures.append(f"try {attempt + 1}: {failure}")
+                continue
+            if answer[0] not in statuses:
+                expected = " or ".join(f"{s.name} ({s.value:#04x})" for s in statuses)
+                raise SerialProtocolError(
+                    f"{what}: expected status {expected} from the board, got {answer[0]:#04x}"
+                )
+            return answer
+        raise SerialProtocolError(
+            f"{what}: no good answer in {1 + self.retries} tries: " + "; ".join(failures)
+        )
+
+    def _answer(self, covered: bytes, length: int) -> bytes:
+        """The answer's `length` bytes, its CRC checked, or `_TryFailedError`."""
+        status = self._read(1, "the status byte")
+        if status[0] in _REJECTED:
+            check = self._read(CRC_BYTES, "the CRC of a rejection")
+            if _with_crc(status, crc16(status)) == status + check:
+                raise _TryFailedError(f"the board answered {Status(status[0]).name}")
+            raise _TryFailedError(f"a damaged answer: status {status.hex()}, CRC {check.hex()}")
+        rest = self._read(length - 1 + CRC_BYTES, "the rest of the answer")
+        answer = status + rest[:-CRC_BYTES]
+        if _with_crc(answer, crc16(answer, crc16(covered))) != status + rest:
+            raise _TryFailedError(f"the answer's CRC does not match: {(status + rest).hex()}")
+        return answer
 
     def _check(self, address: int, count: int) -> None:
         if not 0 <= address <= address + count <= self.memory_bytes:
@@ -109,43 +197,54 @@ class SerialTransport(Transport):
         for start in range(0, len(data), MAX_CHUNK):
             chunk = data[start : start + MAX_CHUNK]
             header = struct.pack("<BIH", Command.WRITE, address + start, len(chunk))
-            self.port.write(header + chunk)
-            self._expect_ok(f"WRITE of {len(chunk)} bytes at {address + start:#x}")
+            frame = _with_crc(_with_crc(header, crc16(header)) + chunk, crc16(header + chunk))
+            what = f"WRITE of {len(chunk)} bytes at {address + start:#x}"
+            self._exchange(frame, header + chunk, 1, what)
 
     def read(self, address: int, count: int) -> np.ndarray:
         self._check(address, count)
         parts = []
         for start in range(0, count, MAX_CHUNK):
             size = min(MAX_CHUNK, count - start)
+            header = struct.pack("<BIH", Command.READ, address + start, size)
             what = f"READ of {size} bytes at {address + start:#x}"
-            self.port.write(struct.pack("<BIH", Command.READ, address + start, size))
-            self._expect_ok(what)
-            parts.append(self._read(size, f"the data of {what}"))
+            frame = _with_crc(header, crc16(header))
+            parts.append(self._exchange(frame, header, 1 + size, what)[1:])
         return np.frombuffer(b"".join(parts), np.uint8).copy()
 
     def push(self, words: np.ndarray) -> int:
-        """Push instruction words (uint32 [n, 4], `hdl.isa.encode_program`) on ``cmd``;
-        the number the accelerator took (it stops taking words after an error)."""
+        """Push instruction words (uint32 [n, 4], `hdl.isa.encode_program`) on ``cmd``, one
+        PUSH each; the number the accelerator took (it stops taking words after an error, and
+        the rest are not sent)."""
         data = np.ascontiguousarray(words, dtype="<u4").reshape(-1, 4)
-        self.port.write(struct.pack("<BH", Command.PUSH, len(data)))
-        taken = 0
+        if self._taken is None and len(data):
+            self.counters()  # learns `_taken`
         for index, row in enumerate(data):
-            self.port.write(row.tobytes())
-            status = self._read(1, f"the answer to instruction word {index} of PUSH")[0]
-            if status == Status.OK:
-                taken += 1
-            elif status != Status.DROPPED:
+            seq = self._taken
+            header = bytes([Command.PUSH, seq]) + row.tobytes()
+            status, taken = self._exchange(
+                _with_crc(header, crc16(header)),
+                header,
+                2,
+                f"PUSH of instruction word {index}",
+                (Status.OK, Status.DROPPED),
+            )
+            if taken == (seq + 1) & 0xFF:  # taken now or by an earlier try
+                self._taken = taken
+            elif status == Status.DROPPED and taken == seq:
+                return index
+            else:
                 raise SerialProtocolError(
-                    f"PUSH word {index}: expected status OK (0x00) or DROPPED (0x01), "
-                    f"got {status:#04x}"
+                    f"PUSH of instruction word {index}: sent as word {seq} (mod 256), the board "
+                    f"answered {Status(status).name} with {taken} words taken: out of step"
                 )
-        return taken
+        return len(data)
 
     def status(self) -> tuple[ErrorCode, int]:
         """Wait until the accelerator is idle: (error code, index of the bad word)."""
-        self.port.write(bytes([Command.STATUS]))
-        self._expect_ok("STATUS")
-        code, index = struct.unpack("<BI", self._read(5, "the error code and index of STATUS"))
+        header = bytes([Command.STATUS])
+        answer = self._exchange(_with_crc(header, crc16(header)), header, 6, "STATUS")
+        code, index = struct.unpack("<BI", answer[1:])
         try:
             return ErrorCode(code), index
         except ValueError:
@@ -153,13 +252,15 @@ class SerialTransport(Transport):
 
     def counters(self) -> dict[str, int]:
         """The accelerator's counters (`hdl.top_ports.COUNTERS`)."""
-        self.port.write(bytes([Command.COUNTERS]))
-        self._expect_ok("COUNTERS")
-        data = self._read(COUNTER_BYTES * len(COUNTERS), "the counters of COUNTERS")
-        return {
+        header = bytes([Command.COUNTERS])
+        length = 1 + COUNTER_BYTES * len(COUNTERS)
+        data = self._exchange(_with_crc(header, crc16(header)), header, length, "COUNTERS")[1:]
+        counters = {
             name: int.from_bytes(data[i * COUNTER_BYTES : (i + 1) * COUNTER_BYTES], "little")
             for i, name in enumerate(COUNTERS)
         }
+        self._taken = counters["instructions"] & 0xFF
+        return counters
 
     def execute(self, program: list[Instruction]) -> ProgramRun:
         """Push `program`, wait until idle, read the counters.

@@ -1,34 +1,27 @@
 # amaranth: UnusedElaboratable=no
-"""hdl.board_top at the UART pins in Amaranth's simulator, driven by the real host driver.
-
-`SimulatedSerialPort` is a serial port (``write(bytes)``, ``read(n) -> bytes``, the part of
-pyserial's ``Serial`` that `host.serial_transport.SerialTransport` uses) whose far end is the
-simulated board: the host driver runs in a thread and talks to the port; the async testbench
-(in the main thread) turns the bytes written into 8N1 bits on ``rx`` and decodes ``tx`` back
-into bytes for ``read``. The simulator advances only while there is something on the line or
-a ``read`` is waiting, so host-side Python time costs no simulated cycles, and a ``read`` that
-sees nothing arrive for `SimulatedSerialPort.timeout_cycles` returns short, as a port timeout.
-"""
+"""hdl.board_top at the UART pins in Amaranth's simulator, driven by the real host driver
+through tests/uart_board.py's simulated serial port; the UART and on-chip memory units."""
 
 import struct
-import threading
-from collections import deque
 
 import numpy as np
 import pytest
 from accel_checks import random_layer, small_config
 from amaranth.sim import Simulator
+from uart_board import LineDecoder, SimulatedSerialPort, frame_levels, run_board
 
 from hdl.board_top import BoardTop
 from hdl.boards import BOARDS
-from hdl.bridge import Command, Status
+from hdl.bridge import Command, HostBridge, Status
 from hdl.config import AccelConfig
+from hdl.crc import crc16
 from hdl.isa import ErrorCode, Instruction, Op, encode_program
 from hdl.onchip_memory import OnchipMemory
 from hdl.uart import UartRx, UartTx
 from host.device import Device, DeviceError
-from host.serial_transport import SerialProtocolError, SerialTransport
+from host.serial_transport import SerialTransport
 from sim.golden.layers import linear_forward
+from sim.link_faults import FROM_BOARD, TO_BOARD, Fault, FaultyPort
 
 DIVISOR = 4
 MEMORY_BYTES = 4096
@@ -37,157 +30,6 @@ MEMORY_BYTES = 4096
 def board_config(**options) -> AccelConfig:
     """A 2x2 accelerator whose main memory is the board's on-chip memory."""
     return small_config(**{"mem_latency": 2, "mem_bytes": MEMORY_BYTES, **options})
-
-
-# Line helpers -------------------------------------------------------------------------------
-def frame_levels(byte: int, divisor: int) -> list[int]:
-    """The 8N1 line levels, one per clock cycle, of `byte`."""
-    bits = [0, *((byte >> i) & 1 for i in range(8)), 1]
-    return [bit for bit in bits for _ in range(divisor)]
-
-
-class LineDecoder:
-    """8N1 bytes from line levels sampled once per clock cycle (mid-bit sampling)."""
-
-    def __init__(self, divisor: int):
-        self.divisor = divisor
-        self.age = None  # cycles since the start bit's first low sample, None while idle
-        self.value = 0
-
-    @property
-    def busy(self) -> bool:
-        return self.age is not None
-
-    def step(self, level: int) -> int | None:
-        """Feed one cycle's level; the byte when its stop bit was sampled, else None."""
-        d = self.divisor
-        if self.age is None:
-            if not level:
-                self.age, self.value = 0, 0
-            return None
-        self.age += 1
-        if (self.age - d // 2) % d or self.age < d // 2:
-            return None
-        bit = (self.age - d // 2) // d
-        if bit == 0:
-            assert level == 0, "start bit high at its middle"
-        elif bit <= 8:
-            self.value |= level << (bit - 1)
-        else:
-            assert level == 1, f"framing error: stop bit low after byte {self.value:#04x}"
-            self.age = None
-            return self.value
-        return None
-
-
-class SimulatedSerialPort:
-    """A serial port wired to a simulated `BoardTop` (module docstring)."""
-
-    def __init__(self, divisor: int, timeout_cycles: int = 20_000):
-        self.divisor = divisor
-        self.timeout_cycles = timeout_cycles
-        self.cycles = 0
-        self._cond = threading.Condition()
-        self._to_board = deque()
-        self._from_board = bytearray()
-        self._wanted = 0
-        self._timed_out = False
-        self._closed = False
-
-    # Host side (pyserial's interface).
-    def write(self, data: bytes) -> int:
-        with self._cond:
-            self._to_board.extend(bytes(data))
-            self._cond.notify_all()
-        return len(data)
-
-    def read(self, count: int) -> bytes:
-        with self._cond:
-            self._wanted, self._timed_out = count, False
-            self._cond.notify_all()
-            while len(self._from_board) < count and not (self._timed_out or self._closed):
-                self._cond.wait()
-            self._wanted = 0
-            data = bytes(self._from_board[:count])
-            del self._from_board[:count]
-            return data
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-
-    # Board side.
-    async def testbench(self, ctx, dut: BoardTop) -> None:
-        levels: deque[int] = deque()
-        decoder = LineDecoder(self.divisor)
-        waiting = 0
-        try:
-            ctx.set(dut.rx, 1)
-            while True:
-                with self._cond:
-                    while not (
-                        self._closed
-                        or self._to_board
-                        or levels
-                        or decoder.busy
-                        or self._wanted > len(self._from_board)
-                    ):
-                        self._cond.wait()
-                    if self._closed:
-                        return
-                    if not levels and self._to_board:
-                        levels.extend(frame_levels(self._to_board.popleft(), self.divisor))
-                    reading = self._wanted > len(self._from_board)
-                ctx.set(dut.rx, levels.popleft() if levels else 1)
-                await ctx.tick()
-                self.cycles += 1
-                byte = decoder.step(ctx.get(dut.tx))
-                with self._cond:
-                    if byte is not None:
-                        self._from_board.append(byte)
-                        waiting = 0
-                        self._cond.notify_all()
-                    elif reading and not levels and not decoder.busy:
-                        waiting += 1
-                        if waiting > self.timeout_cycles:
-                            self._timed_out, waiting = True, 0
-                            self._cond.notify_all()
-        finally:
-            self.close()
-
-
-def run_board(config: AccelConfig, host, *, divisor: int = DIVISOR, **port_options):
-    """Simulate ``BoardTop(config, MEMORY_BYTES, divisor)`` while ``host(port)`` runs in a
-    thread against its serial port; host's return value (its exception is raised here)."""
-    dut = BoardTop(config, MEMORY_BYTES, divisor)
-    port = SimulatedSerialPort(divisor, **port_options)
-    outcome = {}
-
-    def host_thread():
-        try:
-            outcome["value"] = host(port)
-        except BaseException as error:  # handed to the main thread
-            outcome["error"] = error
-        finally:
-            port.close()
-
-    async def testbench(ctx):
-        await port.testbench(ctx, dut)
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(testbench)
-    thread = threading.Thread(target=host_thread, daemon=True)
-    thread.start()
-    try:
-        sim.run()
-    finally:
-        port.close()
-        thread.join(timeout=60)
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
 
 
 # End to end -----------------------------------------------------------------------------------
@@ -207,7 +49,7 @@ def test_the_host_driver_runs_a_gemm_over_the_uart():
         out = device.linear(device.upload(x), layer, name="fc")
         return device.download(out), device.runs[-1]
 
-    out, run = run_board(config, host)
+    out, run = run_board(config, MEMORY_BYTES, host, divisor=DIVISOR)
     np.testing.assert_array_equal(out, linear_forward(x, layer))
     assert run.cycle_model == "rtl"
     # The counters came through COUNTERS byte by byte: those the golden transport predicts
@@ -247,7 +89,7 @@ def test_memory_round_trip_and_a_bad_program_raises_device_error():
         # After an error the accelerator takes no more words: PUSH answers DROPPED, no hang.
         return back, info.value, transport.push(encode_program(program[:1])), transport.status()
 
-    back, error, taken, status = run_board(config, host)
+    back, error, taken, status = run_board(config, MEMORY_BYTES, host, divisor=DIVISOR)
     np.testing.assert_array_equal(back, data)
     assert (error.code, error.index) == (ErrorCode.DRAM_RANGE, 1)
     assert str(error) == "the accelerator stopped with DRAM_RANGE at instruction 1 of 2"
@@ -255,34 +97,45 @@ def test_memory_round_trip_and_a_bad_program_raises_device_error():
     assert status == (ErrorCode.DRAM_RANGE, 1)
 
 
-def test_an_unknown_command_gets_an_error_answer_not_a_hang():
+def test_a_bad_command_byte_and_a_frame_cut_short_are_answered_once_the_line_is_quiet():
+    """The bridge discards until the line has been quiet for ``idle_bits``, answers with a
+    status and its own CRC, and the host's next command finds it in step."""
     config = board_config()
 
     def host(port):
-        port.write(bytes([0x7F]))
-        bad = port.read(2)
-        transport = SerialTransport(port, config, MEMORY_BYTES)
-        return bad, transport.status()
+        port.write(bytes([0x7F, 0x01, 0x02]))  # no command, then two bytes it discards
+        bad = port.read(3)
+        port.write(struct.pack("<BIH", Command.READ, 0, 4)[:3])  # a header cut short
+        cut = port.read(3)
+        return bad, cut, SerialTransport(port, config, MEMORY_BYTES).status()
 
-    bad, status = run_board(config, host)
-    assert bad == bytes([Status.BAD_COMMAND, 0x7F])
+    bad, cut, status = run_board(config, MEMORY_BYTES, host, divisor=DIVISOR, idle_bits=64)
+    for answer, code in ((bad, Status.BAD_COMMAND), (cut, Status.TIMEOUT)):
+        assert answer == bytes([code]) + crc16(bytes([code])).to_bytes(2, "little")
     assert status == (ErrorCode.NONE, 0)
 
 
-def test_a_silent_board_gives_a_protocol_error_naming_what_was_expected():
+def test_a_lost_push_answer_and_a_damaged_status_are_retried_on_the_board():
+    """Through the real accelerator: the first PUSH's answer loses a byte (the host resends the
+    word, which the bridge does not offer again: ``instructions`` counts it once), then a bit of
+    STATUS's crc flips (``CRC_ERROR``, resent)."""
     config = board_config()
+    program = [Instruction(Op.FENCE), Instruction(Op.FENCE)]
+    # From the board: COUNTERS [0, 69), the first PUSH's answer [69, 73). To it: COUNTERS
+    # [0, 3), PUSH [3, 23), its resend [23, 43), PUSH [43, 63), STATUS [63, 66).
+    faults = [Fault(FROM_BOARD, "drop", 71), Fault(TO_BOARD, "flip", 64, 3)]
 
     def host(port):
-        port.write(struct.pack("<BIH", Command.READ, 0, 4)[:3])  # a header cut short
-        SerialTransport(port, config, MEMORY_BYTES).status()
+        faulty = FaultyPort(port, faults, gap_bits=0)
+        transport = SerialTransport(faulty, config, MEMORY_BYTES)
+        return transport.execute(program), transport.retried, faulty.applied
 
-    # STATUS's byte becomes the READ header's fourth byte: the board waits for two more bytes
-    # and never answers, so the port times out.
-    with pytest.raises(
-        SerialProtocolError,
-        match=r"^expected 1 bytes \(the status byte of STATUS\) from the board, got 0: $",
-    ):
-        run_board(config, host, timeout_cycles=500)
+    # The fastest line (2 cycles a bit) and short timeouts keep the simulation small.
+    run, retried, applied = run_board(
+        config, MEMORY_BYTES, host, divisor=2, idle_bits=40, timeout_cycles=400
+    )
+    assert applied == faults and retried == 2
+    assert run.counters["instructions"] == len(program)
 
 
 # UART units -----------------------------------------------------------------------------------
@@ -355,6 +208,16 @@ def test_uart_tx_sends_random_bytes_with_idle_gaps(divisor):
     sim.add_testbench(monitor)
     sim.run()
     assert received == sent
+
+
+def test_the_link_rejects_bad_timing_and_retry_settings():
+    config = board_config()
+    with pytest.raises(ValueError, match=r"^idle_cycles must be at least 16, not 15$"):
+        HostBridge(idle_cycles=15)
+    with pytest.raises(ValueError, match=r"^idle_bits must be at least 20, not 19$"):
+        BoardTop(config, MEMORY_BYTES, DIVISOR, idle_bits=19)
+    with pytest.raises(ValueError, match=r"^retries must be an int >= 0, not -1$"):
+        SerialTransport(SimulatedSerialPort(DIVISOR), config, MEMORY_BYTES, retries=-1)
 
 
 def test_uart_rejects_a_bad_divisor():

@@ -1,7 +1,7 @@
 """`host.serial_transport.SerialTransport`'s counter arithmetic against a scripted port:
 differences modulo ``2 ** counter_bits`` across a wrap, and the wall-time check that refuses a
-run long enough for a counter to have wrapped. (The protocol itself runs against the RTL in
-tests/test_board_uart.py.)"""
+run long enough for a counter to have wrapped; a silent port's error. (The protocol itself runs
+against the RTL in tests/test_board_uart.py and tests/test_link_faults.py.)"""
 
 import struct
 
@@ -9,6 +9,7 @@ import pytest
 
 from hdl.bridge import Status
 from hdl.config import AccelConfig
+from hdl.crc import crc16
 from hdl.isa import ErrorCode, Instruction, Op
 from hdl.top_ports import COUNTERS
 from host.device import DeviceError
@@ -19,17 +20,22 @@ PROGRAM = [Instruction(Op.FENCE), Instruction(Op.FENCE)]
 
 
 class ScriptedPort:
-    """Answers `execute` with the given bytes, whatever the host writes."""
+    """Answers each frame written with the next of the given answers (its CRC appended, run on
+    from the frame's bytes but its CRC), whatever the frame."""
 
-    def __init__(self, answers: bytes):
-        self.answers = bytearray(answers)
+    def __init__(self, answers: list[bytes]):
+        self.answers = list(answers)
+        self.out = bytearray()
 
     def write(self, data: bytes) -> int:
+        if self.answers:
+            answer = self.answers.pop(0)
+            self.out += answer + crc16(answer, crc16(data[:-2])).to_bytes(2, "little")
         return len(data)
 
     def read(self, count: int) -> bytes:
-        data = bytes(self.answers[:count])
-        del self.answers[:count]
+        data = bytes(self.out[:count])
+        del self.out[:count]
         return data
 
 
@@ -37,10 +43,11 @@ def counters_answer(values: dict[str, int]) -> bytes:
     return bytes([Status.OK]) + b"".join(values[name].to_bytes(6, "little") for name in COUNTERS)
 
 
-def execute_answers(before: dict, after: dict, code=ErrorCode.NONE, index=0) -> bytes:
-    pushed = bytes([Status.OK]) * len(PROGRAM)
+def execute_answers(before: dict, after: dict, code=ErrorCode.NONE, index=0) -> list[bytes]:
+    taken = before["instructions"]
+    pushed = [bytes([Status.OK, (taken + 1 + i) & 0xFF]) for i in range(len(PROGRAM))]
     status = struct.pack("<BBI", Status.OK, code.value, index)
-    return counters_answer(before) + pushed + status + counters_answer(after)
+    return [counters_answer(before), *pushed, status, counters_answer(after)]
 
 
 class Clock:
@@ -61,7 +68,7 @@ def test_counter_differences_are_taken_modulo_the_counter_width():
     run = SerialTransport(port, CONFIG, 1024, clock=Clock(1e-4)).execute(PROGRAM)
     assert run.counters == {name: 0x20 + i for i, name in enumerate(COUNTERS)}
     assert run.cycles == 0x20
-    assert not port.answers
+    assert not port.answers and not port.out
 
 
 def test_an_error_index_is_counted_within_the_program_across_a_wrap():
@@ -83,3 +90,15 @@ def test_a_run_long_enough_for_a_counter_to_wrap_is_refused():
     wide = AccelConfig(rows=2, cols=2, mem_bytes=1024, clock_mhz=12)  # 48 bits: 68 days
     port = ScriptedPort(execute_answers(counters, counters))
     assert SerialTransport(port, wide, 1024, clock=Clock(3600.0)).execute(PROGRAM).cycles == 0
+
+
+def test_a_silent_board_gives_a_protocol_error_naming_each_try():
+    port = ScriptedPort([])
+    transport = SerialTransport(port, CONFIG, 1024, retries=2)
+    with pytest.raises(
+        SerialProtocolError,
+        match=r"^STATUS: no good answer in 3 tries: try 1: expected 1 bytes \(the status byte\)"
+        r", got 0: ; try 2: .*; try 3: .*$",
+    ):
+        transport.status()
+    assert transport.retried == 2
