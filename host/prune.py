@@ -35,7 +35,7 @@ import torch
 from torch import nn
 from torch.nn.utils import prune as torch_prune
 
-__all__ = ["PATTERNS", "PruneWarning", "prune", "weight_sparsity"]
+__all__ = ["PATTERNS", "PruneWarning", "check_pruning", "prune", "weight_sparsity"]
 
 #: The sparsity patterns `prune` makes.
 PATTERNS = ("unstructured", "2:4")
@@ -88,16 +88,7 @@ def prune(
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, not {type(model)!r}")
-    sparsity = _require_sparsity(sparsity)
-    if pattern not in PATTERNS:
-        raise ValueError(
-            f"pattern must be one of {', '.join(map(repr, PATTERNS))}, not {pattern!r}"
-        )
-    if pattern == "2:4" and sparsity != 0.5:
-        raise ValueError(
-            "the 2:4 pattern zeroes half of every weight, so sparsity must be 0.5, "
-            f"not {sparsity!r}"
-        )
+    sparsity = check_pruning(sparsity, pattern)
     if fine_tune is not None and not callable(fine_tune):
         raise TypeError(f"fine_tune must be callable, not {fine_tune!r}")
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
@@ -151,11 +142,23 @@ def _cubic_schedule(sparsity: float, steps: int) -> list[float]:
     return [sparsity * (1 - (1 - t / steps) ** 3) for t in range(1, steps + 1)]
 
 
-def _require_sparsity(sparsity: object) -> float:
+def check_pruning(sparsity: object, pattern: object) -> float:
+    """`sparsity` as a float if it and `pattern` are what `prune` takes, else the ValueError
+    `prune` would raise (a sparsity outside [0, 1) or not a number, an unknown pattern, a 2:4
+    sparsity other than 0.5)."""
     if isinstance(sparsity, bool) or not isinstance(sparsity, int | float):
         raise ValueError(f"sparsity must be a number in [0, 1), not {sparsity!r}")
     if not math.isfinite(sparsity) or not 0 <= sparsity < 1:
         raise ValueError(f"sparsity must be in [0, 1), not {sparsity!r}")
+    if pattern not in PATTERNS:
+        raise ValueError(
+            f"pattern must be one of {', '.join(map(repr, PATTERNS))}, not {pattern!r}"
+        )
+    if pattern == "2:4" and sparsity != 0.5:
+        raise ValueError(
+            "the 2:4 pattern zeroes half of every weight, so sparsity must be 0.5, "
+            f"not {sparsity!r}"
+        )
     return float(sparsity)
 
 

@@ -69,7 +69,7 @@ from rich.table import Table
 from hdl.cli import add_array_arguments, config_from_args, given_config_options
 from hdl.config import AccelConfig
 from host.engine_choice import ENGINES
-from host.prune import PATTERNS
+from host.prune import PATTERNS, check_pruning
 from sim.backends import BACKENDS, get_backend
 from sim.cycles import array_cycles, scalesim_cycles, utilization
 from sim.exported_run import render_exported, run_exported
@@ -503,6 +503,11 @@ def main(argv: list[str] | None = None) -> int:
         args.sparsity = 0.9 if args.sparsity is None else args.sparsity
     elif args.sparsity is None and args.pattern != "unstructured":
         parser.error("--pattern prunes the model: give --sparsity too (0.5 for 2:4)")
+    elif args.sparsity is not None:
+        try:
+            check_pruning(args.sparsity, args.pattern)
+        except ValueError as error:
+            parser.error(str(error))
     if args.backend is None:
         args.backend = "verilator" if args.workload in MODELS else "golden"
     if args.trace is not None:

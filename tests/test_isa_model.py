@@ -227,11 +227,13 @@ def test_spmm_produces_one_accumulator_row_per_row_end():
     np.testing.assert_array_equal(model.acc[2:5], 2 * np.array(expected))
 
 
-def test_spmm_reads_the_sparse_engines_own_nonzeros_beats():
-    """Beats from `sim.sparse_program.spmm_program` (one pass) give W @ X."""
-    rng = np.random.default_rng(2)
-    w = rng.integers(-128, 128, (9, 4), dtype=np.int8)
-    w[rng.random(w.shape) < 0.6] = 0
+def engine_beats(seed: int, n: int, zeros: float):
+    """A random sparse W (n x 4) and X (4 x 3), and a model whose memory holds W's beats as
+    `sim.sparse_program.spmm_program` packs one pass (from address 0), X in weight rows 20-23;
+    the number of beats and their bytes."""
+    rng = np.random.default_rng(seed)
+    w = rng.integers(-128, 128, (n, 4), dtype=np.int8)
+    w[rng.random(w.shape) < zeros] = 0
     x = rng.integers(-128, 128, (4, 3), dtype=np.int8)
     words = spmm_program(w, x, WS).inputs["nonzeros"]
     beats = words.astype("<u4").view(np.uint8).reshape(-1)
@@ -239,23 +241,19 @@ def test_spmm_reads_the_sparse_engines_own_nonzeros_beats():
     memory[: beats.size] = beats
     model = IsaModel(WS, memory)
     model.wgt[20:24] = x
-    model.run([spmm(nz_beats=words.shape[0], x_row=20, k=4, acc_row=3)])
+    return w, x, model, words.shape[0], beats
+
+
+def test_spmm_reads_the_sparse_engines_own_nonzeros_beats():
+    """Beats from `sim.sparse_program.spmm_program` (one pass) give W @ X."""
+    w, x, model, n, _ = engine_beats(2, 9, 0.6)
+    model.run([spmm(nz_beats=n, x_row=20, k=4, acc_row=3)])
     np.testing.assert_array_equal(model.acc[3:12], gemm(w, x))
 
 
 def test_a_replay_takes_the_beats_the_last_fill_kept_and_reads_no_memory():
-    rng = np.random.default_rng(3)
-    w = rng.integers(-128, 128, (5, 4), dtype=np.int8)
-    w[rng.random(w.shape) < 0.5] = 0
-    x = rng.integers(-128, 128, (4, 3), dtype=np.int8)
-    words = spmm_program(w, x, WS).inputs["nonzeros"]
-    beats = words.astype("<u4").view(np.uint8).reshape(-1)
-    memory = np.zeros(MEMORY, np.uint8)
-    memory[: beats.size] = beats
-    model = IsaModel(WS, memory)
-    model.wgt[20:24] = x
+    w, x, model, n, beats = engine_beats(3, 5, 0.5)
     model.wgt[40:44] = -x
-    n = words.shape[0]
     filled = model.run([spmm(nz_beats=n, x_row=20, k=4, acc_row=0, nz_cache=NzCache.FILL)])
     memory_before = model.memory.copy()
     model.memory[: beats.size] = 0  # a REPLAY must not read these
@@ -275,7 +273,7 @@ def test_nz_cache_3_and_a_fill_past_the_cache_are_refused():
         IsaModel(WS, MEMORY).run([spmm(nz_cache=3)])
     assert caught.value.code is ErrorCode.BAD_FIELD
     cache = WS.sparse_cache_beats
-    assert cache == 2 * WS.sparse_depth
+    assert cache == 4 * WS.sparse_depth
     check_program([spmm(nz_beats=cache, nz_cache=NzCache.REPLAY)], WS, MEMORY)
     for mode in (NzCache.FILL, NzCache.REPLAY):
         with pytest.raises(

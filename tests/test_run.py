@@ -10,7 +10,7 @@ import pytest
 from accel_checks import native_config
 
 from hdl.config import AccelConfig
-from sim import run
+from sim import pruned_run, run
 from sim.model_run import run_model
 
 
@@ -141,6 +141,11 @@ def test_a_wrong_backend_result_is_reported_as_mismatch(monkeypatch, capsys):
         (["--images", "0"], "argument --images: expected a positive integer, not '0'"),
         (["--input-shape", "1,8"], "--input-shape gives the input of --model; the workloads"),
         (["--trace", "x.vcd"], "--trace records the gemm and spmm workloads, not 'mlp'"),
+        (["--sparsity", "1"], "sparsity must be in [0, 1), not 1.0"),
+        (["--pattern", "2:4"], "--pattern prunes the model: give --sparsity too"),
+        (["--sparsity", "0.9", "--pattern", "2:4"], "sparsity must be 0.5, not 0.9"),
+        (["--workload", "gemm", "--engine", "sparse"], "--pattern and --engine apply to the"),
+        (["--engine", "fastest"], "argument --engine: invalid choice: 'fastest'"),
     ],
 )
 def test_bad_arguments_exit_2_with_a_message(argv, message, capsys):
@@ -148,6 +153,25 @@ def test_bad_arguments_exit_2_with_a_message(argv, message, capsys):
         run.main(argv)
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_pruned_mlp_runs_bit_exact_with_its_speedup_over_dense(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(pruned_run, "STEPS", 2)  # a short fine-tuning: the CLI path is the test
+    monkeypatch.setattr(pruned_run, "EPOCHS", 1)
+    path = tmp_path / "pruned.json"
+    argv = ["--workload", "mlp", "--sparsity", "0.9", "--backend", "golden", "--images", "48"]
+    assert run.main([*argv, "--no-baselines", "--json", str(path)]) == 0
+    report = json.loads(path.read_text())
+    pruning = report["pruning"]
+    assert report["mismatches"] == 0 and pruning["dense_mismatches"] == 0
+    assert report["outputs"] == 480
+    assert all(zeros == pytest.approx(0.9, abs=1e-4) for zeros in pruning["layer_zeros"].values())
+    assert pruning["steps"] == 2 and pruning["pattern"] == "unstructured"
+    assert pruning["speedup"] == pruning["dense_cycles"] / report["cycles"] > 1
+    engines = {layer["name"]: layer["engines"] for layer in report["layers"]}
+    assert engines["module.fc1"] == ["sparse"], engines
+    out = " ".join(capsys.readouterr().out.split())
+    assert "speed-up over the dense array" in out and "unstructured to 90 % zeros" in out
 
 
 def test_module_entry_point_help():
