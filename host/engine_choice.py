@@ -8,7 +8,8 @@
   device), as `host.device.Device.linear` runs it;
 - sparse: `sim.perf.spmm_estimate` of W @ X^T on the sparse engine with int32 output (the SPMM
   path of `host.device.Device.spmm_int32`, whose accumulators the host requantizes with the
-  device's integer procedure).
+  device's integer procedure), X^T's M padded to whole bus words as `host.layer_runner` lays it
+  out (`padded_columns`).
 
 ``requested`` ``"auto"`` takes the engine with fewer predicted cycles (ties go to the dense
 array); ``"dense"`` and ``"sparse"`` force one (a forced choice still reports both predictions).
@@ -30,7 +31,7 @@ from sim.golden.sparse import csr_compress
 from sim.perf import gemm_estimate, spmm_estimate
 from sim.sparse_program import pass_beats
 
-__all__ = ["ENGINES", "EngineChoice", "choose_engine", "require_engine"]
+__all__ = ["ENGINES", "EngineChoice", "choose_engine", "padded_columns", "require_engine"]
 
 #: What a caller may request for a layer.
 ENGINES = ("auto", "dense", "sparse")
@@ -107,13 +108,20 @@ def choose_engine(
         if requested == "sparse":
             raise ValueError("the sparse engine was requested but sparse_lanes = 0 builds none")
         return EngineChoice("dense", requested, dense, None, nonzeros, weight.size)
-    sparse = _sparse_compute_cycles(weight, m, config)
+    columns = padded_columns(m, config)
+    sparse = _sparse_compute_cycles(weight, columns, config)
     if sparse < dense or requested == "sparse":
-        sparse = spmm_estimate(weight, m, config).cycles
+        sparse = spmm_estimate(weight, columns, config).cycles
     engine = requested
     if requested == "auto":
         engine = "sparse" if sparse < dense else "dense"
     return EngineChoice(engine, requested, dense, sparse, nonzeros, weight.size)
+
+
+def padded_columns(m: int, config: AccelConfig) -> int:
+    """`m` rounded up to whole bus words: the columns of X^T as the sparse path lays it out, so
+    that each row of a column block is one aligned word (an unaligned one takes two)."""
+    return -(-m // config.bus_bytes) * config.bus_bytes
 
 
 def _sparse_compute_cycles(weight: np.ndarray, m: int, config: AccelConfig) -> int:

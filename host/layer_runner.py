@@ -31,7 +31,7 @@ import numpy as np
 
 from hdl.isa import PARAM_RECORD_BYTES
 from host.device import Device, DeviceBuffer
-from host.engine_choice import EngineChoice, choose_engine, require_engine
+from host.engine_choice import EngineChoice, choose_engine, padded_columns, require_engine
 from sim.alloc import PoolExhaustedError
 from sim.golden.conv import col2im_output
 from sim.golden.grouped_conv import GroupChunk, group_chunks, groups_per_chunk
@@ -307,8 +307,8 @@ class LayerRunner:
         (its packed nonzeros freed)."""
         # X^T's rows start on bus words (its columns padded with zeros to whole words), so the
         # X loads move one word per C-byte row instead of two.
-        m, bus = rows.shape[0], self.device.config.bus_bytes
-        xt = np.zeros((rows.shape[1], -(-m // bus) * bus), np.int8)
+        m = rows.shape[0]
+        xt = np.zeros((rows.shape[1], padded_columns(m, self.device.config)), np.int8)
         xt[:, :m] = rows.T
         try:
             run = partial(self.device.spmm_int32, weight=layer.weight, name=name)
