@@ -326,7 +326,8 @@ def _pruning_rows(report: dict) -> list[tuple[str, str]]:
     if not pruning:
         return []
     zeros = ", ".join(f"{100 * z:.1f}" for z in pruning["layer_zeros"].values())
-    how = f"{pruning['steps']} steps x {pruning['epochs_per_step']} epochs of fine-tuning"
+    steps = pruning["steps"]
+    how = f"{steps} step{'s' * (steps != 1)} x {pruning['epochs_per_step']} epochs of fine-tuning"
     dense = f"{pruning['dense_cycles']:,}"
     if pruning["dense_mismatches"]:
         dense += f" ({pruning['dense_mismatches']} MISMATCHES)"
