@@ -1,0 +1,166 @@
+"""sim.sweep.run on Dask: a local cluster, a separately started scheduler, bad input, resume."""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from sim.perf import gemm_estimate
+from sim.sweep import read_results, run
+from sim.sweep.__main__ import main
+from sim.sweep.space import grid_points, parse_field, point_key
+from sim.sweep.workload import workload_gemms, workload_name
+from tests.sweep_cluster import ROOT, external_cluster, free_port
+
+GEMMS = "gemm:40x24x36,8x10x64"
+SPACE = {"rows": [2, 4], "cols": [4, 8], "dataflow": ["ws", "os"]}
+
+
+def _unreachable() -> str:
+    return f"tcp://127.0.0.1:{free_port()}"
+
+
+def test_a_grid_on_the_local_cluster_then_a_rerun_computes_nothing(tmp_path):
+    out = tmp_path / "sweep.csv"
+    rows = run(SPACE, GEMMS, out, workers=2, progress=False)
+    assert len(rows) == 8
+    first = rows[0]
+    assert (first["rows"], first["cols"], first["dataflow"]) == (2, 4, "ws")
+    config = grid_points(SPACE)[0]
+    assert first["cycles"] == sum(
+        gemm_estimate(m, n, k, config, requant=True).cycles
+        for m, n, k in [(40, 24, 36), (8, 10, 64)]
+    )
+    assert first["macs"] == 40 * 24 * 36 + 8 * 10 * 64
+    for row in rows:
+        assert 0 < row["utilization"] <= 1
+        assert row["energy_pj"] > row["energy_dram_pj"] > 0
+        assert row["area_mm2"] > 0 and row["rtl_cycles"] is None
+        assert [layer[:4] for layer in row["layers"]] == [
+            ["gemm0", 40, 24, 36],
+            ["gemm1", 8, 10, 64],
+        ]
+    # Everything is in the file: a rerun needs no cluster (this scheduler does not exist).
+    again = run(SPACE, GEMMS, out, scheduler=_unreachable(), timeout=1, progress=False)
+    assert again == rows
+
+
+def test_model_workloads_are_derived_from_the_offloaded_layers():
+    cnn = workload_gemms("cnn", [4, 8], batch=2)
+    assert cnn[4] == cnn[8]
+    assert [(g.name, g.m, g.n, g.k, g.int8) for g in cnn[4]] == [
+        ("conv1", 128, 8, 9, True),  # im2col: 2 images x 8 x 8 positions, 3x3 x 1 channel
+        ("conv2", 32, 16, 72, True),
+        ("fc", 2, 10, 256, True),
+    ]
+    # a depthwise conv runs in chunks of groups as wide as the array
+    mobilenet = workload_gemms("mobilenet", [4, 8])
+    assert len(mobilenet[4]) > len(mobilenet[8])
+    assert workload_name("cnn", None) == "cnn, batch 1"
+
+
+def test_a_separately_started_scheduler_and_two_workers(tmp_path):
+    with external_cluster(workers=2) as address:
+        rows = run(
+            {"rows": [2, 4], "cols": [4]},
+            GEMMS,
+            tmp_path / "s.csv",
+            scheduler=address,
+            progress=False,
+        )
+    assert [(r["rows"], r["cols"]) for r in rows] == [(2, 4), (4, 4)]
+    assert all(r["cycles"] > 0 for r in rows)
+
+
+def test_an_unreachable_scheduler_is_named(tmp_path):
+    address = _unreachable()
+    with pytest.raises(
+        ConnectionError, match=rf"^no Dask scheduler answers at {address} within 1 s"
+    ):
+        run({"rows": [2]}, GEMMS, tmp_path / "s.csv", scheduler=address, timeout=1)
+    with pytest.raises(
+        ValueError, match=r"^scheduler must be an address tcp://HOST:PORT, not 'x'$"
+    ):
+        run({"rows": [2]}, GEMMS, tmp_path / "t.csv", scheduler="x")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--grid", "depth=4"], "AccelConfig has no field 'depth'"),
+        (
+            ["--grid", "rows=0,4"],
+            r"sweep point {'rows': 0}: AccelConfig.rows must be in \[1, 256\], not 0",
+        ),
+        (["--grid", "rows="], "'rows=' gives rows no values"),
+        (["--grid", "rows=4", "--workload", "resnet"], "workload must be one of 'mlp', 'cnn'"),
+        (["--grid", "rows=4", "--workload", "gemm:4x4"], "a GEMM workload is gemm:MxNxK"),
+        (
+            ["--grid", "rows=4", "--batch", "0", "--workload", "cnn"],
+            r"batch must be an int in \[1, 359\]",
+        ),
+    ],
+)
+def test_bad_input_exits_with_the_reason(tmp_path, capsys, argv, message):
+    argv = ["--workload", GEMMS, *argv] if "--workload" not in argv else argv
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, "--out", str(tmp_path / "s.csv"), "--no-progress"])
+    assert exit_info.value.code == 2
+    assert re.search(message, capsys.readouterr().err)
+
+
+def test_an_empty_space_is_refused(tmp_path):
+    with pytest.raises(ValueError, match=r"^the sweep space is empty"):
+        run({}, GEMMS, tmp_path / "s.csv")
+
+
+def _data_rows(path) -> int:
+    return max(0, path.read_text().count("\n") - 1) if path.exists() else 0
+
+
+def test_a_killed_sweep_resumes_without_losing_or_repeating_a_point(tmp_path):
+    out = tmp_path / "sweep.csv"
+    grid = ["rows=1..12", "cols=2,3,4", "dataflow=ws,os"]  # 72 points
+    workload = "gemm:96x64x160"  # a few tens of ms per point on these small arrays
+    command = [
+        sys.executable,
+        "-m",
+        "sim.sweep",
+        "--workload",
+        workload,
+        "--grid",
+        *grid,
+        "--out",
+        str(out),
+        "--workers",
+        "1",
+        "--no-progress",
+    ]
+    process = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while _data_rows(out) < 5 and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)  # the CLI and its cluster's worker processes
+        process.wait()
+    killed_at = _data_rows(out)
+    assert 5 <= killed_at < 72, f"the sweep was not killed mid-way ({killed_at} rows)"
+    with out.open("a") as file:
+        file.write("0123abcd,gemm:96x64x1")  # and as if the kill had cut a row short
+    space = dict(parse_field(spec) for spec in grid)
+    rows = run(space, workload, out, workers=1, progress=False)
+    keys = [row["key"] for row in read_results(out)]
+    expected = {point_key(config, workload_name(workload, None)) for config in grid_points(space)}
+    assert len(keys) == len(set(keys)) == 72
+    assert set(keys) == expected == {row["key"] for row in rows}
