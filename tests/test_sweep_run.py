@@ -1,5 +1,6 @@
 """sim.sweep.run on Dask: a local cluster, a separately started scheduler, bad input, resume."""
 
+import dataclasses
 import os
 import re
 import signal
@@ -9,6 +10,8 @@ import time
 
 import pytest
 
+from hdl.config import AccelConfig
+from hdl.fpga import BoardReport, ResourceUse
 from sim.perf import gemm_estimate
 from sim.sweep import read_results, run
 from sim.sweep.__main__ import main
@@ -24,13 +27,42 @@ def _unreachable() -> str:
     return f"tcp://127.0.0.1:{free_port()}"
 
 
+def _board_report(tmp_path, config: AccelConfig):
+    """A board build's report.json for `config` (built at 25 MHz, 72 MHz achieved)."""
+    uses = [("LUT", "TRELLIS_COMB", 4444, 83640), ("DSP", "MULT18X18D", 8, 156)]
+    report = BoardReport(
+        board="ulx3s-85f",
+        device="LFE5U-85F",
+        config=dataclasses.replace(config, clock_mhz=25.0).to_dict(),
+        memory_bytes=65536,
+        clock_mhz=25.0,
+        baud=115200,
+        divisor=217,
+        resources=[ResourceUse(*use) for use in uses],
+        fmax_mhz={"clk": 72.0},
+        constraint_mhz={"clk": 25.0},
+        cells={},
+        elaborate_s=1.0,
+        toolchain_s=2.0,
+        build_s=3.0,
+        bitstream="top.bit",
+    )
+    path = tmp_path / "report.json"
+    path.write_text(report.to_json())
+    return path
+
+
 def test_a_grid_on_the_local_cluster_then_a_rerun_computes_nothing(tmp_path):
     out = tmp_path / "sweep.csv"
-    rows = run(SPACE, GEMMS, out, workers=2, progress=False)
+    config = grid_points(SPACE)[0]
+    report = _board_report(tmp_path, config)
+    rows = run(SPACE, GEMMS, out, workers=2, progress=False, fpga_reports=[report])
     assert len(rows) == 8
     first = rows[0]
     assert (first["rows"], first["cols"], first["dataflow"]) == (2, 4, "ws")
-    config = grid_points(SPACE)[0]
+    assert (first["fpga_board"], first["fpga_lut"], first["fpga_dsp"]) == ("ulx3s-85f", 4444, 8)
+    assert first["fpga_fmax_mhz"] == 72.0 and first["fpga_ff"] is None
+    assert all(row["fpga_board"] is None for row in rows[1:])
     assert first["cycles"] == sum(
         gemm_estimate(m, n, k, config, requant=True).cycles
         for m, n, k in [(40, 24, 36), (8, 10, 64)]
@@ -124,8 +156,8 @@ def _data_rows(path) -> int:
 
 def test_a_killed_sweep_resumes_without_losing_or_repeating_a_point(tmp_path):
     out = tmp_path / "sweep.csv"
-    grid = ["rows=1..12", "cols=2,3,4", "dataflow=ws,os"]  # 72 points
-    workload = "gemm:96x64x160"  # a few tens of ms per point on these small arrays
+    grid = ["rows=1..6", "cols=2,4", "dataflow=ws,os"]  # 24 points
+    workload = "gemm:64x32x96"  # about 0.1 s per point on these small arrays
     command = [
         sys.executable,
         "-m",
@@ -149,18 +181,18 @@ def test_a_killed_sweep_resumes_without_losing_or_repeating_a_point(tmp_path):
     )
     try:
         deadline = time.monotonic() + 120
-        while _data_rows(out) < 5 and process.poll() is None and time.monotonic() < deadline:
+        while _data_rows(out) < 3 and process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.02)
     finally:
         os.killpg(process.pid, signal.SIGKILL)  # the CLI and its cluster's worker processes
         process.wait()
     killed_at = _data_rows(out)
-    assert 5 <= killed_at < 72, f"the sweep was not killed mid-way ({killed_at} rows)"
+    assert 3 <= killed_at < 24, f"the sweep was not killed mid-way ({killed_at} rows)"
     with out.open("a") as file:
-        file.write("0123abcd,gemm:96x64x1")  # and as if the kill had cut a row short
+        file.write("0123abcd,gemm:64x32x9")  # and as if the kill had cut a row short
     space = dict(parse_field(spec) for spec in grid)
     rows = run(space, workload, out, workers=1, progress=False)
     keys = [row["key"] for row in read_results(out)]
     expected = {point_key(config, workload_name(workload, None)) for config in grid_points(space)}
-    assert len(keys) == len(set(keys)) == 72
+    assert len(keys) == len(set(keys)) == 24
     assert set(keys) == expected == {row["key"] for row in rows}

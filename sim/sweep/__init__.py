@@ -101,12 +101,13 @@ def run(
 
         gemms = workload_gemms(workload, {config.cols for config, _ in todo}, batch)
         jobs = [(config, key, gemms[config.cols], (config, key) in rtl) for config, key in todo]
+        inferences = 1 if batch is None else batch  # a model's batch; 1 for GEMMs and programs
         cluster = {"scheduler": scheduler, "workers": workers, "timeout": timeout}
         with Progress(disable=not progress) as bar:
             task = bar.add_task(
                 f"sweep: {name}", total=len(points), completed=len(points) - len(todo)
             )
-            for config, key, metrics in _finished(jobs, table, model, cluster):
+            for config, key, metrics in _finished(jobs, table, model, inferences, cluster):
                 empty = dict.fromkeys(FPGA_COLUMNS, "")
                 fpga = boards.get(_board_key(config.to_dict()), empty)
                 store.append({"key": key, "workload": name, **config.to_dict(), **metrics, **fpga})
@@ -115,10 +116,11 @@ def run(
     return [typed[key] for key in keys]
 
 
-def _finished(jobs, table: dict, model: dict, cluster: dict):
-    """Evaluate each (config, key, GEMMs, RTL too) job of `jobs` as a task on the Dask client
-    `cluster` names (`sim.sweep.cluster.dask_client`'s arguments); yield (config, key, metrics)
-    as each finishes. A failed task cancels the rest and raises `RuntimeError` naming it."""
+def _finished(jobs, table: dict, model: dict, inferences: int, cluster: dict):
+    """Evaluate each (config, key, GEMMs, RTL too) job of `jobs` (`inferences` inferences each)
+    as a task on the Dask client `cluster` names (`sim.sweep.cluster.dask_client`'s
+    arguments); yield (config, key, metrics) as each finishes. A failed task cancels the rest
+    and raises `RuntimeError` naming it."""
     from distributed import as_completed
 
     from sim.sweep.cluster import dask_client
@@ -132,6 +134,7 @@ def _finished(jobs, table: dict, model: dict, cluster: dict):
                 gemms,
                 table,
                 model,
+                inferences=inferences,
                 rtl=rtl,
                 key=f"sweep-point-{key}",
                 pure=False,

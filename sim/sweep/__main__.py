@@ -93,7 +93,16 @@ def _console() -> Console:
 def summary_table(rows: list[dict], title: str) -> Table:
     """The rows as a table: configuration, cycles, latency, utilization, energy, area."""
     table = Table(title=title, header_style="bold")
-    for column in ("array", "bus B", "spad B", "cycles", "latency us", "util", "energy uJ", "mm^2"):
+    for column in (
+        "array",
+        "bus B",
+        "spad B",
+        "cycles",
+        "latency us",
+        "util",
+        "uJ / inference",
+        "mm^2",
+    ):
         table.add_column(column, justify="right")
     for r in rows:
         table.add_row(
@@ -103,7 +112,7 @@ def summary_table(rows: list[dict], title: str) -> Table:
             f"{r['cycles']:,}",
             f"{r['latency_us']:.2f}",
             f"{100 * r['utilization']:.1f} %",
-            f"{r['energy_pj'] / 1e6:.3f}",
+            f"{r['energy_per_inference_pj'] / 1e6:.3f}",
             f"{r['area_mm2']:.3f}",
         )
     return table

