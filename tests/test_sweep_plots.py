@@ -59,7 +59,7 @@ def test_roofline_plot_draws_points_layers_and_roofs(rows, tmp_path):
     assert len(points.get_offsets()) == len(rows)
     assert len(layers.get_offsets()) == 3  # the CNN's layers on the best point
     roofs = {(r["rows"] * r["cols"], r["bus_bytes"]) for r in rows}
-    assert len(figure.axes[0].lines) == len(roofs)
+    assert len(figure.axes[0].lines) == len(roofs) + 1  # and the best point's own, in red
     # no point above its compute roof
     assert all(r["macs_per_cycle"] <= r["rows"] * r["cols"] for r in rows)
 

@@ -198,7 +198,7 @@ def main() -> int:
     print("\n".join(_table_row(fit) for fit in fits))
     print("| held out of the fit: | | | | | | | | |")
     for config in VALIDATION:
-        print(_table_row({"config": config, **synth_area(config), "fit": area(config, model)}))
+        print(_table_row({**synth_area(config), "config": config, "fit": area(config, model)}))
     return 0
 
 

@@ -7,7 +7,7 @@ to `path` and returns it, so a caller (or a test) can inspect what was drawn:
   point against its array shape R x C, shapes ordered by MAC count;
 - `roofline_plot`: MACs per DRAM byte against achieved MACs per cycle for every point, under
   each configuration's roofs (compute: R x C MACs per cycle; bandwidth: ``bus_bytes`` x
-  intensity), with the layers of the `best` point (least energy x latency) marked;
+  intensity), with the layers of the `best` point (least energy x latency) and its roof in red;
 - `pareto_plot`: latency against energy, area as colour; the points no other point beats in all
   three (`pareto_front`) ringed and the latency-energy front drawn as a line;
 - `layer_utilization_plot`: one run's offloaded layers (``python -m sim.run --plot DIR``).
@@ -103,10 +103,11 @@ def roofline_plot(rows: list[dict], path: str | Path) -> Figure:
     ]
     intensities = [r["macs_per_dram_byte"] for r in rows] + [x for x, _ in layers]
     low, high = min(intensities) / 2, max(intensities) * 2
-    for peak, bus in sorted({(r["rows"] * r["cols"], r["bus_bytes"]) for r in rows}):
-        knee = peak / bus
-        xs = [low, min(max(knee, low), high), high]
-        axes.plot(xs, [min(peak, bus * x) for x in xs], color="0.7", linewidth=1)
+    roofs = sorted({(r["rows"] * r["cols"], r["bus_bytes"]) for r in rows})
+    for peak, bus in [*roofs, (chosen["rows"] * chosen["cols"], chosen["bus_bytes"])]:
+        xs = [low, min(max(peak / bus, low), high), high]  # the knee between the roofs
+        mine = (peak, bus) == (chosen["rows"] * chosen["cols"], chosen["bus_bytes"])
+        axes.plot(xs, [min(peak, bus * x) for x in xs], color="C3" if mine else "0.75", lw=1)
     axes.scatter(
         [r["macs_per_dram_byte"] for r in rows],
         [r["macs_per_cycle"] for r in rows],
@@ -123,7 +124,7 @@ def roofline_plot(rows: list[dict], path: str | Path) -> Figure:
     )
     axes.set_xlabel("MACs per DRAM byte")
     axes.set_ylabel("achieved MACs per cycle")
-    axes.set_title(f"{rows[0]['workload']}: roofline (grey: R*C and bus_bytes x intensity)")
+    axes.set_title(f"{rows[0]['workload']}: roofline (roofs: R*C and bus_bytes x intensity)")
     axes.legend(fontsize="small")
     return _save(figure, path)
 

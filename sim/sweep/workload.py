@@ -105,8 +105,11 @@ def _model_gemms(workload: str, cols: list[int], batch: int) -> dict[int, list[G
     images = data.test_x.shape[0]
     if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= images:
         raise ValueError(f"batch must be an int in [1, {images}] (the test split), not {batch!r}")
-    qmodel = quantize(model, data.calibration_x, engine="qnnpack")
-    return {width: _offloaded_gemms(qmodel, (data.test_x[:batch],), width) for width in cols}
+    with warnings.catch_warnings():
+        # torch 2.13 deprecates the quantized tensors its eager models are made of (sim.run).
+        warnings.filterwarnings("ignore", message="torch.quantize_per_tensor, torch.quantize_per")
+        qmodel = quantize(model, data.calibration_x, engine="qnnpack")
+        return {width: _offloaded_gemms(qmodel, (data.test_x[:batch],), width) for width in cols}
 
 
 def _exported_gemms(path: Path, width: int) -> list[Gemm]:
