@@ -25,14 +25,16 @@ def free_port() -> int:
 
 
 def _stop(processes: list[subprocess.Popen]) -> None:
-    for process in reversed(processes):
-        process.terminate()
+    """Wait a few seconds for each process to exit, then terminate it, then kill it."""
     for process in processes:
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        for end in (None, subprocess.Popen.terminate, subprocess.Popen.kill):
+            if end is not None:
+                end(process)
+            try:
+                process.wait(timeout=5)
+                break
+            except subprocess.TimeoutExpired:
+                continue
 
 
 @contextlib.contextmanager
@@ -79,8 +81,13 @@ def external_cluster(workers: int = 2, *, timeout: float = 60.0):
                     **quiet,
                 )
             )
-        with Client(address, timeout=timeout) as client:
+        client = Client(address, timeout=timeout)
+        try:
             client.wait_for_workers(workers, timeout=timeout)
-        yield address
+            yield address
+        finally:
+            # The scheduler and its workers exit at once (they take ~10 s over a SIGTERM); the
+            # client closes with them (closing it again waits for the gone scheduler).
+            client.shutdown()
     finally:
         _stop(processes)

@@ -1,7 +1,8 @@
 """sim.sweep's RTL sample: the smallest point runs on Verilator and agrees with the model."""
 
+from accel_checks import native_config
+
 from sim.sweep import run
-from tests.accel_checks import native_config
 
 #: The cycle model's stated error for GEMMs (docs/perf-model.md; tests/test_perf.py holds 5 %).
 STATED_ERROR = 0.05

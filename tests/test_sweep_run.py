@@ -7,8 +7,11 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 
 import pytest
+import torch
+from sweep_cluster import ROOT, external_cluster, free_port
 
 from hdl.config import AccelConfig
 from hdl.fpga import BoardReport, ResourceUse
@@ -17,7 +20,6 @@ from sim.sweep import read_results, run
 from sim.sweep.__main__ import main
 from sim.sweep.space import grid_points, parse_field, point_key
 from sim.sweep.workload import workload_gemms, workload_name
-from tests.sweep_cluster import ROOT, external_cluster, free_port
 
 GEMMS = "gemm:40x24x36,8x10x64"
 SPACE = {"rows": [2, 4], "cols": [4, 8], "dataflow": ["ws", "os"]}
@@ -196,3 +198,27 @@ def test_a_killed_sweep_resumes_without_losing_or_repeating_a_point(tmp_path):
     expected = {point_key(config, workload_name(workload, None)) for config in grid_points(space)}
     assert len(keys) == len(set(keys)) == 24
     assert set(keys) == expected == {row["key"] for row in rows}
+
+
+def test_a_user_pt2e_program_is_a_workload(tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torchao's notices, XNNPACKQuantizer's deprecation
+        from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+        from torchao.testing.pt2e._xnnpack_quantizer import (
+            XNNPACKQuantizer,
+            get_symmetric_quantization_config,
+        )
+
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(16, 8), torch.nn.ReLU()).eval()
+        x = torch.randn(3, 16)
+        quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config())
+        prepared = prepare_pt2e(torch.export.export(model, (x,)).module(), quantizer)
+        prepared(x)
+        path = tmp_path / "tiny.pt2"
+        torch.export.save(torch.export.export(convert_pt2e(prepared), (x,)), path)
+    (gemm,) = workload_gemms(path, [4])[4]
+    assert (gemm.m, gemm.n, gemm.k, gemm.macs) == (3, 8, 16, 3 * 8 * 16)
+    assert workload_name(path, None).startswith("tiny.pt2@")
+    with pytest.raises(ValueError, match=r"^a \.pt2 program runs at the input shapes it records"):
+        workload_gemms(path, [4], batch=2)
