@@ -37,7 +37,9 @@ def dask_client(scheduler: str | None, *, workers: int | None = None, timeout: f
             n_workers=workers,
             threads_per_worker=1,
             processes=True,
-            dashboard_address=None,
+            # A free port for the scheduler's HTTP routes: with None they still take 8787, and
+            # a second sweep on the machine would fail to start.
+            dashboard_address=":0",
             silence_logs=logging.ERROR,
         )
         with cluster, Client(cluster) as client:
