@@ -133,6 +133,7 @@ def test_an_unreachable_scheduler_is_named(tmp_path):
         (["--grid", "rows="], "'rows=' gives rows no values"),
         (["--grid", "rows=4", "--workload", "resnet"], "workload must be one of 'mlp', 'cnn'"),
         (["--grid", "rows=4", "--workload", "gemm:4x4"], "a GEMM workload is gemm:MxNxK"),
+        (["--grid", "rows=4", "--batch", "2"], "batch applies to the reference models, not"),
         (
             ["--grid", "rows=4", "--batch", "0", "--workload", "cnn"],
             r"batch must be an int in \[1, 359\]",
@@ -222,3 +223,24 @@ def test_a_user_pt2e_program_is_a_workload(tmp_path):
     assert workload_name(path, None).startswith("tiny.pt2@")
     with pytest.raises(ValueError, match=r"^a \.pt2 program runs at the input shapes it records"):
         workload_gemms(path, [4], batch=2)
+
+
+def test_the_command_line_prints_the_front_and_writes_the_plots(tmp_path, capsys):
+    out, plots = tmp_path / "s.csv", tmp_path / "plots"
+    argv = ["--workload", GEMMS, "--grid", "rows=2,4", "cols=4,8", "--out", str(out)]
+    assert main([*argv, "--workers", "1", "--no-progress", "--plot", str(plots)]) == 0
+    printed = capsys.readouterr().out
+    assert "Pareto front:" in printed and "least energy x latency" in printed
+    assert sorted(p.name for p in plots.iterdir()) == [
+        "pareto.png",
+        "roofline.png",
+        "utilization.png",
+    ]
+    assert len(read_results(out)) == 4
+
+
+def test_a_point_failing_on_a_worker_is_named(tmp_path):
+    too_deep = "gemm:1x1x200000"  # beyond the int32 accumulation limit of sim.schedule
+    message = r"^sweep point AccelConfig\(rows=2, .*\): k must be at most 131071"
+    with pytest.raises(RuntimeError, match=message):
+        run({"rows": [2]}, too_deep, tmp_path / "s.csv", workers=1, progress=False)

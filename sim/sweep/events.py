@@ -47,9 +47,6 @@ class Events:
             **{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)}
         )
 
-    def as_dict(self) -> dict[str, int]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
 
 def count_events(program: list[Instruction], config: AccelConfig, estimate: PerfEstimate) -> Events:
     """The events of `program` on `config`; DRAM bytes from its `estimate` (module doc)."""

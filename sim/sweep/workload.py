@@ -54,9 +54,20 @@ def _is_gemms(workload) -> bool:
     return not isinstance(workload, str | Path) or str(workload).startswith("gemm:")
 
 
+def _check_batch(workload, batch: int | None) -> None:
+    if batch is None:
+        return
+    if _is_gemms(workload):
+        raise ValueError("batch applies to the reference models, not to a GEMM list")
+    if str(workload).endswith(".pt2"):
+        raise ValueError("a .pt2 program runs at the input shapes it records; drop batch")
+
+
 def workload_name(workload, batch: int | None) -> str:
     """The name of `workload` in result rows: the model and batch, the GEMM list, or the
-    program file's name and a hash of its bytes (so an edited file is a new workload)."""
+    program file's name and a hash of its bytes (so an edited file is a new workload); raises
+    as `workload_gemms` for a bad workload or a `batch` it does not take."""
+    _check_batch(workload, batch)
     if _is_gemms(workload):
         return "gemm:" + ",".join(f"{g.m}x{g.n}x{g.k}" for g in _parse_gemms(workload))
     if str(workload).endswith(".pt2"):
@@ -83,15 +94,13 @@ def workload_gemms(workload, cols, batch: int | None = None) -> dict[int, list[G
     ------
     ValueError
         An unknown workload, a malformed GEMM list, a missing or bad program file, a `batch`
-        below 1 or above the test split, a `batch` given with a program file.
+        below 1 or above the test split, a `batch` given with a GEMM list or a program file.
     """
     cols = sorted(set(cols))
+    _check_batch(workload, batch)
     if _is_gemms(workload):
-        gemms = _parse_gemms(workload)
-        return dict.fromkeys(cols, gemms)
+        return dict.fromkeys(cols, _parse_gemms(workload))
     if str(workload).endswith(".pt2"):
-        if batch is not None:
-            raise ValueError("a .pt2 program runs at the input shapes it records; drop batch")
         return {width: _exported_gemms(Path(workload), width) for width in cols}
     _require_model(workload)
     return _model_gemms(workload, cols, 1 if batch is None else batch)
