@@ -12,10 +12,9 @@ from sim.sweep.synth_area import synth_area
 
 
 def test_calibrate_recovers_a_linear_model():
-    logic = dict(zip(LOGIC_TERMS, [1000, 50, 20, 30, 400, 10, 300, 7, 5], strict=False))
-    bits = dict(zip(MEMORY_TERMS, [100, 1, 1, 2], strict=True))
+    logic = {term: 1000.0 / (i + 1) for i, term in enumerate(LOGIC_TERMS)}
+    bits = {term: 3.0 * (i + 1) for i, term in enumerate(MEMORY_TERMS)}
     truth = {"sram_bit_um2": 0.5, "logic_um2": logic, "memory_bits": bits}
-    assert len(logic) == len(LOGIC_TERMS)
 
     def measure(config):
         figures = area(config, truth)

