@@ -48,7 +48,8 @@ build's, ``python -m hdl.gen --board``) the build's configuration at its achieve
 slowest clock's), otherwise the default 100 MHz, which no build of ours reaches
 (docs/fpga.md). The last line of every run says which clock was used and why.
 
-``--json`` writes the same figures for scripts (and ``clock``: its MHz and source).
+``--json`` writes the same figures for scripts (and ``clock``: its MHz and source). ``--plot DIR``
+(models and ``--model``) draws each offloaded layer's utilization into a PNG in DIR.
 """
 
 from __future__ import annotations
@@ -227,6 +228,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="model a board build: take the configuration from its report.json (python -m "
         "hdl.gen --board) and turn cycles into time at its achieved Fmax; replaces --rows, "
         "--cols and the other configuration options",
+    )
+    parser.add_argument(
+        "--plot",
+        type=Path,
+        metavar="DIR",
+        help="models and --model: write DIR/layer_utilization.png, each offloaded layer's "
+        "utilization (sim.sweep.plots)",
     )
     parser.add_argument(
         "--trace",
@@ -493,6 +501,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.model is not None:
         report = run_model_file(parser, args, config)
         finish(report, config, clock_source, args.json)
+        plot_layers(report, config, args.plot)
         return 0
     if args.input_shape is not None:
         parser.error("--input-shape gives the input of --model; the workloads make their own")
@@ -508,6 +517,8 @@ def main(argv: list[str] | None = None) -> int:
             check_pruning(args.sparsity, args.pattern)
         except ValueError as error:
             parser.error(str(error))
+    if args.plot is not None and args.workload not in MODELS:
+        parser.error(f"--plot draws a model's layers; the {args.workload} workload has none")
     if args.backend is None:
         args.backend = "verilator" if args.workload in MODELS else "golden"
     if args.trace is not None:
@@ -545,7 +556,20 @@ def main(argv: list[str] | None = None) -> int:
         report = run_spmm(args, config) if args.workload == "spmm" else run_gemm(args, config)
         render(report, _console())
     finish(report, config, clock_source, args.json)
+    plot_layers(report, config, args.plot)
     return 0 if report["mismatches"] == 0 else 1
+
+
+def plot_layers(report: dict, config: AccelConfig, directory: Path | None) -> None:
+    """``--plot DIR``: the per-layer utilization of a model run as DIR/layer_utilization.png."""
+    if directory is None:
+        return
+    from sim.sweep.plots import layer_utilization_plot
+
+    path = directory / "layer_utilization.png"
+    title = f"{report.get('workload', report.get('model'))} on {config.rows}x{config.cols}"
+    layer_utilization_plot(report["layers"], config.macs, title, path)
+    _console().print(f"plot: {path}")
 
 
 #: Where the clock of the modeled times comes from when no ``--fpga-report`` is given.

@@ -20,8 +20,17 @@ ALLOWED = {
     "models": {"hdl", "sim"},
 }
 
-#: The application layer: `python -m sim.run` and the runs it drives, which may use everything.
-APPLICATION = {"sim/run.py", "sim/model_run.py", "sim/exported_run.py", "sim/pruned_run.py"}
+#: The application layer: `python -m sim.run` and the runs it drives, and `python -m sim.sweep`
+#: with its workload derivation (it quantizes and offloads the models), which may use everything.
+APPLICATION = {
+    "sim/run.py",
+    "sim/model_run.py",
+    "sim/exported_run.py",
+    "sim/pruned_run.py",
+    "sim/sweep/__init__.py",
+    "sim/sweep/__main__.py",
+    "sim/sweep/workload.py",
+}
 
 FIRST_PARTY = set(ALLOWED) | {"bench", "tests"}
 
