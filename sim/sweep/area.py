@@ -16,6 +16,10 @@ sweep uses a linear model per component instead:
 - area (mm^2) = logic + memory bits x `SRAM_BIT_UM2` (a 45 nm 6T bitcell, 0.346 um^2: Mistry et
   al., IEDM 2007, over an assumed 70 % array efficiency).
 
+The sparse engine's nonzeros cache (``sparse_cache_beats`` beats of `hdl.sparse.nonzeros_layout`
+bits, and its 3-beat FIFO) is added exactly, not fitted (`cache_bits`): `DEFAULT_MODEL` was fitted
+to builds made before the cache existed, and `calibrate` fits the rest of the memory bits.
+
 `calibrate(configs)` fits both by least squares to `synth_area` runs; `DEFAULT_MODEL` holds the
 fit of `CALIBRATION` (``python -m sim.sweep.area`` reruns it and prints the coefficients and the
 fit's errors, docs/sweep.md). A model is data (``--area-model FILE.json``, `load_model`).
@@ -30,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from hdl.config import AccelConfig, Dataflow
+from hdl.sparse import nonzeros_layout
 
 __all__ = [
     "CALIBRATION",
@@ -39,6 +44,7 @@ __all__ = [
     "SRAM_BIT_UM2",
     "VALIDATION",
     "area",
+    "cache_bits",
     "calibrate",
     "load_model",
 ]
@@ -125,6 +131,13 @@ def _features(configs, terms) -> np.ndarray:
     return np.array([[term(c) for term in terms.values()] for c in configs], float)
 
 
+def cache_bits(config: AccelConfig) -> int:
+    """Bits of the sparse engine's nonzeros cache and of its 3-beat FIFO (0 without an engine)."""
+    if not config.has_sparse_engine:
+        return 0
+    return (config.sparse_cache_beats + 3) * nonzeros_layout(config).size
+
+
 def area(config: AccelConfig, model: dict | None = None) -> dict[str, float]:
     """Logic um^2, memory bits and total mm^2 of `config` by `model` (default the fit of
     `CALIBRATION`)."""
@@ -134,7 +147,7 @@ def area(config: AccelConfig, model: dict | None = None) -> dict[str, float]:
     )
     bits = float(
         _features([config], MEMORY_TERMS)[0] @ [model["memory_bits"][t] for t in MEMORY_TERMS]
-    )
+    ) + cache_bits(config)
     return {
         "logic_um2": logic,
         "memory_bits": bits,
@@ -160,6 +173,8 @@ def calibrate(configs, measure=None) -> tuple[dict, list[dict]]:
     model = {"sram_bit_um2": SRAM_BIT_UM2}
     for name, terms in (("logic_um2", LOGIC_TERMS), ("memory_bits", MEMORY_TERMS)):
         target = np.array([m[name] for m in measured], float)
+        if name == "memory_bits":  # the cache is added exactly, not fitted
+            target -= [cache_bits(c) for c in configs]
         coefficients, *_ = np.linalg.lstsq(_features(configs, terms), target, rcond=None)
         model[name] = dict(zip(terms, (round(float(c), 3) for c in coefficients), strict=True))
     fits = [
