@@ -367,10 +367,19 @@ class Device:
         self.bytes_from_device += 4 * m * n
         return data.view(np.dtype("<i4")).reshape(m, n).astype(np.int32)
 
-    def spmm_int32(self, xt: DeviceBuffer, weight: np.ndarray, *, name: str = "spmm") -> np.ndarray:
+    def spmm_int32(
+        self,
+        xt: DeviceBuffer,
+        weight: np.ndarray,
+        *,
+        name: str = "spmm",
+        columns: int | None = None,
+    ) -> np.ndarray:
         """int8 ``weight`` [N, K] times int8 ``xt`` [K, M] (in device memory) on the sparse
         engine, which multiplies only the weight's nonzeros: the int32 [N, M] accumulators
-        ``weight @ xt``, brought back to the host (`sim.spmm_schedule.spmm_schedule`).
+        ``weight @ xt``, brought back to the host (`sim.spmm_schedule.spmm_schedule`). With
+        `columns`, only xt's first `columns` columns are the operand (the rest pad its rows to
+        whole bus words): the result has those columns and the run records that M.
 
         The weight's nonzeros are packed into the engine's beats and uploaded on its first use
         (per array object) and stay.
@@ -391,16 +400,19 @@ class Device:
             raise ValueError(
                 f"{name}: the input has {k} rows, the weight {weight.shape[1]} columns"
             )
+        used = m if columns is None else columns
+        if isinstance(used, bool) or not isinstance(used, int) or not 1 <= used <= m:
+            raise ValueError(f"{name}: columns must be an int in [1, {m}], not {columns!r}")
         resident = self._resident_sparse(weight)
         out = self.allocate(4 * n * m)
         try:
             layout = spmm_layout(resident.packed, m, xt.address, out, resident.addresses)
-            self._run(name, (m, n, k), spmm_schedule(layout))
+            self._run(name, (used, n, k), spmm_schedule(layout))
             data = self.transport.read(out, 4 * n * m)
         finally:
             self.free(out)
         self.bytes_from_device += 4 * n * m
-        return data.view(np.dtype("<i4")).reshape(n, m).astype(np.int32)
+        return data.view(np.dtype("<i4")).reshape(n, m)[:, :used].astype(np.int32)
 
     def _gemm(self, name: str, x: DeviceBuffer, resident: _Weights, n: int) -> int:
         """Run ``x @ weights`` into a new region (int8 requantized with the resident parameter

@@ -311,8 +311,8 @@ class LayerRunner:
         xt = np.zeros((rows.shape[1], padded_columns(m, self.device.config)), np.int8)
         xt[:, :m] = rows.T
         try:
-            run = partial(self.device.spmm_int32, weight=layer.weight, name=name)
-            acc = self._from_host(xt, run)[:, :m]
+            run = partial(self.device.spmm_int32, weight=layer.weight, name=name, columns=m)
+            acc = self._from_host(xt, run)
         except PoolExhaustedError as error:
             self.device.drop_sparse(layer.weight)
             key = (name, id(layer.weight), rows.shape[0])

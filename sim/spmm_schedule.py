@@ -12,6 +12,7 @@ double buffering are those of `sim.program_builder.ProgramBuilder`, as for the d
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -180,7 +181,8 @@ def spmm_memory(
     memory = np.zeros(end, np.uint8)
     for start, piece in zip(starts[:-1], flat, strict=True):
         memory[start : start + piece.size] = piece.view(np.uint8)
-    return memory, spmm_layout(packed, m, starts[0], starts[-1], starts[1:-1])
+    layout = spmm_layout(packed, m, starts[0], starts[-1], starts[1:-1])
+    return memory, dataclasses.replace(layout, size=end)  # the image's aligned end
 
 
 def spmm_schedule(layout: SpmmLayout, *, cache: bool = True) -> list[Instruction]:
