@@ -14,26 +14,8 @@ Run: ``python bench/fuzz_programs.py [--count 100000] [--seed 1] [--dataflow ws]
 import argparse
 import sys
 
-from hdl.config import AccelConfig
 from sim.drivers.accel_native import NativeAccelerator
-from sim.fuzz import Campaign
-
-
-def fuzz_config(dataflow: str, sparse: bool) -> AccelConfig:
-    """tests/accel_checks.native_config(dataflow) (with ``sparse_lanes=0`` without a sparse
-    engine): a 4x4 array, an 8-byte bus at a 12-cycle latency, 64 KiB of memory."""
-    return AccelConfig(
-        rows=4,
-        cols=4,
-        dataflow=dataflow,
-        spad_bytes=1024,
-        acc_rows=64,
-        bus_bytes=8,
-        mem_latency=12,
-        mem_bytes=1 << 16,
-        sparse_depth=32,
-        **({} if sparse else {"sparse_lanes": 0}),
-    )
+from sim.fuzz import Campaign, native_config
 
 
 def main(argv=None) -> int:
@@ -46,7 +28,7 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--show", type=int, default=10, help="disagreements to print (10)")
     args = parser.parse_args(argv)
-    config = fuzz_config(args.dataflow, not args.no_sparse_engine)
+    config = native_config(args.dataflow, **({"sparse_lanes": 0} if args.no_sparse_engine else {}))
 
     def progress(report):
         print(

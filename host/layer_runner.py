@@ -141,13 +141,8 @@ class LayerRunner:
             raise ValueError(
                 f"{name}: the input has {k} features, the layer expects {layer.in_features}"
             )
-        choice = self._choose(name, layer, m)
-        if choice.engine == "sparse":
-            rows = self._sparse_rows(name, self.device.download(x), layer)
-            choice = self._choose(name, layer, m)  # dense after all if memory ran out
-            out = self.device.upload(rows) if rows is not None else None
-        if choice.engine == "dense":
-            out = self.device.linear(x, layer, name=name)
+        rows, choice = self._on_sparse_engine(name, layer, m, lambda: self.device.download(x))
+        out = self.device.linear(x, layer, name=name) if rows is None else self.device.upload(rows)
         self._runs.append((name, "linear", m * n * k, choice))
         return out
 
@@ -279,47 +274,51 @@ class LayerRunner:
         to the host; `macs` of the GEMM are the layer's own (default M x N x K)."""
         if macs is None:
             macs = rows.shape[0] * layer.out_features * layer.in_features
-        choice = self._choose(name, layer, rows.shape[0])
-        if choice.engine == "sparse":
-            out = self._sparse_rows(name, rows, layer)
-            choice = self._choose(name, layer, rows.shape[0])  # dense after all if memory ran out
-        if choice.engine == "dense":
+        out, choice = self._on_sparse_engine(name, layer, rows.shape[0], lambda: rows)
+        if out is None:
             buffer = self._from_host(rows, lambda x: self.device.linear(x, layer, name=name))
             out = self.device.download(buffer)
             self.device.release(buffer)
         self._runs.append((name, kind, macs, choice))
         return out
 
-    def _choose(self, name: str, layer: QuantLayer, m: int) -> EngineChoice:
-        """The engine for `m` rows through `layer` (made once per layer and M)."""
+    def _on_sparse_engine(
+        self, name: str, layer: QuantLayer, m: int, rows: Callable[[], np.ndarray]
+    ) -> tuple[np.ndarray | None, EngineChoice]:
+        """The engine choice for `m` rows through `layer` (made once per layer and M) and, when
+        it is the sparse engine, the int8 [M, N] result computed there from `rows()` (the int8
+        [M, K] input); None for the dense array, whose run is the caller's. A sparse layer whose
+        operands do not fit in the device memory left turns dense for good (its packed
+        nonzeros freed)."""
         key = (name, id(layer.weight), m)
         cached = self._choices.get(key)
         if cached is None or cached[0] is not layer.weight:
             requested = self.engine.get(name, self.engine.get("*", "auto"))
             choice = choose_engine(layer.weight, m, self.device.config, requested)
             self._choices[key] = cached = (layer.weight, choice)
-        return cached[1]
+        choice = cached[1]
+        if choice.engine == "dense":
+            return None, choice
+        try:
+            return self._sparse_rows(name, rows(), layer), choice
+        except PoolExhaustedError as error:
+            self.device.drop_sparse(layer.weight)
+            fallback = f"operands did not fit in device memory ({error})"
+            choice = replace(choice, engine="dense", fallback=fallback)
+            self._choices[key] = (layer.weight, choice)
+            return None, choice
 
-    def _sparse_rows(self, name: str, rows: np.ndarray, layer: QuantLayer) -> np.ndarray | None:
+    def _sparse_rows(self, name: str, rows: np.ndarray, layer: QuantLayer) -> np.ndarray:
         """int8 `rows` [M, K] through `layer` on the sparse engine: int8 [M, N] on the host,
-        the accumulators requantized as the device's requantizer does. None when its operands
-        do not fit in the device memory left: the layer's choice then becomes dense for good
-        (its packed nonzeros freed)."""
+        the accumulators requantized as the device's requantizer does (`PoolExhaustedError`
+        when its operands do not fit in device memory)."""
         # X^T's rows start on bus words (its columns padded with zeros to whole words), so the
         # X loads move one word per C-byte row instead of two.
         m = rows.shape[0]
         xt = np.zeros((rows.shape[1], padded_columns(m, self.device.config)), np.int8)
         xt[:, :m] = rows.T
-        try:
-            run = partial(self.device.spmm_int32, weight=layer.weight, name=name, columns=m)
-            acc = self._from_host(xt, run)
-        except PoolExhaustedError as error:
-            self.device.drop_sparse(layer.weight)
-            key = (name, id(layer.weight), rows.shape[0])
-            weight, choice = self._choices[key]
-            fallback = f"operands did not fit in device memory ({error})"
-            self._choices[key] = (weight, replace(choice, engine="dense", fallback=fallback))
-            return None
+        run = partial(self.device.spmm_int32, weight=layer.weight, name=name, columns=m)
+        acc = self._from_host(xt, run)
         key = id(layer)
         if key not in self._lanes or self._lanes[key][0] is not layer:
             records = pack_param_records(layer.bias32, layer.requant)

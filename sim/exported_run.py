@@ -34,7 +34,7 @@ from host.device import BACKENDS as DEVICE_BACKENDS
 from host.device import Device
 from host.offload import OffloadWarning, offload
 from host.pt2e import is_pt2e
-from sim.model_run import layer_table, layer_totals
+from sim.model_run import layer_table, layer_totals, mac_shares
 
 _DEQUANTIZE = "quantized_decomposed.dequantize_per_tensor.default"
 
@@ -241,8 +241,6 @@ def render_exported(report: dict, console) -> None:
     summary.add_column("quantity")
     summary.add_column("value", justify="right")
     shapes = ", ".join(f"{x['dtype'].removeprefix('torch.')}{x['shape']}" for x in report["inputs"])
-    accelerator, cpu = report["accelerator_macs"], report["cpu_macs"]
-    share = accelerator / (accelerator + cpu) if accelerator + cpu else 1.0
     steps = report["max_step_difference"]
     largest = f"{report['max_abs_difference']:.4g}"
     if steps is not None:
@@ -253,10 +251,7 @@ def render_exported(report: dict, console) -> None:
         ("inputs (seeded standard normal)", f"{shapes}, seed {report['seed']}"),
         ("outputs equal to torch's run", f"{report['equal_outputs']:,} of {report['outputs']:,}"),
         ("largest difference", largest),
-        (
-            "MACs on the accelerator / on the CPU",
-            f"{accelerator:,} / {cpu:,} ({100 * share:.1f} % on the accelerator)",
-        ),
+        ("MACs on the accelerator / on the CPU", mac_shares(report)),
         ("accelerator cycles", f"{report['cycles']:,}"),
         (f"modeled time at {config['clock_mhz']:g} MHz", f"{report['modeled_us']:.1f} us"),
         (

@@ -260,7 +260,7 @@ def render_model(report: dict, console) -> None:
             f"{report['modeled_us_per_batch']:.1f} us per batch, "
             f"{report['modeled_us_per_image']:.2f} us per image",
         ),
-        ("MACs on the accelerator / on the CPU", _mac_shares(report)),
+        ("MACs on the accelerator / on the CPU", mac_shares(report)),
         *_pruning_rows(report),
         (
             "host -> device / device -> host",
@@ -340,7 +340,8 @@ def _pruning_rows(report: dict) -> list[tuple[str, str]]:
     ]
 
 
-def _mac_shares(report: dict) -> str:
+def mac_shares(report: dict) -> str:
+    """'A / C (S % on the accelerator)': the report's MACs on the accelerator and the CPU."""
     accelerator, cpu = report["accelerator_macs"], report["cpu_macs"]
     share = accelerator / (accelerator + cpu) if accelerator + cpu else 1.0
     return f"{accelerator:,} / {cpu:,} ({100 * share:.1f} % on the accelerator)"

@@ -12,8 +12,8 @@ double buffering are those of `sim.program_builder.ProgramBuilder`, as for the d
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -78,15 +78,10 @@ class PackedSparseWeight:
     chunks: tuple[tuple[int, int], ...]
     beats: tuple[tuple[np.ndarray, ...], ...]
 
-    @property
-    def pieces(self) -> list[np.ndarray]:
-        """The beats of every (group, chunk) as bytes, in the order of `beats`."""
-        return [b.astype("<u4").view(np.uint8).reshape(-1) for g in self.beats for b in g]
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes of main memory the packed beats take (without alignment)."""
-        return sum(piece.size for piece in self.pieces)
+    @cached_property
+    def pieces(self) -> tuple[np.ndarray, ...]:
+        """The beats of every (group, chunk) as bytes, in the order of `beats` (made once)."""
+        return tuple(b.astype("<u4").view(np.uint8).reshape(-1) for g in self.beats for b in g)
 
 
 def pack_sparse_weight(w: np.ndarray, config: AccelConfig) -> PackedSparseWeight:
@@ -118,11 +113,16 @@ def pack_sparse_weight(w: np.ndarray, config: AccelConfig) -> PackedSparseWeight
 
 
 def spmm_layout(
-    packed: PackedSparseWeight, m: int, x_addr: int, y_addr: int, nonzeros_addr: list[int]
+    packed: PackedSparseWeight,
+    m: int,
+    x_addr: int,
+    y_addr: int,
+    nonzeros_addr: list[int],
+    size: int | None = None,
 ) -> SpmmLayout:
     """The `SpmmLayout` of `packed` times a K x `m` X at `x_addr` into Y at `y_addr`, the beats
     of each (group, chunk) at the addresses `nonzeros_addr` (in `PackedSparseWeight.pieces`
-    order). ``size`` is the end of the highest region."""
+    order). ``size``: the memory image's size, by default the end of the highest region."""
     m = require_int("m", m, 1)
     pieces = packed.pieces
     if len(nonzeros_addr) != len(pieces):
@@ -143,7 +143,7 @@ def spmm_layout(
         packed.row_groups,
         packed.chunks,
         nonzeros,
-        max(ends),
+        max(ends) if size is None else size,
     )
 
 
@@ -181,8 +181,7 @@ def spmm_memory(
     memory = np.zeros(end, np.uint8)
     for start, piece in zip(starts[:-1], flat, strict=True):
         memory[start : start + piece.size] = piece.view(np.uint8)
-    layout = spmm_layout(packed, m, starts[0], starts[-1], starts[1:-1])
-    return memory, dataclasses.replace(layout, size=end)  # the image's aligned end
+    return memory, spmm_layout(packed, m, starts[0], starts[-1], starts[1:-1], size=end)
 
 
 def spmm_schedule(layout: SpmmLayout, *, cache: bool = True) -> list[Instruction]:

@@ -6,6 +6,7 @@ import numpy as np
 from hdl.config import AccelConfig
 from hdl.isa import Instruction
 from hdl.top_ports import COUNTERS
+from sim.fuzz import native_config  # noqa: F401 - the tests' shared 4x4 build, re-exported
 from sim.fuzz.expected import dma_bytes_read as bytes_read
 from sim.golden.layers import QuantLayer
 from sim.golden.requant import RequantParams
@@ -25,23 +26,6 @@ def small_config(rows: int = 2, cols: int = 2, dataflow: str = "ws", **options) 
         bus_bytes=4,
         mem_bytes=1 << 14,
         sparse_depth=16,
-    )
-    return AccelConfig(**{**fields, **options})
-
-
-def native_config(dataflow: str = "ws", **options) -> AccelConfig:
-    """The 4x4 configuration the native-harness tests share (one cached build per dataflow):
-    an 8-byte bus at a 12-cycle latency, 64 KiB of memory, sparse passes of 32 rows."""
-    fields = dict(
-        rows=4,
-        cols=4,
-        dataflow=dataflow,
-        spad_bytes=1024,
-        acc_rows=64,
-        bus_bytes=8,
-        mem_latency=12,
-        mem_bytes=1 << 16,
-        sparse_depth=32,
     )
     return AccelConfig(**{**fields, **options})
 

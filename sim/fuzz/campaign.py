@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from hdl.config import AccelConfig
 from hdl.isa import ErrorCode
 from sim.drivers.accel_native import NativeAccelerator
 from sim.drivers.native import SimulationTimeoutError
@@ -88,6 +89,24 @@ class Report:
                 f"programs/s: {self.programs_per_second:.0f} ({self.seconds:.1f} s)",
             ]
         )
+
+
+def native_config(dataflow: str = "ws", **options) -> AccelConfig:
+    """The 4x4 configuration campaigns run on (bench/fuzz_programs.py) and the native-harness
+    tests share, so one cached build per dataflow serves both: an 8-byte bus at a 12-cycle
+    latency, 64 KiB of memory, sparse passes of 32 rows; `options` replace fields."""
+    fields = dict(
+        rows=4,
+        cols=4,
+        dataflow=dataflow,
+        spad_bytes=1024,
+        acc_rows=64,
+        bus_bytes=8,
+        mem_latency=12,
+        mem_bytes=1 << 16,
+        sparse_depth=32,
+    )
+    return AccelConfig(**{**fields, **options})
 
 
 class Campaign:
