@@ -96,6 +96,9 @@ class BoardTop(wiring.Component):
         wiring.connect(m, accel.mem, memory.bus)
         wiring.connect(m, bridge.mem, memory.host)
         wiring.connect(m, bridge.cmd, accel.cmd)
+        # PUSH frames carry no end-of-program mark: a deadlock behind a FENCE or a full queue
+        # still ends in DEADLOCK, one at the program's end waits (the host checks programs first).
+        m.d.comb += accel.cmd_last.eq(0)
         wiring.connect(m, uart_rx.stream, bridge.rx)
         wiring.connect(m, bridge.tx, uart_tx.stream)
         m.d.comb += [

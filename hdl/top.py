@@ -14,7 +14,10 @@ Controller
     ``error`` and ``error_index`` hold its code and index, nothing after it starts, and what is
     running or queued finishes (then ``idle`` rises), except queued instructions waiting for a
     token that can no longer come: once nothing runs and each queue is empty or waits at its
-    head, ``idle`` rises with them unrun.
+    head, ``idle`` rises with them unrun. The same frozen state with no error is DEADLOCK when
+    no word to come could push a token: the dispatcher holds a good word it cannot queue (a
+    FENCE, or its queue is full), or the program's final word (``cmd_last``) is in; its index is
+    the dispatcher's position (the held word's index, or the program's length).
     Each queue's unit starts its head instruction once the dependency tokens it pops are there
     (four counters: load->compute, compute->load, compute->store, store->compute) and pushes its
     tokens when the instruction has finished:
@@ -190,17 +193,19 @@ class Accelerator(wiring.Component):
         queues_empty = Const(1)
         for queue in queues.values():  # `level`: r_rdy rises a cycle after a write
             queues_empty = queues_empty & (queue.level == 0)
-        self._dispatcher(m, queues, live, queues_empty & units_idle, spmm)
-        # Stopped by an error with nothing running and every queue empty or its head waiting for
-        # a token: no token can come any more, so those instructions never run (a deadlock the
-        # error exposed) and the accelerator is done.
-        stranded = self._stopped & units_idle
+        # Nothing runs and every queue is empty or its head waits for a token: only a word the
+        # dispatcher has yet to queue can push one.
+        frozen = units_idle
         for name, waiting in (
             ("load", self._load_waiting),
             ("compute", self._compute_waiting),
             ("store", self._store_waiting),
         ):
-            stranded = stranded & ((queues[name].level == 0) | waiting)
+            frozen = frozen & ((queues[name].level == 0) | waiting)
+        self._dispatcher(m, queues, live, queues_empty & units_idle, frozen, spmm)
+        # Stopped (an error or DEADLOCK) and frozen: no token can come any more, so the waiting
+        # instructions never run and the accelerator is done.
+        stranded = self._stopped & frozen
         # Not idle in the cycle a runtime error is being latched into `error` (an SPMM's last
         # row can be dropped in the cycle the pass ends, so the units are already idle then).
         done = (queues_empty & units_idle & ~self._pending) | stranded
@@ -209,7 +214,7 @@ class Accelerator(wiring.Component):
         return m
 
     # ---------------------------------------------------------------------------------------
-    def _dispatcher(self, m: Module, queues, live, all_idle, spmm) -> None:
+    def _dispatcher(self, m: Module, queues, live, all_idle, frozen, spmm) -> None:
         # Two check stages between ``cmd`` and dispatch, so that the checks (field selects, a
         # multiply, adds and compares) are not one combinational path with the dispatch
         # decision: stage 1 holds the word and the product of its address checks
@@ -294,6 +299,19 @@ class Accelerator(wiring.Component):
                     m.d.sync += self.error.eq(ErrorCode.SPARSE_FORMAT)
                 with m.Else():
                     m.d.sync += self.error.eq(ErrorCode.ACC_RANGE)
+        # DEADLOCK: frozen with a queue waiting (not `all_idle`), and no word to come that could
+        # push a token: stage 2 holds a good word that cannot move until something finishes (a
+        # FENCE, or its queue is full), or the program's final word (``cmd_last``) is queued.
+        ended = Signal()  # the last word ``cmd`` gave carried ``cmd_last``
+        with m.If(self.cmd.valid & self.cmd.ready):
+            m.d.sync += ended.eq(self.cmd_last)
+        held = pending & ~bad & Mux(fence, 1, ~room)
+        drained = ended & ~staged & ~pending
+        deadlock = ~stopped & frozen & ~all_idle & (held | drained) & ~self._runtime_error
+        with m.If(deadlock):  # the index: the held word's, or the program's length
+            m.d.sync += [stopped.eq(1), self.error.eq(ErrorCode.DEADLOCK)]
+            if spmm is not None:
+                m.d.sync += self.error_index.eq(index)
         self._stopped = stopped
         self._dispatch_blocked = pending & ~ready & ~stopped
         self._fence_waiting = pending & fence & ~bad & ~all_idle & ~stopped

@@ -6,14 +6,21 @@ things that drive it (the native Verilator harness, cocotb, an FPGA shell):
 ``cmd``
     The command stream: one 128-bit instruction word per beat (docs/isa.md), least significant
     bit first. Taken in order; back-pressure while the dispatcher waits (full queue, FENCE).
+``cmd_last``
+    High with a program's final word on ``cmd`` (read as the word is taken). Once a program's
+    final word is in, the accelerator knows no later word can push a token: a program whose
+    instructions wait for tokens then ends with DEADLOCK instead of waiting for more words. A
+    driver that cannot mark the end (the board's bridge) holds it low; a deadlock behind a
+    FENCE or a full queue is found either way.
 ``mem``
     The main-memory port (`hdl.memport.memory_port_signature`, the accelerator is the master).
 ``idle``
     High when every accepted instruction has finished and no memory traffic is outstanding.
 ``error`` / ``error_index``
     `hdl.isa.ErrorCode` and the index (0-based, counted over accepted ``cmd`` beats) of the first
-    bad instruction; once ``error`` is nonzero the accelerator accepts no more commands, lets the
-    running instructions finish and then reports ``idle``.
+    bad instruction (DEADLOCK: the dispatcher's position, docs/isa.md); once ``error`` is
+    nonzero the accelerator accepts no more commands, lets the running instructions finish and
+    then reports ``idle``.
 ``counters``
     `COUNTERS`, each `COUNTER_BITS` wide, counting from reset (`counter_layout`) modulo
     ``2 ** config.counter_bits`` (48 by default; the bits above are 0).
@@ -59,6 +66,7 @@ def accelerator_signature(config: AccelConfig) -> wiring.Signature:
     return wiring.Signature(
         {
             "cmd": wiring.In(stream.Signature(unsigned(WORD_BITS))),
+            "cmd_last": wiring.In(1),
             "mem": Out(memory_port_signature(config.bus_bytes)),
             "idle": Out(1),
             "error": Out(ErrorCode),

@@ -36,7 +36,7 @@ import numpy as np
 from hdl.bridge import COUNTER_BYTES, CRC_BYTES, Command, Status
 from hdl.config import AccelConfig
 from hdl.crc import crc16
-from hdl.isa import ErrorCode, Instruction, encode_program
+from hdl.isa import ErrorCode, Instruction, ProgramError, check_program, encode_program
 from hdl.top_ports import COUNTERS
 from host.device import DeviceError, ProgramRun, Transport
 
@@ -270,7 +270,13 @@ class SerialTransport(Transport):
         counters, modulo ``2 ** config.counter_bits``: exact unless the run was long enough for
         a counter to wrap, which the wall time tells (then `SerialProtocolError`). After an
         error the accelerator takes no more words until it is reset, so the board is then of no
-        further use; the error index is counted within `program`."""
+        further use; the error index is counted within `program`.
+
+        A PUSH carries no end-of-program mark, so the board cannot tell a program that
+        deadlocks at its end from one whose words are still coming: such a program raises
+        `hdl.isa.ProgramError` (DEADLOCK) before a word is sent. Every other bad program is
+        sent, and the accelerator reports it (`DeviceError`)."""
+        _refuse_a_deadlock_at_the_end(program, self.config, self.memory_bytes)
         started = self.clock()
         before = self.counters()
         self.push(encode_program(program))
@@ -306,3 +312,12 @@ class SerialTransport(Transport):
                 f"2**{config.counter_bits}, so the differences are ambiguous; split the "
                 "program or build with a larger counter_bits"
             )
+
+
+def _refuse_a_deadlock_at_the_end(program: list[Instruction], config, memory_bytes) -> None:
+    """Raise the checker's DEADLOCK when `program` deadlocks once every word is dispatched."""
+    try:
+        check_program(program, config, memory_bytes)
+    except ProgramError as error:
+        if error.code is ErrorCode.DEADLOCK and error.index == len(program):
+            raise

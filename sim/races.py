@@ -214,7 +214,12 @@ class Ordering:
                 return
             if not progressed:
                 stuck = min(heads[0] for heads in waiting.values() if heads)
-                raise ProgramError(stuck, ErrorCode.DEADLOCK, "waits for a token nobody pushes")
+                raise ProgramError(
+                    dispatched,
+                    ErrorCode.DEADLOCK,
+                    f"deadlock: instruction {stuck} waits for a token nobody pushes",
+                    stuck=stuck,
+                )
 
     def before(self, i: int, j: int) -> bool:
         """Whether instruction i is guaranteed to finish before instruction j starts."""

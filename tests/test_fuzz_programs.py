@@ -48,8 +48,11 @@ def test_fuzzed_programs_agree_with_the_model(accelerators, name):
     print(f"\n{name}:\n{report.summary()}")
     assert report.programs == count
     assert all(report.kinds[kind] >= count // len(KINDS) for kind in KINDS), report.kinds
-    # Each verdict occurs, and most programs are compared in full.
-    assert all(report.verdicts[v] > count // 20 for v in (OK, ERROR, HANG)), report.verdicts
+    # Clean runs, errors and deadlocks each occur, nothing hangs, and most programs are
+    # compared in full.
+    assert all(report.verdicts[v] > count // 20 for v in (OK, ERROR)), report.verdicts
+    assert report.codes["DEADLOCK"] > count // 20, report.codes
+    assert report.hangs == report.verdicts[HANG] == 0, report.verdicts
     assert report.memory_compared > 0.8 * count and report.counters_compared > 0.9 * count
     assert report.crashes == 0
     shown = "\n".join(str(d) for d in report.disagreements[:5])
@@ -78,9 +81,11 @@ def _perturbed(change):
             lambda e: e.verdict == ERROR and setattr(e, "code", ErrorCode.DRAM_RANGE),
             "model says error",
         ),
-        # A clean program predicted to hang, a hang predicted clean.
-        (lambda e: setattr(e, "verdict", HANG if e.verdict == OK else e.verdict), "hardware says"),
-        (lambda e: setattr(e, "verdict", OK if e.verdict == HANG else e.verdict), "hardware hung"),
+        # A clean program predicted to deadlock, a deadlock predicted clean.
+        (lambda e: e.verdict == OK and _deadlocked(e), "hardware says ok"),
+        (lambda e: e.code is ErrorCode.DEADLOCK and _clean(e), "hardware says error DEADLOCK"),
+        # The words the dispatcher took.
+        (lambda e: e.accepted is not None and setattr(e, "accepted", e.accepted - 1), "accepted"),
         # One byte of the final memory, one counter.
         (lambda e: e.memory.__setitem__(np.s_[0], e.memory[0] ^ 1), "memory differs"),
         (lambda e: e.counters.__setitem__("macs", e.counters["macs"] + 1), "counter macs"),
@@ -91,6 +96,23 @@ def test_the_comparison_catches_a_perturbed_prediction(accelerators, monkeypatch
     report = Campaign(accelerators("ws"), 5).run(120)
     assert report.disagreements, "a perturbed model went unnoticed"
     assert any(what in d.what for d in report.disagreements), report.disagreements[0]
+
+
+def _deadlocked(expected):
+    expected.verdict, expected.code, expected.index = ERROR, ErrorCode.DEADLOCK, 0
+
+
+def _clean(expected):
+    expected.verdict, expected.code, expected.index = OK, ErrorCode.NONE, -1
+
+
+def test_a_hang_is_a_disagreement(accelerators, monkeypatch):
+    """With a quiet bound below the memory latency, runs stop as hangs: each one is reported."""
+    monkeypatch.setattr(campaign, "QUIET_CYCLES", 2)
+    report = Campaign(accelerators("ws"), 5).run(60)
+    assert report.hangs > 0
+    hung = [d for d in report.disagreements if "hardware hung" in d.what]
+    assert len(hung) == report.hangs, report.disagreements[:3]
 
 
 def test_a_disagreement_names_the_program():

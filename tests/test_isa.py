@@ -210,12 +210,18 @@ def test_a_double_buffered_program_passes():
             r"LOAD_WGT has no previous queue for pop_prev",
         ),
         ([store(push_next=True)], 0, ErrorCode.BAD_DEPS, r"STORE has no next queue for push_next"),
-        ([load(), matmul(pop_prev=True)], 1, ErrorCode.DEADLOCK, r"waits for a token"),
+        # DEADLOCK at the dispatcher's position: here the program's length.
+        (
+            [load(), matmul(pop_prev=True)],
+            2,
+            ErrorCode.DEADLOCK,
+            r"every word is dispatched, and instruction 1 \(MATMUL\) waits for a token",
+        ),
         (
             [matmul(pop_next=True), store(pop_prev=True, push_prev=True)],
-            0,
+            2,
             ErrorCode.DEADLOCK,
-            r"waits for a token",
+            r"instruction 0 \(MATMUL\) waits for a token",
         ),
     ],
 )
@@ -243,7 +249,7 @@ def test_spmm_limits_k_and_nonzero_bytes():
 
 def test_a_pop_waiting_behind_a_full_queue_deadlocks():
     """QUEUE_DEPTH MATMULs that each wait for a LOAD after them fit in the compute queue; one more
-    holds the dispatcher, so the LOADs never come (the hardware hangs)."""
+    holds the dispatcher, so the LOADs never come: DEADLOCK at that MATMUL."""
     for count, stuck in ((QUEUE_DEPTH, None), (QUEUE_DEPTH + 1, 0)):
         program = [matmul(pop_prev=True)] * count + [load(push_next=True)] * count
         replay = replay_dispatch(program)
@@ -254,16 +260,22 @@ def test_a_pop_waiting_behind_a_full_queue_deadlocks():
             assert replay.order == (*range(count, 2 * count), *range(count))
         else:
             assert replay.dispatched == QUEUE_DEPTH  # the next MATMUL holds the dispatcher
-            with pytest.raises(ProgramError, match=r"^instruction 0: waits for a token") as caught:
+            with pytest.raises(
+                ProgramError,
+                match=rf"^instruction {QUEUE_DEPTH}: deadlock: the dispatcher holds this MATMUL: "
+                r"its queue is full, and instruction 0 \(MATMUL\) waits",
+            ) as caught:
                 check_program(program, CONFIG, MEMORY)
-            assert caught.value.code is ErrorCode.DEADLOCK
+            assert (caught.value.code, caught.value.stuck) == (ErrorCode.DEADLOCK, 0)
 
 
 def test_a_bad_word_behind_a_stuck_fence_is_never_reached():
     stuck = [matmul(pop_prev=True), Instruction(Op.FENCE), load(rows=0)]
-    with pytest.raises(ProgramError, match=r"^instruction 0: ") as caught:
+    with pytest.raises(
+        ProgramError, match=r"^instruction 1: deadlock: the dispatcher holds this FENCE"
+    ) as caught:
         check_program(stuck, CONFIG, MEMORY)
-    assert caught.value.code is ErrorCode.DEADLOCK
+    assert (caught.value.code, caught.value.stuck) == (ErrorCode.DEADLOCK, 0)
     # Without the FENCE the dispatcher reaches the bad word; the stuck MATMUL is dropped.
     with pytest.raises(ProgramError, match=r"^instruction 1: .*rows is 0") as caught:
         check_program([stuck[0], stuck[2]], CONFIG, MEMORY)

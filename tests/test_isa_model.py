@@ -338,7 +338,7 @@ def test_counters_count_instructions_per_queue_and_fences():
         ([spmm(k=5)], 0, ErrorCode.TILE_TOO_LARGE),
         ([load(pop_prev=True)], 0, ErrorCode.BAD_DEPS),
         ([Instruction(Op.FENCE, push_next=True)], 0, ErrorCode.BAD_DEPS),
-        ([load(), matmul(pop_prev=True), store()], 1, ErrorCode.DEADLOCK),
+        ([load(), matmul(pop_prev=True), store()], 3, ErrorCode.DEADLOCK),
     ],
 )
 def test_a_refused_program_reports_code_and_index_and_runs_nothing(program, index, code):

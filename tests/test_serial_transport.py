@@ -10,7 +10,7 @@ import pytest
 from hdl.bridge import Status
 from hdl.config import AccelConfig
 from hdl.crc import crc16
-from hdl.isa import ErrorCode, Instruction, Op
+from hdl.isa import ErrorCode, Instruction, Op, ProgramError
 from hdl.top_ports import COUNTERS
 from host.device import DeviceError
 from host.serial_transport import SerialProtocolError, SerialTransport
@@ -26,8 +26,10 @@ class ScriptedPort:
     def __init__(self, answers: list[bytes]):
         self.answers = list(answers)
         self.out = bytearray()
+        self.written = 0  # bytes written
 
     def write(self, data: bytes) -> int:
+        self.written += len(data)
         if self.answers:
             answer = self.answers.pop(0)
             self.out += answer + crc16(answer, crc16(data[:-2])).to_bytes(2, "little")
@@ -90,6 +92,26 @@ def test_a_run_long_enough_for_a_counter_to_wrap_is_refused():
     wide = AccelConfig(rows=2, cols=2, mem_bytes=1024, clock_mhz=12)  # 48 bits: 68 days
     port = ScriptedPort(execute_answers(counters, counters))
     assert SerialTransport(port, wide, 1024, clock=Clock(3600.0)).execute(PROGRAM).cycles == 0
+
+
+def test_a_program_that_deadlocks_at_its_end_is_refused_before_a_word_is_sent():
+    """The board would wait for more words; a deadlock behind a FENCE, or a bad word, is the
+    board's to report."""
+    stuck = Instruction(
+        Op.MATMUL, act_row=0, wgt_row=0, rows=1, acc_row=0, accumulate=0, pop_prev=True
+    )
+    port = ScriptedPort([])
+    transport = SerialTransport(port, CONFIG, 1024, clock=Clock(1e-4))
+    with pytest.raises(ProgramError, match=r"^instruction 1: deadlock: every word") as caught:
+        transport.execute([stuck])
+    assert (caught.value.code, caught.value.stuck) == (ErrorCode.DEADLOCK, 0)
+    assert port.written == 0  # nothing was sent
+    counters = {name: 0 for name in COUNTERS}
+    port = ScriptedPort(execute_answers(counters, counters, ErrorCode.DEADLOCK, index=1))
+    with pytest.raises(DeviceError, match=r"DEADLOCK at instruction 1 of 2"):
+        SerialTransport(port, CONFIG, 1024, clock=Clock(1e-4)).execute(
+            [stuck, Instruction(Op.FENCE)]
+        )
 
 
 def test_a_silent_board_gives_a_protocol_error_naming_each_try():

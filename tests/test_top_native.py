@@ -16,7 +16,15 @@ from accel_checks import assert_counters_agree, model_run, native_config
 from sparse_operands import sparse_operands
 
 from hdl.config import AccelConfig
-from hdl.isa import ErrorCode, Instruction, Op, ProgramError, encode_program
+from hdl.isa import (
+    QUEUE_DEPTH,
+    ErrorCode,
+    Instruction,
+    Op,
+    ProgramError,
+    check_program,
+    encode_program,
+)
 from hdl.top import Accelerator
 from sim.drivers.accel_native import NativeAccelerator
 from sim.golden.gemm import gemm
@@ -224,6 +232,34 @@ def test_an_error_behind_a_stuck_instruction_stops_without_a_hang(accelerator):
     assert (run.error, run.error_index) == (ErrorCode.BAD_FIELD, 2)
     assert (image[64:80] == 0).all() and (image[80:] == 0xAA).all()  # the STORE ran
     assert run.counters["macs"] == 0
+
+
+@pytest.mark.parametrize("where", ["end", "fence", "full queue"])
+def test_a_deadlocked_program_stops_with_deadlock_where_the_checker_says(accelerator, where):
+    """A STORE waiting for a token no MATMUL pushes, the loads before it run: at the program's
+    end (the harness marks the final word), behind a FENCE and behind a full store queue, the
+    accelerator stops with DEADLOCK at the index and with the words `check_program` gives, the
+    loads' rows written, nothing stored."""
+    sim = accelerator("ws")
+    store = Instruction(
+        Op.STORE, acc_row=0, rows=1, dram_addr=64, dram_stride=16, int8=0, width=4, pop_prev=1
+    )
+    load = Instruction(Op.LOAD_ACT, dram_addr=0, dram_stride=4, rows=4, spad_row=0, width=4)
+    program = {
+        "end": [load, store, load],
+        "fence": [load, store, Instruction(Op.FENCE), load, load],
+        "full queue": [load] + [store] * (QUEUE_DEPTH + 1) + [load],
+    }[where]
+    with pytest.raises(ProgramError) as caught:
+        check_program(program, sim.config, MEMORY)
+    index = caught.value.index
+    assert caught.value.code is ErrorCode.DEADLOCK and caught.value.stuck == 1
+    image = np.full(MEMORY, 0xAA, np.uint8)
+    run = sim.run(image, encode_program(program), quiet_cycles=1000, fresh=True)
+    assert (run.error, run.error_index) == (ErrorCode.DEADLOCK, index)
+    assert run.accepted == min(len(program), index + 2)
+    assert (image == 0xAA).all() and run.counters["bytes_written"] == 0
+    assert run.counters["bytes_read"] > 0  # the first LOAD ran
 
 
 @pytest.mark.parametrize("extra", [-1, 1])

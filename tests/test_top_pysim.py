@@ -11,6 +11,7 @@ from accel_checks import small_config
 from sparse_operands import sparse_operands
 
 from hdl.isa import (
+    QUEUE_DEPTH,
     ErrorCode,
     Instruction,
     Op,
@@ -403,12 +404,34 @@ def test_a_cycle_limit_or_a_hang_raises_naming_the_limit():
     ) as caught:
         run_accelerator(config, memory, words, latency=0, max_cycles=10)
     assert caught.value.cycles == caught.value.counters["cycles"] == 10
-    # A MATMUL waiting for a token that no LOAD pushes: nothing moves any more.
+    # A quiet bound below the array's pipeline depth stops a good run as a hang.
+    with pytest.raises(SimulationTimeoutError, match=r"hung: nothing moved for 2 cycles"):
+        run_accelerator(config, memory, words, latency=0, quiet_cycles=2)
+
+
+def test_a_deadlocked_program_ends_with_deadlock_at_the_dispatchers_position():
+    """A pop that no instruction satisfies: at the program's end (its final word carries
+    ``cmd_last``), behind a FENCE, or behind a full queue, the accelerator stops with DEADLOCK
+    and the index `hdl.isa.check_program` reports, instead of hanging; memory is untouched."""
+    config = config_of()
     stuck = Instruction(
         Op.MATMUL, act_row=0, wgt_row=0, rows=2, acc_row=0, accumulate=0, pop_prev=True
     )
-    with pytest.raises(SimulationTimeoutError, match=r"hung: nothing moved for 40 cycles"):
-        run_accelerator(config, memory, encode_program([stuck]), latency=0, quiet_cycles=40)
+    load = Instruction(Op.LOAD_ACT, dram_addr=0, dram_stride=2, rows=1, spad_row=0, width=2)
+    programs = {
+        "end": ([stuck, load], 2, 2),
+        "fence": ([stuck, Instruction(Op.FENCE), load, load], 1, 3),
+        "full queue": ([stuck] * (QUEUE_DEPTH + 1) + [load], QUEUE_DEPTH, QUEUE_DEPTH + 2),
+    }
+    for name, (program, index, accepted) in programs.items():
+        with pytest.raises(ProgramError) as caught:
+            check_program(program, config, 4096)
+        assert (caught.value.code, caught.value.index) == (ErrorCode.DEADLOCK, index), name
+        memory = np.arange(4096).astype(np.uint8)
+        run = run_accelerator(config, memory.copy(), encode_program(program), latency=1)
+        assert (run.error, run.error_index, run.accepted) == (ErrorCode.DEADLOCK, index, accepted)
+        assert (run.memory == memory).all(), name
+        assert run.counters["macs"] == 0, name
 
 
 def test_a_burst_past_the_end_of_the_memory_array_raises():

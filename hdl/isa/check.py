@@ -35,14 +35,19 @@ class ProgramError(ValueError):
 
     Attributes
     ----------
-    index: the offending instruction's position in the program.
+    index: the offending instruction's position in the program; for DEADLOCK the dispatcher's
+        position, as the accelerator reports it: the word it cannot dispatch (a FENCE, or a
+        word whose queue is full), or the program's length when it dispatched every word.
     code: the `hdl.isa.ErrorCode` the accelerator reports for it.
+    stuck: DEADLOCK only (else None): the first instruction waiting for a token that no
+        instruction will push.
     """
 
-    def __init__(self, index: int, code: ErrorCode, message: str):
+    def __init__(self, index: int, code: ErrorCode, message: str, stuck: int | None = None):
         super().__init__(f"instruction {index}: {message}")
         self.index = index
         self.code = code
+        self.stuck = stuck
 
 
 @dataclass(frozen=True)
@@ -136,9 +141,27 @@ def _check_dispatch(prefix: list[Instruction], bad: ProgramError | None) -> None
     dispatcher never gets past them or (no bad one) they cannot all run, else `bad`."""
     replay = replay_dispatch(prefix)
     if replay.dispatched < len(prefix) or (bad is None and not replay.complete):
-        _fail(replay.stuck, ErrorCode.DEADLOCK, "waits for a token that no instruction will push")
+        raise deadlock_error(prefix, replay)
     if bad is not None:
         raise bad
+
+
+def deadlock_error(program: list[Instruction], replay: Replay) -> ProgramError:
+    """The DEADLOCK of a replay that stalled with `program` (`replay_dispatch`) unfinished, at
+    the dispatcher's position (`ProgramError.index`), naming the stuck instruction."""
+    where = replay.dispatched
+    if where == len(program):
+        at = "every word is dispatched"
+    elif program[where].op is Op.FENCE:
+        at = "the dispatcher holds this FENCE"
+    else:
+        at = f"the dispatcher holds this {program[where].op.name}: its queue is full"
+    stuck = replay.stuck
+    message = (
+        f"deadlock: {at}, and instruction {stuck} ({program[stuck].op.name}) waits for a "
+        f"token that no instruction will push"
+    )
+    return ProgramError(where, ErrorCode.DEADLOCK, message, stuck=stuck)
 
 
 def check_instruction(

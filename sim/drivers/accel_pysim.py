@@ -158,6 +158,7 @@ def run_accelerator(
             model.step(ctx, port, cycle)
             offer = sent < len(values)
             ctx.set(dut.cmd.valid, offer)
+            ctx.set(dut.cmd_last, sent == len(values) - 1)  # the program's final word
             if offer:
                 ctx.set(dut.cmd.payload, values[sent])
             error = ErrorCode(ctx.get(dut.error))

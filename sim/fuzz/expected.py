@@ -6,11 +6,13 @@
    `hdl.isa.check_instruction`); the first bad word is where the dispatcher stops;
 2. dispatch and the token protocol are replayed on the words before it (`hdl.isa.replay_dispatch`,
    queues of `hdl.isa.QUEUE_DEPTH`): if the dispatcher never gets past them, or (no bad word) some
-   instruction waits for a token that never comes, the program deadlocks, and the hardware,
-   which does not detect deadlocks, hangs;
+   instruction waits for a token that never comes, the program deadlocks: DEADLOCK at the
+   dispatcher's position (`hdl.isa.deadlock_error`; the harness marks the final word with
+   ``cmd_last``);
 3. the instructions the replay ran execute on `sim.isa_model.IsaModel`, in the order they started
    in the replay (a legal schedule), up to an SPMM's run-time error;
-4. the verdict: ``ok``, ``error`` (a code and an index) or ``hang``.
+4. the verdict: ``ok`` or ``error`` (a code and an index); ``hang`` is never predicted (a
+   hardware hang is a disagreement).
 
 `Expected` also holds the final memory image and the counters the harness reports, with flags
 saying where the prediction is exact. Not exact: the memory when instructions of different
@@ -35,6 +37,7 @@ from hdl.isa import (
     Op,
     ProgramError,
     check_instruction,
+    deadlock_error,
     decode_word,
     replay_dispatch,
 )
@@ -53,10 +56,10 @@ class Expected:
     Attributes
     ----------
     verdict : str
-        `OK`, `ERROR` or `HANG`.
+        `OK` or `ERROR` (`HANG` is the hardware's verdict only).
     code, index : ErrorCode, int
-        The error and the index of its word (`ERROR`); DEADLOCK and the stuck instruction
-        (`HANG`, the host checker's report; the hardware reports nothing); NONE and -1 (`OK`).
+        The error and the index of its word (`ERROR`; DEADLOCK: the dispatcher's position);
+        NONE and -1 (`OK`).
     alternatives : list of (ErrorCode, int)
         Further (code, index) pairs the hardware may report instead (a run-time error raced
         by a later word's dispatch error).
@@ -65,14 +68,15 @@ class Expected:
     counters : dict
         ``macs``, ``bytes_read`` (bus words, as the load DMAs read them), ``bytes_written``.
     accepted : int or None
-        Words the dispatcher takes (`ERROR` at dispatch: the bad word and, behind it, one more
-        in the check stage; `OK`: all); None where timing decides.
+        Words the dispatcher takes (`ERROR` at dispatch or DEADLOCK at a held word: that word
+        and, behind it, one more in the check stage; `OK`: all); None where timing decides.
     memory_exact, counters_exact : bool
         Whether the memory and the counters are determined (see the module doc).
     races : int
         Racing pairs among the instructions that ran.
     blocked : int
-        Instructions dispatched before the bad word that never ran (waiting for a token).
+        Instructions dispatched before the bad word or the deadlock that never ran (waiting
+        for a token).
     """
 
     verdict: str
@@ -143,7 +147,12 @@ def expected_outcome(config: AccelConfig, words: list[int], memory: np.ndarray) 
     if fault is None and (
         replay.dispatched < len(program) or (bad is None and not replay.complete)
     ):
-        return Expected(HANG, ErrorCode.DEADLOCK, replay.stuck, accepted=None, **outcome)
+        deadlock = deadlock_error(program, replay)
+        blocked = len(replay.done) - len(replay.order)
+        accepted = min(n, deadlock.index + 2)
+        return Expected(
+            ERROR, ErrorCode.DEADLOCK, deadlock.index, accepted=accepted, blocked=blocked, **outcome
+        )
     if fault is not None:  # it stops the dispatcher; the blocked instructions never run
         # Words after it may have been dispatched and run, and instructions the replay would
         # have run after it (before it in program order) may run: exact only without either.

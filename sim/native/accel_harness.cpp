@@ -13,7 +13,8 @@
 //
 // Each call resets the model and runs cycles until it stops. Cycle 0 is the first clock edge
 // after reset. In each cycle the harness drives the inputs with the clock low (the next
-// instruction word on `cmd`, held until accepted; the memory's side of `mem`), lets the logic
+// instruction word on `cmd`, held until accepted, `cmd_last` with the final one; the memory's
+// side of `mem`), lets the logic
 // settle (eval), samples valid/ready, then evaluates the rising edge and applies what
 // transferred to the memory model. The run stops, before the edge of cycle c, with c cycles
 // (status[kCycles]; a faulty request stops the run in the cycle it was accepted in):
@@ -293,6 +294,7 @@ TESSERA_EXPORT int64_t tessera_accel_run(void* handle, uint8_t* memory, int64_t 
         // Synchronous reset: a few edges with rst high, nothing offered, nothing accepted.
         top.rst = 1;
         top.cmd___05Fvalid = 0;
+        top.cmd_last = 0;
         top.mem___05Freq___05Fready = 0;
         top.mem___05Frdata___05Fvalid = 0;
         top.mem___05Fwdata___05Fready = 0;
@@ -323,6 +325,7 @@ TESSERA_EXPORT int64_t tessera_accel_run(void* handle, uint8_t* memory, int64_t 
                 loaded = accepted;
             }
             top.cmd___05Fvalid = cmd_valid;
+            top.cmd_last = cmd_valid && accepted + 1 == words;  // the program's final word
             ReadBurst* head = reads.empty() ? nullptr : &reads.front();
             const bool rdata_valid =
                 head && head->snapped && cycle >= head->ready_cycle && read_credit >= kBus;
