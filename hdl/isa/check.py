@@ -92,10 +92,11 @@ def check_program(
     the instructions before the first bad one, as the hardware meets them:
 
     - the dispatcher never reaches the bad instruction (a FENCE or a full queue holds it
-      behind a pop that no earlier instruction satisfies): DEADLOCK at the stuck instruction;
+      behind a pop that no earlier instruction satisfies): DEADLOCK at the word it holds;
     - otherwise the bad instruction's code and index (the earlier instructions that wait for a
       token that never comes are dropped when the accelerator stops: docs/isa.md, Errors);
-    - a program with no bad instruction whose replay stalls: DEADLOCK.
+    - a program with no bad instruction whose replay stalls: DEADLOCK at the program's
+      length (`deadlock_error`; ``stuck`` names the waiting instruction in both cases).
     """
     if memory_bytes is None:
         memory_bytes = config.mem_bytes
@@ -326,7 +327,7 @@ def replay_dispatch(program: list[Instruction], queue_depth: int = QUEUE_DEPTH) 
     than `queue_depth` instructions that have not started; a FENCE is taken once everything
     before it has run. A queue starts its head once the tokens it pops are there (it then
     leaves the queue, runs and pushes its tokens). The replay stops when everything has run or
-    nothing can move: a stall with work left is a deadlock (the hardware hangs there).
+    nothing can move: a stall with work left is a deadlock (the hardware stops with DEADLOCK).
     """
     queues: dict[Queue, list[int]] = {queue: [] for queue in Queue}
     tokens: dict[tuple[Queue, Queue], int] = {}  # (from, to) -> tokens available
