@@ -23,8 +23,9 @@ def instruction_view(op: Op, word) -> data.View:
 
 def check_span(word, config: AccelConfig) -> Value:
     """The product of `word_error`'s address checks, for a register stage before it:
-    ``(rows - 1) * dram_stride`` of a STORE, or else of a LOAD_ACT / LOAD_WGT (one multiplier
-    for both, the fields chosen by the opcode; other opcodes do not use it), each factor first
+    ``(rows - 1) * dram_stride`` of a STORE, ``nz_beats`` times the bytes of a nonzeros beat of
+    an SPMM (with a sparse engine), or else that of a LOAD_ACT / LOAD_WGT (one multiplier for
+    all, the factors chosen by the opcode; other opcodes do not use it), each factor first
     clamped to ``mem_bytes + 1``. The product is then exact up to ``mem_bytes`` and past it
     otherwise (a factor was clamped and the other is at least 1), so the check decides the
     same, and the multiplier is only as wide as main memory needs: 11 x 11 bits for 1 KiB, not
@@ -37,7 +38,12 @@ def check_span(word, config: AccelConfig) -> Value:
     load, store = instruction_view(Op.LOAD_ACT, word), instruction_view(Op.STORE, word)
     is_store = word[:4] == Op.STORE
     rows = Mux(is_store, clamp(store.rows - 1), clamp(load.rows - 1))
-    return rows * Mux(is_store, clamp(store.dram_stride), clamp(load.dram_stride))
+    stride = Mux(is_store, clamp(store.dram_stride), clamp(load.dram_stride))
+    if config.has_sparse_engine:  # not a second multiplier after the stage: this one
+        spmm, is_spmm = instruction_view(Op.SPMM, word), word[:4] == Op.SPMM
+        rows = Mux(is_spmm, clamp(spmm.nz_beats), rows)
+        stride = Mux(is_spmm, nonzero_beat_bytes(config), stride)
+    return rows * stride
 
 
 def word_error(m: Module, word, config: AccelConfig, span) -> Signal:
@@ -101,10 +107,7 @@ def word_error(m: Module, word, config: AccelConfig, span) -> Signal:
             ),
             (past(spmm.x_row, spmm.k, wgt_rows), ErrorCode.SPAD_RANGE),
             (past(spmm.acc_row, 1, config.acc_rows), ErrorCode.ACC_RANGE),
-            (
-                dram_end(spmm.nz_addr, 0, spmm.nz_beats * nonzero_beat_bytes(config)),
-                ErrorCode.DRAM_RANGE,
-            ),
+            (dram_end(spmm.nz_addr, span, 0), ErrorCode.DRAM_RANGE),
         ],
         Op.STORE: [
             (word[LAYOUTS[Op.STORE].size :].any(), ErrorCode.BAD_FIELD),
