@@ -300,20 +300,20 @@ class Accelerator(wiring.Component):
                 with m.Else():
                     m.d.sync += self.error.eq(ErrorCode.ACC_RANGE)
         # DEADLOCK: frozen with a queue waiting (not `all_idle`), and no word to come that could
-        # push a token: stage 2 holds a good word that cannot move until something finishes (a
+        # push a token: stage 2 holds a word that cannot move until something finishes (a
         # FENCE, or its queue is full), or the program's final word (``cmd_last``) is queued.
         ended = Signal()  # the last word ``cmd`` gave carried ``cmd_last``
         with m.If(self.cmd.valid & self.cmd.ready):
             m.d.sync += ended.eq(self.cmd_last)
-        held = pending & ~bad & Mux(fence, 1, ~room)
+        blocked = pending & ~ready & ~stopped  # a good word (a bad one is always taken)
         drained = ended & ~staged & ~pending
-        deadlock = ~stopped & frozen & ~all_idle & (held | drained) & ~self._runtime_error
+        deadlock = ~stopped & frozen & ~all_idle & (blocked | drained) & ~self._runtime_error
         with m.If(deadlock):  # the index: the held word's, or the program's length
             m.d.sync += [stopped.eq(1), self.error.eq(ErrorCode.DEADLOCK)]
             if spmm is not None:
                 m.d.sync += self.error_index.eq(index)
         self._stopped = stopped
-        self._dispatch_blocked = pending & ~ready & ~stopped
+        self._dispatch_blocked = blocked
         self._fence_waiting = pending & fence & ~bad & ~all_idle & ~stopped
 
     # ---------------------------------------------------------------------------------------

@@ -96,7 +96,7 @@ def check_program(
     - otherwise the bad instruction's code and index (the earlier instructions that wait for a
       token that never comes are dropped when the accelerator stops: docs/isa.md, Errors);
     - a program with no bad instruction whose replay stalls: DEADLOCK at the program's
-      length (`deadlock_error`; ``stuck`` names the waiting instruction in both cases).
+      length (`dispatch_error`; ``stuck`` names the waiting instruction in both cases).
     """
     if memory_bytes is None:
         memory_bytes = config.mem_bytes
@@ -109,7 +109,7 @@ def check_program(
         except ProgramError as error:
             bad = error
             break
-    _check_dispatch(program if bad is None else program[: bad.index], bad)
+    _raise_any(dispatch_error(program if bad is None else program[: bad.index], bad))
 
 
 def check_words(words, config: AccelConfig, memory_bytes: int | None = None) -> list[Instruction]:
@@ -127,7 +127,7 @@ def check_words(words, config: AccelConfig, memory_bytes: int | None = None) -> 
             bad = error
             break
         program.append(instruction)
-    _check_dispatch(program, bad)
+    _raise_any(dispatch_error(program, bad))
     return program
 
 
@@ -137,17 +137,25 @@ def words_as_ints(words) -> list[int]:
     return [int(a) | int(b) << 32 | int(c) << 64 | int(d) << 96 for a, b, c, d in rows]
 
 
-def _check_dispatch(prefix: list[Instruction], bad: ProgramError | None) -> None:
-    """Replay the instructions before the first bad one (`bad`, None for none): DEADLOCK if the
-    dispatcher never gets past them or (no bad one) they cannot all run, else `bad`."""
-    replay = replay_dispatch(prefix)
+def dispatch_error(
+    prefix: list[Instruction], bad: ProgramError | None, replay: Replay | None = None
+) -> ProgramError | None:
+    """The error the dispatcher stops with, given the instructions before the first bad word
+    (`prefix`) and that word's error (`bad`, None for none): DEADLOCK if it never gets past
+    `prefix` or (no bad word) they cannot all run, else `bad`. `replay` is `replay_dispatch`
+    of `prefix`, when the caller has it."""
+    replay = replay_dispatch(prefix) if replay is None else replay
     if replay.dispatched < len(prefix) or (bad is None and not replay.complete):
-        raise deadlock_error(prefix, replay)
-    if bad is not None:
-        raise bad
+        return _deadlock_error(prefix, replay)
+    return bad
 
 
-def deadlock_error(program: list[Instruction], replay: Replay) -> ProgramError:
+def _raise_any(error: ProgramError | None) -> None:
+    if error is not None:
+        raise error
+
+
+def _deadlock_error(program: list[Instruction], replay: Replay) -> ProgramError:
     """The DEADLOCK of a replay that stalled with `program` (`replay_dispatch`) unfinished, at
     the dispatcher's position (`ProgramError.index`), naming the stuck instruction."""
     where = replay.dispatched

@@ -7,7 +7,7 @@
 2. dispatch and the token protocol are replayed on the words before it (`hdl.isa.replay_dispatch`,
    queues of `hdl.isa.QUEUE_DEPTH`): if the dispatcher never gets past them, or (no bad word) some
    instruction waits for a token that never comes, the program deadlocks: DEADLOCK at the
-   dispatcher's position (`hdl.isa.deadlock_error`; the harness marks the final word with
+   dispatcher's position (`hdl.isa.dispatch_error`; the harness marks the final word with
    ``cmd_last``);
 3. the instructions the replay ran execute on `sim.isa_model.IsaModel`, in the order they started
    in the replay (a legal schedule), up to an SPMM's run-time error;
@@ -37,8 +37,8 @@ from hdl.isa import (
     Op,
     ProgramError,
     check_instruction,
-    deadlock_error,
     decode_word,
+    dispatch_error,
     replay_dispatch,
 )
 from hdl.sparse import nonzero_beat_bytes
@@ -144,15 +144,6 @@ def expected_outcome(config: AccelConfig, words: list[int], memory: np.ndarray) 
         counters_exact=True,
     )
     n = len(words)
-    if fault is None and (
-        replay.dispatched < len(program) or (bad is None and not replay.complete)
-    ):
-        deadlock = deadlock_error(program, replay)
-        blocked = len(replay.done) - len(replay.order)
-        accepted = min(n, deadlock.index + 2)
-        return Expected(
-            ERROR, ErrorCode.DEADLOCK, deadlock.index, accepted=accepted, blocked=blocked, **outcome
-        )
     if fault is not None:  # it stops the dispatcher; the blocked instructions never run
         # Words after it may have been dispatched and run, and instructions the replay would
         # have run after it (before it in program order) may run: exact only without either.
@@ -162,10 +153,11 @@ def expected_outcome(config: AccelConfig, words: list[int], memory: np.ndarray) 
         if bad is not None:
             expected.alternatives.append((bad.code, bad.index))
         return expected
-    if bad is not None:
+    stop = dispatch_error(program, bad, replay)  # DEADLOCK, or the bad word
+    if stop is not None:  # the dispatcher holds that word, and one more in the check stage
         blocked = len(replay.done) - len(replay.order)
-        accepted = min(n, bad.index + 2)
-        return Expected(ERROR, bad.code, bad.index, accepted=accepted, blocked=blocked, **outcome)
+        accepted = min(n, stop.index + 2)
+        return Expected(ERROR, stop.code, stop.index, accepted=accepted, blocked=blocked, **outcome)
     return Expected(OK, ErrorCode.NONE, -1, accepted=n, **outcome)
 
 

@@ -14,10 +14,10 @@
 // Each call resets the model and runs cycles until it stops. Cycle 0 is the first clock edge
 // after reset. In each cycle the harness drives the inputs with the clock low (the next
 // instruction word on `cmd`, held until accepted, `cmd_last` with the final one; the memory's
-// side of `mem`), lets the logic
-// settle (eval), samples valid/ready, then evaluates the rising edge and applies what
-// transferred to the memory model. The run stops, before the edge of cycle c, with c cycles
-// (status[kCycles]; a faulty request stops the run in the cycle it was accepted in):
+// side of `mem`), lets the logic settle (eval), samples valid/ready, then evaluates the rising
+// edge and applies what transferred to the memory model. The run stops, before the edge of
+// cycle c, with c cycles (status[kCycles]; a faulty request stops the run in the cycle it was
+// accepted in):
 //   - when every word has been accepted and `idle` is high: success;
 //   - when `error` is nonzero and `idle` is high: the accelerator's error (code and index);
 //   - after max_cycles cycles (kTimeout) or quiet_limit quiet cycles in a row (kHang): a cycle is
