@@ -26,13 +26,16 @@ from rich.console import Console
 from rich.table import Table
 
 from hdl.config import AccelConfig
-from hdl.isa import PARAM_RECORD_BYTES, Instruction, Op, encode_program
+from hdl.isa import Instruction, Op, encode_program
 from sim.backends import get_backend
 from sim.drivers.accel_native import NativeAccelerator
 from sim.golden.gemm import gemm
+from sim.golden.param_records import pack_param_records
+from sim.golden.requant import RequantParams
 from sim.golden.sparse import random_24, random_sparse
 from sim.isa_model import IsaModel
 from sim.perf import gemm_estimate, program_estimate
+from sim.program_builder import place
 from sim.spmm_schedule import spmm_memory, spmm_schedule
 
 N, K, M = 256, 256, 64
@@ -44,40 +47,45 @@ def sparse_run(accelerator, w, x, config, cache: bool) -> tuple[int, int]:
     """(RTL cycles, modeled cycles) of the scheduled SPMM program; the result checked."""
     image, layout = spmm_memory(w, x, config)
     program = spmm_schedule(layout, cache=cache)
-    memory = np.zeros(-(-layout.size // config.bus_bytes) * config.bus_bytes, np.uint8)
+    _, size = place([layout.size], config.bus_bytes)
+    memory = np.zeros(size, np.uint8)
     memory[: image.size] = image
-    run = accelerator.run(memory, encode_program(program))
-    assert run.error.name == "NONE", run.error
+    cycles = timed_run(accelerator, memory, program, config)
     assert np.array_equal(layout.result(memory), gemm(w, x)), "wrong result"
-    return int(run.cycles), program_estimate(program, config).cycles
+    return cycles
 
 
 def int8_store_run(accelerator, w, x, config) -> tuple[int, int]:
     """(RTL cycles, modeled cycles) of the cached program with int8 STOREs (the what-if of the
     module docstring); the RTL's memory checked against the ISA model's."""
     image, layout = spmm_memory(w, x, config)
-    params_addr = -(-layout.size // 16) * 16
-    memory = np.zeros(params_addr + config.cols * PARAM_RECORD_BYTES, np.uint8)
+    # M = 0.85 * 2**-10 on every lane, no bias: at 90 % zeros Y then takes 166 distinct int8
+    # values, 1.9 % of them 0 and none clamped (so the comparison is not vacuous).
+    multiplier = np.full(config.cols, 0.85 * 2**-10, np.float32)
+    records = pack_param_records(np.zeros(config.cols, np.int32), RequantParams(multiplier, 0))
+    (_, params_addr), size = place([layout.size, records.size], config.bus_bytes)
+    memory = np.zeros(size, np.uint8)
     memory[: image.size] = image
-    records = memory[params_addr:].reshape(config.cols, PARAM_RECORD_BYTES)
-    # m24 = 0xD9999A, shift 34: M = 0.85 * 2**-10, zero point 0. At 90 % zeros Y then takes
-    # 163 distinct int8 values, 1.8 % of them 0 and none clamped (so the check is not vacuous).
-    records[:, 4:7] = (0x9A, 0x99, 0xD9)
-    records[:, 7] = 34
+    memory[params_addr : params_addr + records.size] = records
     program = [Instruction(Op.LOAD_PARAMS, dram_addr=params_addr, lanes=config.cols)]
     for ins in spmm_schedule(layout, cache=True):
-        if ins.op is Op.STORE:
-            offset = (ins.dram_addr - layout.y_addr) // 4
-            fields = {**ins.fields, "int8": 1, "dram_addr": layout.y_addr + offset}
-            ins = Instruction(
-                Op.STORE, **{**fields, "dram_stride": ins.dram_stride // 4}, **ins.deps
-            )
+        if ins.op is Op.STORE:  # the same rows of Y, a byte per value instead of four
+            int8_addr = layout.y_addr + (ins.dram_addr - layout.y_addr) // 4
+            fields = dict(ins.fields, int8=1, dram_addr=int8_addr, dram_stride=ins.dram_stride // 4)
+            ins = Instruction(Op.STORE, **fields, **ins.deps)
         program.append(ins)
     model = IsaModel(config, memory)
     model.run(program)
+    cycles = timed_run(accelerator, memory, program, config)
+    assert np.array_equal(memory, model.memory), "RTL and ISA model disagree"
+    return cycles
+
+
+def timed_run(accelerator, memory, program, config) -> tuple[int, int]:
+    """(RTL cycles, `sim.perf` cycles) of `program` on `memory` (updated in place), which must
+    end without an error."""
     run = accelerator.run(memory, encode_program(program))
     assert run.error.name == "NONE", run.error
-    assert np.array_equal(memory, model.memory), "RTL and ISA model disagree"
     return int(run.cycles), program_estimate(program, config).cycles
 
 
